@@ -1,0 +1,78 @@
+"""The Starlette application: routes, lifespan and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from api import health, jobs, seed
+from api.errors import EXCEPTION_HANDLERS
+from api.services import Services
+from api.waiting import JobEvents
+from shared import schedules, storage
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Redis must answer quickly or the API answers 503: a hung Redis must never hang a request.
+REDIS_TIMEOUT_SECONDS = 1.0
+
+routes = [
+    Route("/v1/jobs", jobs.create_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", jobs.delete_job, methods=["DELETE"]),
+    Route("/v1/jobs/{job_id}/result", jobs.get_result, methods=["GET"]),
+    Route("/upload", seed.upload, methods=["POST"]),
+    Route("/task/{task_id}", seed.task, methods=["GET"]),
+    Route("/download/{task_id}", seed.download, methods=["GET"]),
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the API for these settings; Redis connections are made in the lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+        storage.ensure_dirs(settings.data_dir)
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        async_redis = AsyncRedis.from_url(
+            settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30
+        )
+        events = JobEvents(async_redis)
+        listener = asyncio.create_task(events.run(), name="imgpress-job-events")
+        try:
+            schedules.register_sweep(redis, settings)
+        except RedisError as exc:
+            # The API still starts (and answers 503 until Redis is back); the next start
+            # registers the sweep again.
+            log.warning("could not register the periodic sweep: %s", exc)
+        try:
+            yield {"services": Services(settings, redis, async_redis, events)}
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await async_redis.aclose()
+            redis.close()
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+
+
+def app_from_env() -> Starlette:
+    """The app configured from the environment: `uvicorn --factory api.app:app_from_env`."""
+    return create_app(Settings.from_env(os.environ))

@@ -1,0 +1,49 @@
+"""Serving a finished job's output: the right headers, a safe file name, conditional requests."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from shared.imaging import EXTENSIONS
+from shared.schema import Job
+
+_UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def download_name(filename: str, media_type: str) -> tuple[str, str]:
+    """(ASCII fallback, Unicode) names for Content-Disposition, with the output's extension."""
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    stem = stem.strip(" .") or "image"
+    ascii_stem = _UNSAFE_ASCII.sub(
+        "_", unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    )
+    ascii_stem = ascii_stem.strip(" ._") or "image"
+    extension = EXTENSIONS.get(media_type, "")
+    return f"{ascii_stem[:100]}{extension}", f"{stem[:100]}{extension}"
+
+
+def etag(job: Job) -> str:
+    """A strong validator for a job's output, which never changes once written."""
+    assert job.output is not None
+    return f'"{job.id}-{job.output.bytes}"'
+
+
+def result_response(request: Request, job: Job, path: Path) -> Response:
+    """The output file as an attachment, or 304 if the client already has it."""
+    assert job.output is not None
+    tag = etag(job)
+    headers = {"ETag": tag, "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    fallback, unicode_name = download_name(job.input.filename, job.output.media_type)
+    disposition = f'attachment; filename="{fallback}"'
+    if unicode_name != fallback:
+        disposition += f"; filename*=UTF-8''{quote(unicode_name, safe='')}"
+    headers["Content-Disposition"] = disposition
+    return FileResponse(path, media_type=job.output.media_type, headers=headers)

@@ -1,0 +1,91 @@
+"""The only map from imgpress errors to HTTP statuses, and the handlers that use it.
+
+Redis's exceptions are the one foreign family that reaches the API; they are translated here
+(to ServiceUnavailable) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.ImgpressError], int] = {
+    errors.BadOption: 400,
+    errors.JobNotFound: 404,
+    errors.JobNotFinished: 409,
+    errors.JobExpired: 410,
+    errors.TooLarge: 413,
+    errors.UnsupportedMedia: 415,
+    errors.CorruptImage: 422,
+    errors.JobFailed: 422,
+    errors.StorageFull: 507,
+    errors.ServiceUnavailable: 503,
+}
+#: Seconds a client should wait before retrying a 503.
+RETRY_AFTER_SECONDS = 5
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+def status_for(error: errors.ImgpressError) -> int:
+    """The HTTP status for an imgpress error, looked up along its class's MRO."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def translate(exc: Exception) -> errors.ImgpressError:
+    """Turn any exception an endpoint lets out into an imgpress error."""
+    if isinstance(exc, errors.ImgpressError):
+        return exc
+    if isinstance(exc, RedisError):
+        log.warning("redis unavailable: %s", exc)
+        return errors.ServiceUnavailable()
+    log.exception("unhandled error", exc_info=exc)
+    error = errors.ImgpressError("Internal error.")
+    error.code = "internal_error"
+    return error
+
+
+def headers_for(error: errors.ImgpressError) -> dict[str, str]:
+    """Extra response headers an error calls for."""
+    if isinstance(error, errors.ServiceUnavailable):
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {}
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of every error response."""
+    return {"error": {"code": code, "message": message}}
+
+
+async def imgpress_error(request: Request, exc: Exception) -> Response:
+    """Render an imgpress error (or a Redis failure, or a bug) as a JSON error response."""
+    error = translate(exc)
+    return JSONResponse(
+        error_body(error.code, error.message), status_code=status_for(error), headers=headers_for(error)
+    )
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Render Starlette's own errors (unknown route, wrong method) in the same JSON shape."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+EXCEPTION_HANDLERS = {
+    errors.ImgpressError: imgpress_error,
+    RedisError: imgpress_error,
+    HTTPException: http_error,
+    Exception: imgpress_error,
+}

@@ -1,0 +1,127 @@
+"""The v1 job endpoints. Each parses, calls one function, responds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import intake, uploads
+from api.downloads import result_response
+from api.services import services
+from shared import jobs, storage
+from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished
+from shared.options import Options
+from shared.schema import Job, JobStatus
+
+#: The longest a client may hold GET /v1/jobs/{id}?wait=N open.
+MAX_WAIT_SECONDS = 30.0
+
+
+def job_url(job_id: str) -> str:
+    """Path of a job's resource."""
+    return f"/v1/jobs/{job_id}"
+
+
+def resource(job: Job) -> dict[str, Any]:
+    """The JSON resource a client sees for a job."""
+    data = job.to_dict()
+    data["links"] = {"self": job_url(job.id), "result": f"{job_url(job.id)}/result"}
+    return data
+
+
+async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
+    """Receive the request's upload and queue it as a job (shared with the seed routes)."""
+    found = services(request)
+    # Query options are known before the body: refuse a bad one without reading the upload.
+    Options.parse(request.query_params, min_quality=min_quality)
+    upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
+    try:
+        options = Options.parse({**request.query_params, **upload.fields}, min_quality=min_quality)
+    except BaseException:
+        upload.path.unlink(missing_ok=True)
+        raise
+    return await run_in_threadpool(intake.accept, found.redis, found.settings, upload, options)
+
+
+async def load_job(request: Request, job_id: str) -> Job:
+    """The job named in the request; JobNotFound or JobExpired if there is none."""
+    return await run_in_threadpool(jobs.load, services(request).redis, job_id)
+
+
+async def wait_for_job(request: Request, job_id: str, seconds: float) -> Job:
+    """The job once it has finished or failed, or as it is after `seconds`."""
+    found = services(request)
+    deadline = time.monotonic() + seconds
+    with found.events.watch(job_id) as changed:
+        job = await load_job(request, job_id)
+        while not job.status.is_terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=remaining)
+            except TimeoutError:
+                break
+            changed.clear()
+            job = await load_job(request, job_id)
+    return job
+
+
+def parse_wait(request: Request) -> float:
+    """The ?wait= parameter in seconds (0 when absent)."""
+    raw = request.query_params.get("wait", "")
+    if raw == "":
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadOption(f"'wait' must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}.") from None
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:
+        raise BadOption(f"'wait' must be from 0 to {MAX_WAIT_SECONDS:g} seconds.")
+    return seconds
+
+
+async def finished_output(request: Request, job_id: str) -> Response:
+    """The result download for a job, or the error that explains why there is none."""
+    job = await load_job(request, job_id)
+    if job.status is JobStatus.FAILED:
+        assert job.error is not None
+        raise JobFailed(job.error.code, job.error.message)
+    if job.status is not JobStatus.FINISHED:
+        raise JobNotFinished()
+    path = storage.output_path(services(request).settings.data_dir, job_id)
+    if not path.exists():
+        raise JobExpired()
+    return result_response(request, job, path)
+
+
+async def create_job(request: Request) -> Response:
+    """POST /v1/jobs: upload an image (multipart or raw body) and queue it."""
+    job = await submit_upload(request)
+    return JSONResponse(resource(job), status_code=202, headers={"Location": job_url(job.id)})
+
+
+async def get_job(request: Request) -> Response:
+    """GET /v1/jobs/{id}: the job resource, optionally waiting up to ?wait= seconds for its end."""
+    job_id = request.path_params["job_id"]
+    seconds = parse_wait(request)
+    job = await (wait_for_job(request, job_id, seconds) if seconds else load_job(request, job_id))
+    return JSONResponse(resource(job))
+
+
+async def get_result(request: Request) -> Response:
+    """GET /v1/jobs/{id}/result: the compressed image."""
+    return await finished_output(request, request.path_params["job_id"])
+
+
+async def delete_job(request: Request) -> Response:
+    """DELETE /v1/jobs/{id}: delete the job's files and record now."""
+    found = services(request)
+    job = await load_job(request, request.path_params["job_id"])
+    await run_in_threadpool(jobs.delete, found.redis, found.settings.data_dir, job.id)
+    return Response(status_code=204)

@@ -1,0 +1,30 @@
+"""What the lifespan makes and the endpoints use, handed over as typed state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from starlette.requests import Request
+
+from api.waiting import JobEvents
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """Shared resources of one API process."""
+
+    settings: Settings
+    #: For RQ and the job store, used from the thread pool.
+    redis: Redis
+    #: For pub/sub only.
+    async_redis: AsyncRedis
+    events: JobEvents
+
+
+def services(request: Request) -> Services:
+    """The services of the app serving `request`."""
+    found: Services = request.state.services
+    return found

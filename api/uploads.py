@@ -1,0 +1,234 @@
+"""Receiving an upload: the body is streamed to a temp file in the data directory, in chunks.
+
+Never holds the whole upload in memory, and stops at IMGPRESS_MAX_UPLOAD_BYTES while
+streaming, whatever Content-Length claims. Multipart bodies are parsed by python-multipart's
+streaming parser, writing the `file` part straight to disk; raw bodies are written as they come.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from shared import storage
+from shared.errors import BadOption, ImgpressError, StorageFull, TooLarge, UnsupportedMedia
+from shared.imaging import SNIFF_BYTES
+
+#: Form fields other than the file are small options; more than this is not a client of ours.
+MAX_FIELDS = 32
+MAX_FIELD_BYTES = 4096
+#: Room for multipart headers and option fields on top of the file itself.
+_ENVELOPE_BYTES = MAX_FIELDS * MAX_FIELD_BYTES
+_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+@dataclass
+class Upload:
+    """A received upload: the temp file holding its bytes and what came with it."""
+
+    path: Path
+    size: int
+    filename: str
+    head: bytes
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def clean_filename(raw: str) -> str:
+    """The user's file name reduced to a display name: last path part, no control characters."""
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    name = _NAME_CHARS.sub("", name).strip().lstrip(".")
+    return name[:200] or "image"
+
+
+class _Sink:
+    """A temp file that refuses to grow past the limit and keeps the file's first bytes."""
+
+    def __init__(self, data_dir: Path, limit: int) -> None:
+        self.path = storage.temp_path(data_dir)
+        self.limit = limit
+        self.size = 0
+        self.head = b""
+        try:
+            self._file: IO[bytes] = open(self.path, "xb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise _storage_error(exc) from None
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise TooLarge(f"The upload is larger than the limit of {self.limit:,} bytes.")
+        if len(self.head) < SNIFF_BYTES:
+            self.head += data[: SNIFF_BYTES - len(self.head)]
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise _storage_error(exc) from None
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise _storage_error(exc) from None
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _storage_error(exc: OSError) -> StorageFull:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageFull()
+    return StorageFull("The server could not store this upload. Try again later.")
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
+
+
+async def receive(request: Request, data_dir: Path, limit: int) -> Upload:
+    """Stream the request body to a temp file; multipart or raw, by its Content-Type."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"multipart/form-data":
+        _check_declared_length(request, limit + _ENVELOPE_BYTES)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise BadOption("The multipart body has no boundary.")
+        return await _receive_multipart(request.stream(), boundary, data_dir, limit)
+    if content_type.startswith(b"image/") or content_type == b"application/octet-stream":
+        _check_declared_length(request, limit)
+        filename = request.query_params.get("filename") or _disposition_filename(request)
+        sink = _Sink(data_dir, limit)
+        try:
+            async for chunk in request.stream():
+                sink.write(chunk)
+            sink.close()
+        except BaseException:
+            sink.discard()
+            raise
+        if sink.size == 0:
+            sink.discard()
+            raise BadOption("The request body is empty; send the image bytes.")
+        return Upload(sink.path, sink.size, clean_filename(filename or "image"), sink.head, {})
+    raise UnsupportedMedia(
+        "Send the image as multipart/form-data (field 'file') or as a raw body "
+        "with Content-Type image/* or application/octet-stream."
+    )
+
+
+def _disposition_filename(request: Request) -> str:
+    _, params = parse_options_header(request.headers.get("content-disposition", ""))
+    raw = params.get(b"filename")
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
+class _MultipartReceiver:
+    """python-multipart callbacks: the `file` part goes to a sink, other parts are options."""
+
+    def __init__(self, data_dir: Path, limit: int) -> None:
+        self.data_dir = data_dir
+        self.limit = limit
+        self.sink: _Sink | None = None
+        self.filename = ""
+        self.fields: dict[str, str] = {}
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._field: str | None = None
+        self._value = bytearray()
+        self._in_file = False
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+        }
+
+    def on_part_begin(self) -> None:
+        self._disposition = b""
+        self._field = None
+        self._value = bytearray()
+        self._in_file = False
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._disposition)
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        if name == "file":
+            if self.sink is not None:
+                raise BadOption("Send one file per job (one 'file' field).")
+            self.sink = _Sink(self.data_dir, self.limit)
+            self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            self._in_file = True
+        else:
+            if len(self.fields) >= MAX_FIELDS:
+                raise BadOption("Too many form fields.")
+            self._field = name
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            assert self.sink is not None
+            self.sink.write(data[start:end])
+        else:
+            self._value += data[start:end]
+            if len(self._value) > MAX_FIELD_BYTES:
+                raise BadOption(f"The form field '{self._field}' is too long.")
+
+    def on_part_end(self) -> None:
+        if self._in_file:
+            assert self.sink is not None
+            self.sink.close()
+            self._in_file = False
+        elif self._field:
+            self.fields[self._field] = self._value.decode("utf-8", "replace")
+
+
+async def _receive_multipart(
+    stream: AsyncIterator[bytes], boundary: bytes, data_dir: Path, limit: int
+) -> Upload:
+    receiver = _MultipartReceiver(data_dir, limit)
+    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in stream:
+            parser.write(chunk)
+        parser.finalize()
+    except BaseException as exc:
+        if receiver.sink is not None:
+            receiver.sink.discard()
+        if isinstance(exc, Exception) and not isinstance(exc, ImgpressError):
+            raise BadOption("The multipart body is malformed.") from None
+        raise
+    sink = receiver.sink
+    if sink is None:
+        raise BadOption("The form has no 'file' field; attach the image as 'file'.")
+    if sink.size == 0:
+        sink.discard()
+        raise BadOption("The uploaded file is empty.")
+    return Upload(
+        sink.path, sink.size, clean_filename(receiver.filename or "image"), sink.head, receiver.fields
+    )

@@ -1,0 +1,1 @@
+"""The contract between the imgpress API and worker: settings, job schema, storage, errors."""

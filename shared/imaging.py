@@ -1,0 +1,128 @@
+"""What imgpress accepts, and the one place Pillow's and libmagic's errors become imgpress errors.
+
+Both sides use it: the API to check an upload's header before queueing it, the worker to
+decode it. Only the formats below are ever given to Pillow (`Image.open(formats=...)`), so
+plugins that shell out (EPS → Ghostscript) or that are known memory hogs are never reached.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import magic
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from shared.errors import CorruptImage, ImgpressError, TooLarge, UnsupportedMedia
+
+#: Pillow format name -> the media type we accept and serve for it.
+FORMATS: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+#: libmagic's answer -> Pillow format name. APNG is a PNG to Pillow.
+SNIFFED: dict[str, str] = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/apng": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+}
+EXTENSIONS: dict[str, str] = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+}
+#: How much of a file libmagic looks at.
+SNIFF_BYTES = 8192
+
+# Everything Pillow is known to raise on hostile input. Catching OSError alone leads to 500s.
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    IndexError,
+    TypeError,
+    KeyError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    RuntimeError,
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What an image's header says, read without decoding its pixels."""
+
+    format: str
+    media_type: str
+    width: int
+    height: int
+
+
+def sniff(head: bytes) -> str:
+    """The allowed media type of a file from its first bytes; raises UnsupportedMedia."""
+    try:
+        media_type = magic.from_buffer(head[:SNIFF_BYTES], mime=True)
+    except magic.MagicException:
+        raise UnsupportedMedia() from None
+    if media_type not in SNIFFED:
+        raise UnsupportedMedia()
+    return media_type
+
+
+@contextmanager
+def decoding_errors() -> Iterator[None]:
+    """Translate anything Pillow raises while reading an image into the imgpress error tree."""
+    try:
+        yield
+    except ImgpressError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge("The image has too many pixels.") from None
+    except MemoryError:
+        raise TooLarge("The image needs more memory to decode than this service allows.") from None
+    except UnidentifiedImageError:
+        raise CorruptImage(
+            "The image cannot be decoded: it is corrupt or uses an unsupported variant."
+        ) from None
+    except _DECODE_ERRORS:
+        raise CorruptImage() from None
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Raise TooLarge if an image (or frame) has more pixels than allowed, CorruptImage if none."""
+    if width <= 0 or height <= 0:
+        raise CorruptImage("The image has no pixels.")
+    if width * height > max_pixels:
+        raise TooLarge(f"The image is {width}x{height} pixels; the limit is {max_pixels:,} pixels in all.")
+
+
+def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
+    """Open an allowed image lazily (header only) and check its size; call inside decoding_errors()."""
+    # Pillow's own bomb check then fires at twice our limit, before any allocation.
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    image = Image.open(path, formats=list(FORMATS))
+    try:
+        check_pixels(image.width, image.height, max_pixels)
+    except ImgpressError:
+        image.close()
+        raise
+    return image
+
+
+def read_header(path: Path, sniffed: str, max_pixels: int) -> Header:
+    """Read an upload's header; the format Pillow finds must be the one libmagic sniffed."""
+    with decoding_errors(), open_image(path, max_pixels) as image:
+        found = image.format or ""
+        if SNIFFED[sniffed] != found:
+            raise UnsupportedMedia("The file's contents do not match an allowed image type.")
+        return Header(found, FORMATS[found], image.width, image.height)

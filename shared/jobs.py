@@ -1,0 +1,94 @@
+"""The job records in Redis: create, read, update and delete, used by both API and worker.
+
+A record is a JSON string at `names.job_key(id)`. Updates use `SET ... XX` so a job deleted
+while a worker holds it is never brought back. Every status change is published on
+`names.EVENTS_CHANNEL` so waiting clients wake without polling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+
+from shared import names, storage
+from shared.errors import JobExpired, JobNotFound
+from shared.schema import Job
+from shared.settings import Settings
+
+
+def submit(connection: Redis, settings: Settings, job: Job) -> None:
+    """Store a new job's record and enqueue it for compression.
+
+    Until it finishes, the job is due to expire one retention period plus one job timeout
+    after upload, so a job that never runs is still cleaned up by the sweep.
+    """
+    provisional_expiry = time.time() + settings.retention_seconds + settings.job_timeout_seconds
+    with connection.pipeline() as pipe:
+        pipe.set(names.job_key(job.id), json.dumps(job.to_dict()))
+        pipe.zadd(names.EXPIRY_KEY, {job.id: provisional_expiry})
+        pipe.execute()
+    Queue(names.QUEUE, connection=connection).enqueue(
+        names.COMPRESS_TASK,
+        job.id,
+        job_id=job.id,
+        job_timeout=settings.job_timeout_seconds,
+        result_ttl=settings.retention_seconds,
+        failure_ttl=settings.retention_seconds,
+        description=f"compress {job.input.media_type} ({job.input.bytes} bytes)",
+    )
+
+
+def load(connection: Redis, job_id: str) -> Job:
+    """The job with this id; raises JobExpired if it was deleted, JobNotFound if it never was."""
+    raw = connection.get(names.job_key(job_id)) if storage.is_job_id(job_id) else None
+    if raw is None:
+        if storage.is_job_id(job_id) and connection.exists(names.gone_key(job_id)):
+            raise JobExpired()
+        raise JobNotFound()
+    return parse(raw)
+
+
+def parse(raw: bytes | str) -> Job:
+    """Decode a stored record."""
+    return Job.from_dict(json.loads(raw))
+
+
+def update(connection: Redis, job: Job, expires_at_epoch: float | None = None) -> bool:
+    """Save a changed job and announce it; False if the job was deleted meanwhile."""
+    with connection.pipeline() as pipe:
+        pipe.set(names.job_key(job.id), json.dumps(job.to_dict()), xx=True)
+        if expires_at_epoch is not None:
+            pipe.zadd(names.EXPIRY_KEY, {job.id: expires_at_epoch}, xx=True)
+        pipe.publish(names.EVENTS_CHANNEL, json.dumps({"id": job.id, "status": job.status.value}))
+        stored = pipe.execute()[0]
+    return bool(stored)
+
+
+def delete(connection: Redis, data_dir: Path, job_id: str) -> None:
+    """Delete a job's files and record now, leaving a marker so it reads as gone (410).
+
+    Harmless if run twice. The RQ job is cancelled if it is still waiting in the queue.
+    """
+    storage.delete_job_files(data_dir, job_id)
+    with connection.pipeline() as pipe:
+        pipe.delete(names.job_key(job_id))
+        pipe.zrem(names.EXPIRY_KEY, job_id)
+        pipe.set(names.gone_key(job_id), "1", ex=names.GONE_SECONDS)
+        pipe.publish(names.EVENTS_CHANNEL, json.dumps({"id": job_id, "status": "deleted"}))
+        pipe.execute()
+    Queue(names.QUEUE, connection=connection).remove(job_id)
+
+
+def due_for_expiry(connection: Redis, now: float, limit: int = 1000) -> list[str]:
+    """Ids of jobs whose retention has run out by `now`, oldest first."""
+    ids = connection.zrangebyscore(names.EXPIRY_KEY, "-inf", now, start=0, num=limit)
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+
+def exists(connection: Redis, job_id: str) -> bool:
+    """True if the job's record is still stored."""
+    return bool(connection.exists(names.job_key(job_id)))

@@ -1,0 +1,140 @@
+"""The job contract: one frozen dataclass stored as JSON in Redis and shown to clients."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.options import Options
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life."""
+
+    #: Uploaded and waiting in the queue for a worker.
+    QUEUED = "queued"
+    #: A worker is compressing it.
+    STARTED = "started"
+    #: Compressed; the result can be downloaded until the job expires.
+    FINISHED = "finished"
+    #: Compression was refused or went wrong; `error` says why.
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job will not change again (apart from being deleted)."""
+        return self in (JobStatus.FINISHED, JobStatus.FAILED)
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC timestamp, the form every job time is kept in."""
+    return to_timestamp(datetime.now(UTC))
+
+
+def to_timestamp(moment: datetime) -> str:
+    """Format an aware datetime as an ISO 8601 UTC timestamp with millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_timestamp(text: str) -> datetime:
+    """Parse a timestamp made by to_timestamp()."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What the client uploaded."""
+
+    filename: str
+    media_type: str
+    bytes: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """What the worker produced."""
+
+    media_type: str
+    bytes: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed: a stable code and a short message for humans."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A compression job, as stored in Redis and (with links) shown to clients."""
+
+    id: str
+    status: JobStatus
+    created_at: str
+    input: InputInfo
+    options: Options
+    started_at: str | None = None
+    finished_at: str | None = None
+    expires_at: str | None = None
+    output: OutputInfo | None = None
+    error: JobError | None = None
+
+    @property
+    def saved_bytes(self) -> int | None:
+        """Bytes saved by compression, once finished."""
+        return None if self.output is None else self.input.bytes - self.output.bytes
+
+    @property
+    def saved_ratio(self) -> float | None:
+        """Fraction of the input saved (0.25 means a quarter smaller), once finished."""
+        if self.output is None or self.input.bytes == 0:
+            return None
+        return round((self.input.bytes - self.output.bytes) / self.input.bytes, 4)
+
+    def started(self) -> Job:
+        """This job, marked as picked up by a worker now."""
+        return replace(self, status=JobStatus.STARTED, started_at=utc_now())
+
+    def finished(self, output: OutputInfo, expires_at: str) -> Job:
+        """This job, marked as finished now with its output."""
+        return replace(
+            self, status=JobStatus.FINISHED, finished_at=utc_now(), output=output, expires_at=expires_at
+        )
+
+    def failed(self, error: JobError, expires_at: str) -> Job:
+        """This job, marked as failed now with its error."""
+        return replace(
+            self, status=JobStatus.FAILED, finished_at=utc_now(), error=error, expires_at=expires_at
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only; the stored form and the base of the client resource."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["saved_bytes"] = self.saved_bytes
+        data["saved_ratio"] = self.saved_ratio
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        """Inverse of to_dict(); ignores the derived fields."""
+        return cls(
+            id=data["id"],
+            status=JobStatus(data["status"]),
+            created_at=data["created_at"],
+            input=InputInfo(**data["input"]),
+            options=Options.from_dict(data["options"]),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            expires_at=data.get("expires_at"),
+            output=OutputInfo(**data["output"]) if data.get("output") else None,
+            error=JobError(**data["error"]) if data.get("error") else None,
+        )

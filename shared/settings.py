@@ -1,0 +1,98 @@
+"""Settings, read once from the environment into a frozen dataclass.
+
+Every variable, with its default, is listed in README.md and .env.example.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """Raised at start-up when an environment variable has a bad value; names the variable."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError("must be a port number from 1 to 65535")
+    return value
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _path(raw: str) -> Path:
+    if not raw:
+        raise ValueError("must not be empty")
+    return Path(raw).expanduser().resolve()
+
+
+def _text(raw: str) -> str:
+    if not raw:
+        raise ValueError("must not be empty")
+    return raw
+
+
+# Field name -> (environment variable, parser, default as the environment would spell it).
+# The defaults live here and nowhere else.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "redis_url": ("IMGPRESS_REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0"),
+    "data_dir": ("IMGPRESS_DATA_DIR", _path, "./data"),
+    "host": ("IMGPRESS_HOST", _text, "127.0.0.1"),
+    "port": ("IMGPRESS_PORT", _port, "8000"),
+    "max_upload_bytes": ("IMGPRESS_MAX_UPLOAD_BYTES", _positive_int, str(50 * MIB)),
+    "max_pixels": ("IMGPRESS_MAX_PIXELS", _positive_int, "50000000"),
+    "max_frames": ("IMGPRESS_MAX_FRAMES", _positive_int, "1000"),
+    "retention_seconds": ("IMGPRESS_RETENTION_SECONDS", _positive_int, "1800"),
+    "job_timeout_seconds": ("IMGPRESS_JOB_TIMEOUT_SECONDS", _positive_int, "120"),
+    "sweep_interval_seconds": ("IMGPRESS_SWEEP_INTERVAL_SECONDS", _positive_int, "60"),
+    "workers": ("IMGPRESS_WORKERS", _positive_int, str(os.cpu_count() or 1)),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything imgpress can be configured with; see README.md for each variable."""
+
+    redis_url: str
+    data_dir: Path
+    host: str
+    port: int
+    max_upload_bytes: int
+    max_pixels: int
+    max_frames: int
+    retention_seconds: int
+    job_timeout_seconds: int
+    sweep_interval_seconds: int
+    workers: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping; raises SettingsError naming a bad variable."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            variable, parse, default = ENVIRONMENT[field.name]
+            raw = environ.get(variable, default).strip()
+            try:
+                values[field.name] = parse(raw)
+            except ValueError as exc:
+                reason = str(exc) if not str(exc).startswith("invalid literal") else "must be a number"
+                raise SettingsError(f"{variable}={raw!r} is not valid: {reason}") from None
+        return cls(**values)

@@ -1,0 +1,90 @@
+"""Where imgpress keeps files. Paths come from pure functions; user file names never become paths.
+
+    {data_dir}/jobs/{job_id}/input    the upload, as received
+    {data_dir}/jobs/{job_id}/output   the compressed result
+    {data_dir}/tmp/{random}.part      uploads and outputs being written
+
+Files are written under tmp/ and os.replace()d into place, so a reader never sees half a file;
+deletes use unlink(missing_ok=True) so cleanup can run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_job_id() -> str:
+    """A fresh random job id: 32 lowercase hex digits (128 random bits)."""
+    return secrets.token_hex(16)
+
+
+def is_job_id(text: str) -> bool:
+    """True if text has the shape of a job id, so it is safe to put in a path."""
+    return _JOB_ID.fullmatch(text) is not None
+
+
+def jobs_dir(data_dir: Path) -> Path:
+    """The folder holding one sub-folder per job."""
+    return data_dir / "jobs"
+
+
+def tmp_dir(data_dir: Path) -> Path:
+    """The folder for files still being written."""
+    return data_dir / "tmp"
+
+
+def job_dir(data_dir: Path, job_id: str) -> Path:
+    """The folder of one job; raises ValueError for anything that is not a job id."""
+    if not is_job_id(job_id):
+        raise ValueError("not a job id")
+    return jobs_dir(data_dir) / job_id
+
+
+def input_path(data_dir: Path, job_id: str) -> Path:
+    """Where a job's upload is kept."""
+    return job_dir(data_dir, job_id) / "input"
+
+
+def output_path(data_dir: Path, job_id: str) -> Path:
+    """Where a job's compressed result is kept."""
+    return job_dir(data_dir, job_id) / "output"
+
+
+def temp_path(data_dir: Path) -> Path:
+    """A fresh, unused name under tmp/ for a file being written."""
+    return tmp_dir(data_dir) / f"{secrets.token_hex(12)}.part"
+
+
+def ensure_dirs(data_dir: Path) -> None:
+    """Create the data folders if they are missing."""
+    jobs_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    tmp_dir(data_dir).mkdir(parents=True, exist_ok=True)
+
+
+def move_into_place(temp: Path, final: Path) -> None:
+    """Atomically publish a finished temp file at its final path."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, final)
+
+
+def delete_input(data_dir: Path, job_id: str) -> None:
+    """Delete a job's upload; harmless if it is already gone."""
+    input_path(data_dir, job_id).unlink(missing_ok=True)
+
+
+def delete_job_files(data_dir: Path, job_id: str) -> None:
+    """Delete every file of a job and its folder; harmless if run twice."""
+    folder = job_dir(data_dir, job_id)
+    if not folder.exists():
+        return
+    for child in folder.iterdir():
+        child.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        pass

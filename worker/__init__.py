@@ -1,0 +1,1 @@
+"""The imgpress worker: RQ task functions (thin) and the pure image pipeline."""

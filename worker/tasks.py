@@ -1,0 +1,130 @@
+"""RQ task functions, run by the stock `rq worker`. Thin: load the job, call the pipeline, record.
+
+The API enqueues these by their dotted names (`shared.names`); it never imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from rq import get_current_job
+
+from shared import jobs, schedules, storage
+from shared.errors import ImgpressError, JobExpired, JobNotFound
+from shared.schema import JobError, to_timestamp
+from shared.settings import Settings
+from worker import pipeline
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def settings() -> Settings:
+    """The worker's settings, read from the environment once per process."""
+    return Settings.from_env(os.environ)
+
+
+def _connection() -> Redis:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("imgpress tasks run inside an RQ worker")
+    return job.connection
+
+
+def compress(job_id: str) -> dict[str, Any]:
+    """Compress one uploaded image and record the outcome on its job."""
+    config = settings()
+    connection = _connection()
+    try:
+        job = jobs.load(connection, job_id)
+    except (JobNotFound, JobExpired):
+        return {"status": "deleted"}
+    job = job.started()
+    if not jobs.update(connection, job):
+        return {"status": "deleted"}
+    limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
+    expires = time.time() + config.retention_seconds
+    expires_at = to_timestamp(datetime.fromtimestamp(expires, UTC))
+    try:
+        output = pipeline.compress(
+            storage.input_path(config.data_dir, job_id),
+            storage.output_path(config.data_dir, job_id),
+            storage.temp_path(config.data_dir),
+            job.options,
+            limits,
+        )
+    except Exception as exc:
+        error = exc if isinstance(exc, ImgpressError) else None
+        if error is None:
+            log.exception("job %s: unexpected error", job_id)
+        storage.delete_input(config.data_dir, job_id)
+        failure = JobError(
+            code=error.code if error else "internal_error",
+            message=error.message if error else "The image could not be processed.",
+        )
+        if jobs.update(connection, job.failed(failure, expires_at), expires):
+            schedules.schedule_expiry(connection, job_id, expires)
+        else:
+            storage.delete_job_files(config.data_dir, job_id)
+        if error is None:
+            raise
+        return {"status": "failed", "code": failure.code}
+    if jobs.update(connection, job.finished(output, expires_at), expires):
+        schedules.schedule_expiry(connection, job_id, expires)
+    else:
+        # Deleted by its owner while we worked on it: do not leave the result behind.
+        storage.delete_job_files(config.data_dir, job_id)
+    return {"status": "finished", "bytes": output.bytes}
+
+
+def expire(job_id: str) -> None:
+    """Delete one job's files and record (its retention is over); harmless if run twice."""
+    jobs.delete(_connection(), settings().data_dir, job_id)
+
+
+def sweep() -> dict[str, int]:
+    """Periodic safety net: expire overdue jobs and delete files that no job owns.
+
+    Runs every IMGPRESS_SWEEP_INTERVAL_SECONDS through rq-scheduler, so a lost or late
+    expiry (scheduler down, job never run) never leaks disk for longer than one interval.
+    """
+    config = settings()
+    connection = _connection()
+    now = time.time()
+    expired = 0
+    for job_id in jobs.due_for_expiry(connection, now):
+        jobs.delete(connection, config.data_dir, job_id)
+        expired += 1
+    orphans = 0
+    cutoff = now - config.retention_seconds
+    for folder in _stale(storage.jobs_dir(config.data_dir), cutoff):
+        if storage.is_job_id(folder.name) and not jobs.exists(connection, folder.name):
+            storage.delete_job_files(config.data_dir, folder.name)
+            orphans += 1
+    for part in _stale(storage.tmp_dir(config.data_dir), cutoff):
+        part.unlink(missing_ok=True)
+        orphans += 1
+    return {"expired": expired, "orphans": orphans}
+
+
+def _stale(folder: Path, cutoff: float) -> list[Path]:
+    """Entries of `folder` last modified before `cutoff` (epoch seconds)."""
+    stale = []
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        try:
+            if entry.stat().st_mtime < cutoff:
+                stale.append(entry)
+        except FileNotFoundError:
+            continue
+    return stale
