@@ -185,6 +185,8 @@ class _MultipartReceiver:
             self.sink = _Sink(self.data_dir, self.limit)
             self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
             self._in_file = True
+        elif b"filename" in params:
+            raise BadOption(f"Unexpected file field '{name}'; attach the image as 'file'.")
         else:
             if len(self.fields) >= MAX_FIELDS:
                 raise BadOption("Too many form fields.")

@@ -1,0 +1,33 @@
+# One image for every imgpress process: the API (the default command), `rq worker`,
+# `rqscheduler` and `rq-dashboard`; docker-compose.yml picks the command per service.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# python-magic needs the libmagic C library to tell what an upload really is.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libmagic1 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# Only what the package is built from: a plain `COPY . .` would also bake in .venv, .git,
+# local data and any .env with secrets in it.
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY api ./api
+COPY worker ./worker
+RUN pip install --no-cache-dir '.[dashboard]'
+
+# /data is created here, owned by the service user, so a named volume mounted on it starts
+# out writable (Docker copies the directory's owner into a new, empty volume).
+RUN useradd --system --create-home --uid 10001 imgpress \
+    && mkdir -p /data \
+    && chown imgpress:imgpress /data
+USER imgpress
+
+ENV IMGPRESS_DATA_DIR=/data
+EXPOSE 8000
+
+CMD ["uvicorn", "--factory", "api.app:app_from_env", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,47 @@
+# Sourced by scripts/run and scripts/test: make .venv and install imgpress into it.
+# Idempotent and quick the second time: pip only runs when pyproject.toml or the extras change.
+# As root, missing system packages (python3-venv, libmagic1, ...) are installed with apt.
+
+IMGPRESS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$IMGPRESS_ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+
+apt_install() {
+    # apt_install PACKAGE...: install the missing ones when we are root; otherwise say what to do.
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "imgpress: please install: sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+    echo "imgpress: installing ${missing[*]} with apt" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_venv() {
+    # setup_venv EXTRAS: create .venv and install the project with those extras (e.g. "test").
+    local extras="$1"
+    if command -v dpkg-query >/dev/null; then
+        apt_install libmagic1
+        "$PYTHON" -c "import ensurepip" 2>/dev/null || apt_install python3-venv
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.imgpress-installed-${extras//,/-}"
+    local want
+    want="$(cat "$IMGPRESS_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "imgpress: installing the project and its dependencies into .venv" >&2
+        if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$IMGPRESS_ROOT[$extras]" \
+                > "$VENV/pip.log" 2>&1; then
+            cat "$VENV/pip.log" >&2
+            return 1
+        fi
+        echo "$want" > "$stamp"
+    fi
+}

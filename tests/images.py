@@ -1,0 +1,34 @@
+"""Small real images made with Pillow for the tests."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image
+
+
+def photo(width: int = 320, height: int = 240) -> Image.Image:
+    """A smooth colourful RGB image that compresses like a photo."""
+    image = Image.linear_gradient("L").resize((width, height))
+    other = image.transpose(Image.Transpose.ROTATE_90).resize((width, height))
+    return Image.merge("RGB", (image, other, Image.eval(image, lambda v: 255 - v)))
+
+
+def encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    """The image saved in `fmt` as bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def jpeg(quality: int = 95, **params: Any) -> bytes:
+    """A high-quality JPEG photo, which re-encoding makes smaller."""
+    return encode(photo(), "JPEG", quality=quality, **params)
+
+
+def png_with_alpha() -> bytes:
+    """An RGBA PNG with a transparent half."""
+    image = photo(200, 100).convert("RGBA")
+    image.putalpha(Image.linear_gradient("L").resize((200, 100)))
+    return encode(image, "PNG")

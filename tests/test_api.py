@@ -1,0 +1,307 @@
+"""The HTTP API through TestClient(create_app(settings)) on a real Redis, with real RQ workers."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from shared import storage
+from shared.settings import Settings
+from tests import images
+from tests.conftest import free_port
+
+RunJobs = Callable[[], None]
+
+
+def upload(client: TestClient, data: bytes, name: str = "photo.jpg", **fields: str) -> dict:
+    response = client.post("/v1/jobs", files={"file": (name, data, "application/octet-stream")}, data=fields)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def leftover_files(settings: Settings) -> list[Path]:
+    return [p for p in settings.data_dir.rglob("*") if p.is_file()]
+
+
+def test_multipart_upload_is_queued_with_location(client: TestClient) -> None:
+    response = client.post("/v1/jobs", files={"file": ("cat.jpg", images.jpeg(), "image/jpeg")})
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued"
+    assert job["input"] == {
+        "filename": "cat.jpg",
+        "media_type": "image/jpeg",
+        "bytes": len(images.jpeg()),
+        "width": 320,
+        "height": 240,
+    }
+    assert job["output"] is None and job["error"] is None
+    assert job["links"] == {"self": f"/v1/jobs/{job['id']}", "result": f"/v1/jobs/{job['id']}/result"}
+    assert storage.is_job_id(job["id"])
+
+
+def test_raw_upload_takes_options_and_name_from_query(client: TestClient) -> None:
+    response = client.post(
+        "/v1/jobs?quality=55&filename=holiday.jpg", content=images.jpeg(), headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 202
+    assert response.json()["options"]["quality"] == 55
+    assert response.json()["input"]["filename"] == "holiday.jpg"
+
+
+def test_raw_upload_name_from_content_disposition(client: TestClient) -> None:
+    response = client.post(
+        "/v1/jobs",
+        content=images.jpeg(),
+        headers={"content-type": "application/octet-stream", "content-disposition": 'inline; filename="x.jpeg"'},
+    )
+    assert response.json()["input"]["filename"] == "x.jpeg"
+
+
+def test_full_flow_finishes_and_downloads_smaller_image(client: TestClient, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg(), quality="60")
+    run_jobs()
+    finished = client.get(f"/v1/jobs/{job['id']}").json()
+    assert finished["status"] == "finished"
+    assert finished["output"]["bytes"] < finished["input"]["bytes"]
+    assert finished["saved_bytes"] == finished["input"]["bytes"] - finished["output"]["bytes"]
+    assert 0 < finished["saved_ratio"] < 1
+    assert finished["started_at"] <= finished["finished_at"] < finished["expires_at"]
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "image/jpeg"
+    assert result.headers["x-content-type-options"] == "nosniff"
+    assert result.headers["content-disposition"] == 'attachment; filename="photo.jpg"'
+    assert len(result.content) == finished["output"]["bytes"]
+    Image.open(io.BytesIO(result.content)).load()
+    again = client.get(f"/v1/jobs/{job['id']}/result", headers={"if-none-match": result.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_traversal_file_name_lands_safely(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg(), name="../../etc/x.jpg")
+    assert job["input"]["filename"] == "x.jpg"
+    files = leftover_files(settings)
+    assert files == [storage.input_path(settings.data_dir, job["id"])]
+    assert not (settings.data_dir.parent / "etc").exists()
+    run_jobs()
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.headers["content-disposition"] == 'attachment; filename="x.jpg"'
+
+
+def test_download_name_gets_the_output_extension_and_unicode_form(client: TestClient, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg(), name="Fête d'été.JPEG")
+    run_jobs()
+    disposition = client.get(f"/v1/jobs/{job['id']}/result").headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="Fete d_ete.jpg"')
+    assert "filename*=UTF-8''F%C3%AAte%20d%27%C3%A9t%C3%A9.jpg" in disposition
+
+
+def test_non_image_is_415_and_leaves_no_file(client: TestClient, settings: Settings) -> None:
+    response = client.post("/v1/jobs", files={"file": ("notes.jpg", b"just some text, not a JPEG\n" * 40)})
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media"
+    assert leftover_files(settings) == []
+
+
+def test_svg_named_png_is_415(client: TestClient) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><image href="text:/etc/passwd"/></svg>'
+    response = client.post("/v1/jobs", content=svg, headers={"content-type": "image/png"})
+    assert response.status_code == 415
+    assert "/etc" not in response.text
+
+
+def test_unsupported_request_content_type_is_415(client: TestClient) -> None:
+    response = client.post("/v1/jobs", content=b"{}", headers={"content-type": "application/json"})
+    assert response.status_code == 415
+
+
+def test_too_many_bytes_is_413_even_without_content_length(client: TestClient, settings: Settings) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield images.jpeg()
+        for _ in range(40):
+            yield b"\0" * 65536
+
+    response = client.post("/v1/jobs", content=chunks(), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert leftover_files(settings) == []
+
+
+def test_declared_length_over_limit_is_413(client: TestClient, settings: Settings) -> None:
+    big = b"\xff\xd8" + b"\0" * (settings.max_upload_bytes + 10)
+    response = client.post("/v1/jobs", files={"file": ("big.jpg", big)})
+    assert response.status_code == 413
+    assert leftover_files(settings) == []
+
+
+def test_too_many_pixels_is_413(client: TestClient, settings: Settings) -> None:
+    huge = images.encode(Image.new("L", (2100, 2000)), "PNG")
+    response = client.post("/v1/jobs", files={"file": ("huge.png", huge)})
+    assert response.status_code == 413
+    assert "pixels" in response.json()["error"]["message"]
+    assert leftover_files(settings) == []
+
+
+@pytest.mark.parametrize("fields", [{"quality": "0"}, {"quality": "101"}, {"quality": "high"}])
+def test_bad_option_is_400(client: TestClient, fields: dict[str, str], settings: Settings) -> None:
+    response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data=fields)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_option"
+    assert "quality" in response.json()["error"]["message"]
+    assert leftover_files(settings) == []
+
+
+def test_missing_file_field_is_400(client: TestClient) -> None:
+    response = client.post("/v1/jobs", files={"picture": ("a.jpg", images.jpeg())})
+    assert response.status_code == 400
+    assert "'file'" in response.json()["error"]["message"]
+
+
+def test_empty_body_is_400(client: TestClient) -> None:
+    response = client.post("/v1/jobs", content=b"", headers={"content-type": "image/png"})
+    assert response.status_code == 400
+
+
+def test_corrupt_jpeg_fails_with_corrupt_image(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+    truncated = images.jpeg()[:3000]
+    job = upload(client, truncated, name="broken.jpg")
+    run_jobs()
+    failed = client.get(f"/v1/jobs/{job['id']}").json()
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "corrupt_image"
+    assert failed["output"] is None
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 422
+    assert result.json()["error"]["code"] == "corrupt_image"
+    assert "Traceback" not in result.text and str(settings.data_dir) not in result.text
+    # The input of a failed job is deleted at once; only the record remains.
+    assert leftover_files(settings) == []
+
+
+def test_result_before_finish_is_409(client: TestClient) -> None:
+    job = upload(client, images.jpeg())
+    response = client.get(f"/v1/jobs/{job['id']}/result")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_finished"
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/{id}", "/v1/jobs/{id}/result", "/task/{id}", "/download/{id}"])
+@pytest.mark.parametrize("job_id", ["0" * 32, "..%2F..%2Fetc", "not-an-id"])
+def test_unknown_ids_are_404(client: TestClient, path: str, job_id: str) -> None:
+    response = client.get(path.format(id=job_id))
+    assert response.status_code == 404
+
+
+def test_wait_returns_as_soon_as_the_job_ends(client: TestClient, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg())
+    started = time.monotonic()
+    response = client.get(f"/v1/jobs/{job['id']}?wait=0.3")
+    assert response.json()["status"] == "queued"
+    assert time.monotonic() - started >= 0.3
+    run_jobs()
+    response = client.get(f"/v1/jobs/{job['id']}?wait=30")
+    assert response.json()["status"] == "finished"
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon"])
+def test_bad_wait_is_400(client: TestClient, wait: str) -> None:
+    job = upload(client, images.jpeg())
+    assert client.get(f"/v1/jobs/{job['id']}?wait={wait}").status_code == 400
+
+
+def test_delete_removes_files_and_record(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg())
+    run_jobs()
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert leftover_files(settings) == []
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 410
+    assert client.get(f"/v1/jobs/{job['id']}/result").status_code == 410
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 410
+
+
+def test_delete_of_a_queued_job_means_it_never_runs(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg())
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    run_jobs()
+    assert leftover_files(settings) == []
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 410
+
+
+def test_seed_routes_keep_the_origin_contract(client: TestClient, run_jobs: RunJobs) -> None:
+    response = client.post("/upload", files={"file": ("old.jpg", images.jpeg())}, data={"quality": "50"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["code"] == 200 and body["message"]
+    task_id = body["data"]["task_id"]
+    pending = client.get(f"/task/{task_id}").json()
+    assert pending["data"] == {"id": task_id, "status": "PENDING", "result": None}
+    run_jobs()
+    done = client.get(f"/task/{task_id}").json()["data"]
+    assert done["status"] == "SUCCESS"
+    assert done["result"]["old_filesize"] == len(images.jpeg())
+    assert done["result"]["new_filesize"] < done["result"]["old_filesize"]
+    assert "file_path" not in done["result"]
+    download = client.get(done["result"]["download_url"])
+    assert download.status_code == 200 and len(download.content) == done["result"]["new_filesize"]
+
+
+def test_seed_quality_range_is_20_to_100(client: TestClient) -> None:
+    response = client.post("/upload", files={"file": ("old.jpg", images.jpeg())}, data={"quality": "10"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["data"] is None and body["code"] == 400 and "quality" in body["message"]
+
+
+def test_seed_errors_use_real_statuses(client: TestClient, run_jobs: RunJobs) -> None:
+    assert client.get(f"/task/{'0' * 32}").status_code == 404
+    response = client.post("/upload", files={"file": ("x.jpg", images.jpeg()[:2000])})
+    task_id = response.json()["data"]["task_id"]
+    run_jobs()
+    failed = client.get(f"/task/{task_id}").json()["data"]
+    assert failed["status"] == "FAILURE"
+    assert failed["result"]["error_code"] == "corrupt_image"
+    assert client.get(f"/download/{task_id}").status_code == 422
+
+
+def test_healthz_is_always_up(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_needs_a_worker(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "worker" in response.json()["error"]["message"]
+
+
+def test_unknown_route_is_json_404(client: TestClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_redis_down_is_503_with_retry_after_not_a_hang(settings: Settings) -> None:
+    down = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+        started = time.monotonic()
+        for request in (
+            lambda: client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}),
+            lambda: client.get(f"/v1/jobs/{'0' * 32}"),
+            lambda: client.get("/readyz"),
+            lambda: client.get(f"/task/{'0' * 32}"),
+        ):
+            response = request()
+            assert response.status_code == 503
+            assert response.headers["retry-after"].isdigit()
+        assert time.monotonic() - started < 5
+        assert client.get("/healthz").status_code == 200
+    assert leftover_files(down) == []
