@@ -1,0 +1,88 @@
+"""The real imgpress processes (uvicorn API, `rq worker`, `rqscheduler`) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared import names
+from shared.settings import Settings
+from tests.conftest import settings_env
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Stack:
+    """Running API, worker and scheduler processes sharing one Redis database and data dir."""
+
+    settings: Settings
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **settings_env(self.settings)}
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        """Start one process, logging to log_dir/name.log."""
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(command, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start_api(self) -> None:
+        self.spawn("api", [sys.executable, "-m", "api"])
+
+    def start_worker(self, name: str = "worker") -> None:
+        url = self.settings.redis_url
+        self.spawn(name, [str(BIN / "rq"), "worker", "--url", url, names.MAINTENANCE_QUEUE, names.QUEUE])
+
+    def start_scheduler(self) -> None:
+        self.spawn("scheduler", [str(BIN / "rqscheduler"), "--url", self.settings.redis_url, "--interval", "0.5"])
+
+    def start(self) -> Stack:
+        self.start_api()
+        self.start_worker()
+        self.start_scheduler()
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"stack not ready; logs in {self.log_dir}")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def rss_kib(self, name: str) -> int:
+        """Peak resident memory (VmHWM) of one process, in KiB."""
+        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1])

@@ -1,0 +1,148 @@
+"""End to end against the real processes: uvicorn, `rq worker` and `rqscheduler` on real Redis."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from shared import storage
+from shared.settings import Settings
+from tests import images
+from tests.conftest import flushed_db, free_port
+from tests.stack import Stack
+
+E2E_DB = 10
+RETENTION = 3
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("e2e")
+    for url in flushed_db(redis_server, E2E_DB):
+        settings = replace(
+            Settings.from_env({}),
+            redis_url=url,
+            data_dir=root / "data",
+            port=free_port(),
+            max_upload_bytes=8 * 1024 * 1024,
+            retention_seconds=RETENTION,
+            sweep_interval_seconds=1,
+        )
+        running = Stack(settings, root).start()
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        yield client
+
+
+def wait_for_end(http: httpx.Client, job_id: str) -> dict:
+    job = http.get(f"/v1/jobs/{job_id}", params={"wait": 20}).json()
+    assert job["status"] in ("finished", "failed")
+    return job
+
+
+def files_of(settings: Settings, job_id: str) -> list[Path]:
+    folder = storage.job_dir(settings.data_dir, job_id)
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def eventually(check: object, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_multipart_upload_to_download_then_expiry(stack: Stack, http: httpx.Client) -> None:
+    original = images.jpeg()
+    response = http.post("/v1/jobs", files={"file": ("photo.jpg", original, "image/jpeg")}, data={"quality": "70"})
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    job = wait_for_end(http, job_id)
+    assert job["status"] == "finished"
+    result = http.get(f"/v1/jobs/{job_id}/result")
+    assert result.status_code == 200
+    assert len(result.content) < len(original)
+    with Image.open(io.BytesIO(result.content)) as image:
+        image.load()
+        assert image.format == "JPEG" and image.size == (320, 240)
+    assert files_of(stack.settings, job_id)
+    # rq-scheduler runs the expiry RETENTION seconds after the job finished.
+    assert eventually(lambda: http.get(f"/v1/jobs/{job_id}").status_code == 410)
+    assert files_of(stack.settings, job_id) == []
+    assert http.get(f"/v1/jobs/{job_id}/result").status_code == 410
+
+
+def test_raw_upload_to_download(stack: Stack, http: httpx.Client) -> None:
+    original = images.png_with_alpha()
+    response = http.post(
+        "/v1/jobs", content=original, params={"filename": "logo.png"}, headers={"content-type": "image/png"}
+    )
+    assert response.status_code == 202
+    job = wait_for_end(http, response.json()["id"])
+    assert job["status"] == "finished"
+    result = http.get(f"/v1/jobs/{job['id']}/result")
+    assert len(result.content) <= len(original)
+    with Image.open(io.BytesIO(result.content)) as image:
+        assert image.mode == "RGBA"
+
+
+def test_corrupt_jpeg_fails_cleanly(stack: Stack, http: httpx.Client) -> None:
+    response = http.post("/v1/jobs", files={"file": ("cut.jpg", images.jpeg()[:2500])})
+    job = wait_for_end(http, response.json()["id"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "corrupt_image"
+    assert files_of(stack.settings, job["id"]) == []
+    assert stack.processes["worker"].poll() is None
+    assert http.get("/readyz").status_code == 200
+
+
+def test_seed_routes_against_real_processes(stack: Stack, http: httpx.Client) -> None:
+    task_id = http.post("/upload", files={"file": ("a.jpg", images.jpeg())}).json()["data"]["task_id"]
+    assert eventually(lambda: http.get(f"/task/{task_id}").json()["data"]["status"] == "SUCCESS")
+    assert http.get(f"/download/{task_id}").status_code == 200
+
+
+def test_oversized_body_is_413_without_growing_the_api(stack: Stack, http: httpx.Client) -> None:
+    before = stack.rss_kib("api")
+    body_mib = 64
+
+    def body() -> Iterator[bytes]:
+        yield images.jpeg()
+        for _ in range(body_mib * 16):
+            yield b"\0" * 65536
+
+    # The API answers as soon as the limit is passed; httpx reads that answer even though
+    # the server stops reading the rest of the body.
+    response = http.post("/v1/jobs", content=body(), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    grown_mib = (stack.rss_kib("api") - before) / 1024
+    assert grown_mib < body_mib / 4, f"API grew by {grown_mib:.1f} MiB for a {body_mib} MiB body"
+    assert [p for p in storage.tmp_dir(stack.settings.data_dir).iterdir()] == []
+    assert http.get("/healthz").status_code == 200
+
+
+def test_sweep_removes_files_no_job_owns(stack: Stack) -> None:
+    orphan = storage.input_path(stack.settings.data_dir, storage.new_job_id())
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left behind by a crash")
+    old = time.time() - RETENTION - 60
+    os.utime(orphan.parent, (old, old))
+    assert eventually(lambda: not orphan.parent.exists())

@@ -1,0 +1,47 @@
+"""The layout is the architecture: shared imports neither side, api never imports worker."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"shared": {"api", "worker"}, "api": {"worker"}, "worker": {"api"}}
+
+
+def imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_import_boundaries(package: str) -> None:
+    for module in (ROOT / package).rglob("*.py"):
+        crossing = imported_packages(module) & FORBIDDEN[package]
+        assert not crossing, f"{module.relative_to(ROOT)} imports {crossing}"
+
+
+def test_api_enqueues_by_name_only() -> None:
+    from shared import names
+
+    for task in (names.COMPRESS_TASK, names.EXPIRE_TASK, names.SWEEP_TASK):
+        module, function = task.rsplit(".", 1)
+        assert module == "worker.tasks"
+        import worker.tasks
+
+        assert callable(getattr(worker.tasks, function))
+
+
+def test_top_level_layout() -> None:
+    for name in ("api", "worker", "shared", "scripts", "tests", "pyproject.toml", "docker-compose.yml"):
+        assert (ROOT / name).exists(), name
+    for script in ("scripts/run", "scripts/test", ".ci/run"):
+        assert (ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"

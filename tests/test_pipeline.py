@@ -1,0 +1,118 @@
+"""The pure image pipeline: real images in, real files out, no Redis."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from shared.errors import CorruptImage, TooLarge
+from shared.options import Options
+from tests import images
+from worker import pipeline
+
+LIMITS = pipeline.Limits(max_pixels=4_000_000, max_frames=50)
+
+
+def run(tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS) -> tuple[bytes, object]:
+    source = tmp_path / "input"
+    source.write_bytes(data)
+    destination = tmp_path / "out" / "output"
+    output = pipeline.compress(source, destination, tmp_path / "scratch.part", Options(quality=quality), limits)
+    assert not (tmp_path / "scratch.part").exists()
+    return destination.read_bytes(), output
+
+
+def test_jpeg_gets_smaller_and_progressive(tmp_path: Path) -> None:
+    original = images.jpeg(quality=95)
+    data, output = run(tmp_path, original, quality=70)
+    assert len(data) < len(original)
+    assert output.bytes == len(data)  # type: ignore[attr-defined]
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG"
+        assert image.info.get("progressive") == 1
+
+
+def test_jpeg_comment_and_exif_are_stripped_icc_kept(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam"  # Make
+    icc = Image.open(io.BytesIO(images.jpeg())).info.get("icc_profile") or _srgb_profile()
+    original = images.jpeg(quality=95, comment=b"<?php system($_GET['c']); ?>", exif=exif, icc_profile=icc)
+    data, _ = run(tmp_path, original)
+    assert b"<?php" not in data and b"SpyCam" not in data
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.info.get("icc_profile") == icc
+        assert "comment" not in image.info and not image.getexif()
+
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def test_exif_orientation_is_applied_to_the_pixels(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    original = images.jpeg(quality=98, exif=exif)
+    data, output = run(tmp_path, original, quality=60)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (240, 320)
+        assert image.getexif().get(0x0112, 1) == 1
+    assert (output.width, output.height) == (240, 320)  # type: ignore[attr-defined]
+
+
+def test_png_stays_lossless_with_alpha(tmp_path: Path) -> None:
+    original = images.png_with_alpha()
+    data, output = run(tmp_path, original)
+    assert len(data) <= len(original)
+    with Image.open(io.BytesIO(data)) as image, Image.open(io.BytesIO(original)) as source:
+        assert image.mode == "RGBA"
+        assert image.tobytes() == source.tobytes()
+
+
+def test_output_never_larger_than_input(tmp_path: Path) -> None:
+    original = images.jpeg(quality=20)
+    data, output = run(tmp_path, original, quality=100)
+    assert data == original
+    assert output.bytes == len(original)  # type: ignore[attr-defined]
+
+
+def test_animated_gif_keeps_its_frames_and_drops_comments(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (40, 30), color) for color in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0, comment=b"<?php x")
+    data, _ = run(tmp_path, buffer.getvalue())
+    assert b"<?php" not in data
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.n_frames == 3
+
+
+def test_too_many_frames_is_too_large(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (4, 4), (i * 40, 0, 0)) for i in range(6)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(TooLarge):
+        run(tmp_path, buffer.getvalue(), limits=pipeline.Limits(max_pixels=4_000_000, max_frames=5))
+
+
+def test_too_many_pixels_is_too_large_before_decoding(tmp_path: Path) -> None:
+    big = images.encode(Image.new("L", (3000, 2000)), "PNG")
+    with pytest.raises(TooLarge):
+        run(tmp_path, big)
+
+
+@pytest.mark.parametrize("cut", [200, 1500, 4000])
+def test_truncated_jpeg_is_corrupt(tmp_path: Path, cut: int) -> None:
+    with pytest.raises(CorruptImage):
+        run(tmp_path, images.jpeg()[:cut])
+    assert not (tmp_path / "out" / "output").exists()
+
+
+def test_webp_is_reencoded_as_webp(tmp_path: Path) -> None:
+    original = images.encode(images.photo(), "WEBP", quality=100)
+    data, output = run(tmp_path, original, quality=60)
+    assert len(data) < len(original)
+    assert output.media_type == "image/webp"  # type: ignore[attr-defined]

@@ -1,0 +1,59 @@
+"""Settings are read once from the environment; a bad value names its variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.settings import ENVIRONMENT, Settings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.port == 8000
+    assert settings.max_upload_bytes == 50 * 1024 * 1024
+    assert settings.max_pixels == 50_000_000
+    assert settings.retention_seconds == 1800
+    assert settings.job_timeout_seconds == 120
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.data_dir == Path("data").resolve()
+    assert settings.workers >= 1
+
+
+def test_values_come_from_the_environment() -> None:
+    settings = Settings.from_env({"IMGPRESS_PORT": "9000", "IMGPRESS_DATA_DIR": "/srv/img", "IMGPRESS_WORKERS": "3"})
+    assert (settings.port, settings.data_dir, settings.workers) == (9000, Path("/srv/img"), 3)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IMGPRESS_PORT", "70000"),
+        ("IMGPRESS_PORT", "http"),
+        ("IMGPRESS_MAX_UPLOAD_BYTES", "-5"),
+        ("IMGPRESS_MAX_PIXELS", "0"),
+        ("IMGPRESS_RETENTION_SECONDS", "1.5"),
+        ("IMGPRESS_REDIS_URL", "localhost:6379"),
+        ("IMGPRESS_DATA_DIR", ""),
+        ("IMGPRESS_WORKERS", "many"),
+    ],
+)
+def test_bad_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_every_field_has_one_variable() -> None:
+    variables = [variable for variable, _, _ in ENVIRONMENT.values()]
+    assert len(variables) == len(set(variables))
+    assert all(variable.startswith("IMGPRESS_") for variable in variables)
+    assert set(ENVIRONMENT) == set(Settings.__dataclass_fields__)
+
+
+def test_readme_lists_every_variable_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for variable, _, default in ENVIRONMENT.values():
+        assert f"`{variable}`" in readme
+        if variable != "IMGPRESS_WORKERS":
+            assert default in readme.split(f"`{variable}`", 1)[1].split("\n", 1)[0]

@@ -1,0 +1,80 @@
+"""The RQ tasks, run by a real RQ worker on real Redis."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import redis
+from rq import Queue
+from starlette.testclient import TestClient
+
+from shared import jobs, names, schedules, storage
+from shared.settings import Settings
+from tests import images
+
+RunJobs = Callable[[], None]
+
+
+def upload(client: TestClient) -> str:
+    response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())})
+    assert response.status_code == 202
+    return str(response.json()["id"])
+
+
+def test_finished_job_has_its_expiry_scheduled(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    run_jobs()
+    scheduled = {job.id for job in schedules._scheduler(connection).get_jobs()}
+    assert f"expire-{job_id}" in scheduled
+    assert names.SWEEP_SCHEDULE_ID in scheduled
+
+
+def test_expire_task_deletes_files_and_record(
+    client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    run_jobs()
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.EXPIRE_TASK, job_id)
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.EXPIRE_TASK, job_id)
+    run_jobs()
+    assert not storage.job_dir(settings.data_dir, job_id).exists()
+    assert not jobs.exists(connection, job_id)
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 410
+
+
+def test_sweep_expires_overdue_jobs_and_orphans(
+    client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    run_jobs()
+    connection.zadd(names.EXPIRY_KEY, {job_id: time.time() - 1})  # as if its expiry was lost
+    orphan = storage.input_path(settings.data_dir, storage.new_job_id())
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"x")
+    stale_part = storage.temp_path(settings.data_dir)
+    stale_part.write_bytes(b"half an upload")
+    fresh_part = storage.temp_path(settings.data_dir)
+    fresh_part.write_bytes(b"an upload in progress")
+    old = time.time() - settings.retention_seconds - 5
+    os.utime(orphan.parent, (old, old))
+    os.utime(stale_part, (old, old))
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.SWEEP_TASK)
+    run_jobs()
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 410
+    assert not orphan.parent.exists() and not stale_part.exists()
+    assert fresh_part.exists()
+
+
+def test_job_deleted_before_it_runs_is_skipped(
+    client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    jobs.delete(connection, settings.data_dir, job_id)
+    Queue(names.QUEUE, connection=connection).enqueue(names.COMPRESS_TASK, job_id)
+    run_jobs()
+    assert not storage.job_dir(settings.data_dir, job_id).exists()
+    assert not jobs.exists(connection, job_id)
