@@ -136,7 +136,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def run_jobs(settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def run_jobs(
+    settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[object]:
     """A function that runs every queued job to the end with a real RQ worker (in-process)."""
     for variable, value in settings_env(settings).items():
         monkeypatch.setenv(variable, value)

@@ -50,7 +50,9 @@ class Stack:
         self.spawn(name, [str(BIN / "rq"), "worker", "--url", url, names.MAINTENANCE_QUEUE, names.QUEUE])
 
     def start_scheduler(self) -> None:
-        self.spawn("scheduler", [str(BIN / "rqscheduler"), "--url", self.settings.redis_url, "--interval", "0.5"])
+        self.spawn(
+            "scheduler", [str(BIN / "rqscheduler"), "--url", self.settings.redis_url, "--interval", "0.5"]
+        )
 
     def start(self) -> Stack:
         self.start_api()

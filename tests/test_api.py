@@ -51,7 +51,9 @@ def test_multipart_upload_is_queued_with_location(client: TestClient) -> None:
 
 def test_raw_upload_takes_options_and_name_from_query(client: TestClient) -> None:
     response = client.post(
-        "/v1/jobs?quality=55&filename=holiday.jpg", content=images.jpeg(), headers={"content-type": "image/jpeg"}
+        "/v1/jobs?quality=55&filename=holiday.jpg",
+        content=images.jpeg(),
+        headers={"content-type": "image/jpeg"},
     )
     assert response.status_code == 202
     assert response.json()["options"]["quality"] == 55
@@ -62,7 +64,10 @@ def test_raw_upload_name_from_content_disposition(client: TestClient) -> None:
     response = client.post(
         "/v1/jobs",
         content=images.jpeg(),
-        headers={"content-type": "application/octet-stream", "content-disposition": 'inline; filename="x.jpeg"'},
+        headers={
+            "content-type": "application/octet-stream",
+            "content-disposition": 'inline; filename="x.jpeg"',
+        },
     )
     assert response.json()["input"]["filename"] == "x.jpeg"
 
@@ -98,7 +103,9 @@ def test_traversal_file_name_lands_safely(client: TestClient, settings: Settings
     assert result.headers["content-disposition"] == 'attachment; filename="x.jpg"'
 
 
-def test_download_name_gets_the_output_extension_and_unicode_form(client: TestClient, run_jobs: RunJobs) -> None:
+def test_download_name_gets_the_output_extension_and_unicode_form(
+    client: TestClient, run_jobs: RunJobs
+) -> None:
     job = upload(client, images.jpeg(), name="Fête d'été.JPEG")
     run_jobs()
     disposition = client.get(f"/v1/jobs/{job['id']}/result").headers["content-disposition"]
@@ -172,7 +179,9 @@ def test_empty_body_is_400(client: TestClient) -> None:
     assert response.status_code == 400
 
 
-def test_corrupt_jpeg_fails_with_corrupt_image(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+def test_corrupt_jpeg_fails_with_corrupt_image(
+    client: TestClient, settings: Settings, run_jobs: RunJobs
+) -> None:
     truncated = images.jpeg()[:3000]
     job = upload(client, truncated, name="broken.jpg")
     run_jobs()
@@ -229,7 +238,9 @@ def test_delete_removes_files_and_record(client: TestClient, settings: Settings,
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 410
 
 
-def test_delete_of_a_queued_job_means_it_never_runs(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+def test_delete_of_a_queued_job_means_it_never_runs(
+    client: TestClient, settings: Settings, run_jobs: RunJobs
+) -> None:
     job = upload(client, images.jpeg())
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
     run_jobs()

@@ -71,7 +71,9 @@ def eventually(check: object, seconds: float = 15) -> bool:
 
 def test_multipart_upload_to_download_then_expiry(stack: Stack, http: httpx.Client) -> None:
     original = images.jpeg()
-    response = http.post("/v1/jobs", files={"file": ("photo.jpg", original, "image/jpeg")}, data={"quality": "70"})
+    response = http.post(
+        "/v1/jobs", files={"file": ("photo.jpg", original, "image/jpeg")}, data={"quality": "70"}
+    )
     assert response.status_code == 202
     job_id = response.json()["id"]
     job = wait_for_end(http, job_id)

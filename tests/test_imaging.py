@@ -81,7 +81,9 @@ def test_zero_pixels_is_corrupt(width: int, height: int) -> None:
         (MemoryError(), TooLarge),
     ],
 )
-def test_every_pillow_error_becomes_an_imgpress_error(raised: Exception, expected: type[ImgpressError]) -> None:
+def test_every_pillow_error_becomes_an_imgpress_error(
+    raised: Exception, expected: type[ImgpressError]
+) -> None:
     with pytest.raises(expected) as caught, imaging.decoding_errors():
         raise raised
     # Pillow's text (which can hold paths and internals) never reaches the message.

@@ -16,11 +16,15 @@ from worker import pipeline
 LIMITS = pipeline.Limits(max_pixels=4_000_000, max_frames=50)
 
 
-def run(tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS) -> tuple[bytes, object]:
+def run(
+    tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS
+) -> tuple[bytes, object]:
     source = tmp_path / "input"
     source.write_bytes(data)
     destination = tmp_path / "out" / "output"
-    output = pipeline.compress(source, destination, tmp_path / "scratch.part", Options(quality=quality), limits)
+    output = pipeline.compress(
+        source, destination, tmp_path / "scratch.part", Options(quality=quality), limits
+    )
     assert not (tmp_path / "scratch.part").exists()
     return destination.read_bytes(), output
 
@@ -83,7 +87,9 @@ def test_output_never_larger_than_input(tmp_path: Path) -> None:
 def test_animated_gif_keeps_its_frames_and_drops_comments(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (40, 30), color) for color in ("red", "green", "blue")]
     buffer = io.BytesIO()
-    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0, comment=b"<?php x")
+    frames[0].save(
+        buffer, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0, comment=b"<?php x"
+    )
     data, _ = run(tmp_path, buffer.getvalue())
     assert b"<?php" not in data
     with Image.open(io.BytesIO(data)) as image:

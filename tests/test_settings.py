@@ -22,7 +22,9 @@ def test_defaults() -> None:
 
 
 def test_values_come_from_the_environment() -> None:
-    settings = Settings.from_env({"IMGPRESS_PORT": "9000", "IMGPRESS_DATA_DIR": "/srv/img", "IMGPRESS_WORKERS": "3"})
+    settings = Settings.from_env(
+        {"IMGPRESS_PORT": "9000", "IMGPRESS_DATA_DIR": "/srv/img", "IMGPRESS_WORKERS": "3"}
+    )
     assert (settings.port, settings.data_dir, settings.workers) == (9000, Path("/srv/img"), 3)
 
 

@@ -1,0 +1,77 @@
+"""`scripts/run` starts the whole service and SIGTERM stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests import images
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_run_serves_then_sigterm_leaves_nothing_running(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "IMGPRESS_REDIS_URL"}
+    env.update(IMGPRESS_PORT=str(port), IMGPRESS_DATA_DIR=str(tmp_path / "data"), IMGPRESS_WORKERS="1")
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([str(ROOT / "scripts" / "run")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240  # the first run may install the project into .venv
+        ready = False
+        while time.monotonic() < deadline and process.poll() is None and not ready:
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready, (tmp_path / "run.log").read_text()
+        # The private Redis (no IMGPRESS_REDIS_URL) keeps its data under the data dir.
+        assert (tmp_path / "data" / "redis").is_dir()
+        job = httpx.post(f"{url}/v1/jobs", files={"file": ("a.jpg", images.jpeg())}).json()
+        done = httpx.get(f"{url}/v1/jobs/{job['id']}", params={"wait": 20}, timeout=30).json()
+        assert done["status"] == "finished"
+        started = descendants(process.pid)
+        assert len(started) >= 4  # redis, api, worker, scheduler
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        time.sleep(0.5)
+        assert [pid for pid in started if alive(pid)] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
