@@ -6,9 +6,16 @@ from redis import Redis
 
 from api.uploads import Upload
 from shared import imaging, jobs, storage
+from shared.errors import QueueFull
 from shared.options import Options
 from shared.schema import InputInfo, Job, JobStatus, utc_now
 from shared.settings import Settings
+
+
+def check_capacity(connection: Redis, settings: Settings) -> None:
+    """Refuse new work (503, QueueFull) while IMGPRESS_MAX_QUEUED jobs already wait."""
+    if jobs.queued_count(connection) >= settings.max_queued:
+        raise QueueFull()
 
 
 def accept(connection: Redis, settings: Settings, upload: Upload, options: Options) -> Job:

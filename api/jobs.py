@@ -39,6 +39,7 @@ async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
     found = services(request)
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
+    await run_in_threadpool(intake.check_capacity, found.redis, found.settings)
     upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
     try:
         options = Options.parse({**request.query_params, **upload.fields}, min_quality=min_quality)

@@ -99,3 +99,10 @@ class ServiceUnavailable(ImgpressError):
 
     code = "service_unavailable"
     default_message = "The service is temporarily unavailable. Try again shortly."
+
+
+class QueueFull(ServiceUnavailable):
+    """Raised when IMGPRESS_MAX_QUEUED jobs are already waiting."""
+
+    code = "queue_full"
+    default_message = "Too many images are waiting to be compressed. Try again shortly."
