@@ -18,7 +18,9 @@ def check_capacity(connection: Redis, settings: Settings) -> None:
         raise QueueFull()
 
 
-def accept(connection: Redis, settings: Settings, upload: Upload, options: Options) -> Job:
+def accept(
+    connection: Redis, settings: Settings, upload: Upload, options: Options, owner: str | None = None
+) -> Job:
     """Check an upload and queue it as a new job; on any refusal no file is left behind.
 
     The type is sniffed with libmagic against the allowlist, then the header is read with
@@ -39,6 +41,7 @@ def accept(connection: Redis, settings: Settings, upload: Upload, options: Optio
                 height=header.height,
             ),
             options=options,
+            owner=owner,
         )
         storage.move_into_place(upload.path, storage.input_path(settings.data_dir, job.id))
         try:

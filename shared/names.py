@@ -47,3 +47,8 @@ def gone_key(job_id: str) -> str:
 def lease_key(job_id: str) -> str:
     """Key that exists while a live worker holds the job."""
     return f"imgpress:lease:{job_id}"
+
+
+def rate_key(who: str, window: int) -> str:
+    """Key counting one caller's uploads in one rate-limit window."""
+    return f"imgpress:rate:{who}:{window}"
