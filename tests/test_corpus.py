@@ -116,6 +116,25 @@ def check_output(row: dict[str, str], outcome: Outcome, source: Path) -> None:
             assert difference / len(reference.tobytes()) < 12, "colours changed (inverted CMYK?)"
 
 
+def remote_hosts(pid: int) -> set[str]:
+    """Remote IPv4 addresses of the TCP sockets process `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except (FileNotFoundError, PermissionError):
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    hosts = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            address = bytes.fromhex(fields[2].split(":")[0])[::-1]
+            hosts.add(".".join(str(b) for b in address))
+    return hosts
+
+
 def _pixels_only(source: Path) -> bytes:
     """Bytes a lossless re-encode may legitimately keep (payload-in-pixels rows)."""
     return source.read_bytes() if "pixels" in source.name.lower() else b""
@@ -149,4 +168,7 @@ def test_corpus_file(stack: Stack, row: dict[str, str]) -> None:
             except (FileNotFoundError, PermissionError):
                 continue  # the work-horse ended meanwhile
             assert program.startswith("python"), f"a child that is not RQ's work-horse: {program}"
+        # No connection anywhere but this machine (Redis): no payload made the worker fetch a URL.
+        hosts = remote_hosts(worker.pid)
+        assert hosts and all(host.startswith("127.") for host in hosts), hosts
         assert http.get("/readyz").status_code == 200
