@@ -152,3 +152,11 @@ def run_jobs(
 
     yield run
     tasks.settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def restore_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app sets Pillow's process-wide bomb limit from its settings; undo it after each test."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
