@@ -117,6 +117,8 @@ def _norms(values: Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float
 
 def _score(parts: list[npt.NDArray[np.float64]]) -> float:
     """Combine per-scale sub-scores (each 3 channels x 6 values) into the final 0-100 score."""
+    if not parts:
+        return 100.0  # under 8x8 pixels the package measures nothing and says "identical"
     table = np.stack(parts)  # scales x channels x [ssim1, ssim4, ring1, ring4, blur1, blur4]
     total = 0.0
     index = 0

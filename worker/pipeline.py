@@ -87,9 +87,11 @@ def _compress_image(
             if fmt == "jpeg" and codecs.has_alpha(picture):
                 picture = _flatten(picture)
             choice = _choose(picture, fmt, options, metadata)
-    if not options.changes_format_or_size and len(choice.data) >= source.stat().st_size:
-        upright = size if frames == 1 else image.size
-        return source_format, _floor(source, image, source_format, options), upright
+    stored_upright = _orientation(image) not in range(2, 9)
+    if not options.changes_format_or_size and stored_upright and len(choice.data) >= source.stat().st_size:
+        floor = _floor(source, image, source_format, options, choice)
+        if floor is not choice:
+            return source_format, floor, image.size
     return fmt, choice, size
 
 
@@ -154,21 +156,28 @@ def _smallest(
     return min(results, key=lambda item: len(item[1].data))
 
 
-def _floor(source: Path, image: ImageFile.ImageFile, fmt: str, options: Options) -> quality.Choice:
-    """The fallback when re-encoding did not help: the upload itself, losslessly optimised if possible."""
+def _floor(
+    source: Path, image: ImageFile.ImageFile, fmt: str, options: Options, encoded: quality.Choice
+) -> quality.Choice:
+    """The fallback when re-encoding did not beat the upload: its own pixels, losslessly repacked.
+
+    JPEG and PNG uploads go through mozjpeg's / oxipng's lossless pass with their metadata
+    dropped. The upload's raw bytes are served only with metadata=keep: when stripping, a
+    payload in a comment or text chunk must never come back, so the re-encode wins there.
+    """
     original = source.read_bytes()
-    if fmt == "jpeg":
-        try:
-            optimised = codecs.optimize_jpeg(original, keep_icc=True)
-            if len(optimised) < len(original):
-                return quality.Choice(optimised, None)
-        except ValueError:
-            pass
-    elif fmt == "png" and int(getattr(image, "n_frames", 1)) == 1:
-        optimised = codecs.optimize_png(original, strip=options.metadata == "strip")
-        if len(optimised) < len(original):
-            return quality.Choice(optimised, 100)
-    return quality.Choice(original, None)
+    candidates = [encoded]
+    try:
+        if fmt == "jpeg":
+            candidates.append(quality.Choice(codecs.optimize_jpeg(original, keep_icc=True), None))
+        elif fmt == "png" and int(getattr(image, "n_frames", 1)) == 1:
+            strip = options.metadata == "strip"
+            candidates.append(quality.Choice(codecs.optimize_png(original, strip=strip), None))
+    except ValueError:
+        log.info("lossless repacking failed; keeping the re-encode")
+    if options.metadata == "keep":
+        candidates.append(quality.Choice(original, None))
+    return min(candidates, key=lambda choice: len(choice.data))
 
 
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
@@ -196,14 +205,18 @@ def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
     return frames
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation to the pixels; broken EXIF is treated as 'already upright'."""
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8); broken EXIF is treated as 'already upright' (1)."""
     try:
-        orientation = image.getexif().get(0x0112, 1)
+        return int(image.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - any EXIF parser failure means "no usable orientation"
         log.info("ignoring unreadable EXIF data")
-        return image
-    if orientation not in range(2, 9):
+        return 1
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation to the pixels."""
+    if _orientation(image) not in range(2, 9):
         return image
     upright = ImageOps.exif_transpose(image)
     return upright if upright is not None else image
