@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ImgpressError], int] = {
     errors.TooLarge: 413,
     errors.UnsupportedMedia: 415,
     errors.CorruptImage: 422,
+    errors.CannotFit: 422,
     errors.JobFailed: 422,
     errors.StorageFull: 507,
     errors.RateLimited: 429,

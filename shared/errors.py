@@ -5,6 +5,7 @@ ImgpressError
 ├── UnsupportedMedia     the upload is not an allowed image type
 ├── TooLarge             too many bytes, pixels or frames
 ├── CorruptImage         the type is allowed but the file cannot be decoded
+├── CannotFit            no output of the asked format fits in max_bytes
 ├── JobNotFound          no job has this id (or it is not yours)
 ├── JobExpired           the job existed but its files and record were deleted
 ├── JobNotFinished       the job has no result yet
@@ -38,7 +39,7 @@ class UnsupportedMedia(ImgpressError):
     """Raised when an upload is not one of the allowed image types."""
 
     code = "unsupported_media"
-    default_message = "This file type is not supported. Upload a JPEG, PNG, GIF or WebP image."
+    default_message = "This file type is not supported. Upload a JPEG, PNG, GIF, WebP, AVIF or HEIC image."
 
 
 class TooLarge(ImgpressError):
@@ -53,6 +54,13 @@ class CorruptImage(ImgpressError):
 
     code = "corrupt_image"
     default_message = "The image is corrupt or truncated and cannot be decoded."
+
+
+class CannotFit(ImgpressError):
+    """Raised when even the lowest quality of the asked format is larger than `max_bytes`."""
+
+    code = "cannot_fit"
+    default_message = "The image cannot be made small enough to fit in max_bytes."
 
 
 class JobNotFound(ImgpressError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import magic
+import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from shared.errors import CorruptImage, ImgpressError, TooLarge, UnsupportedMedia
@@ -25,6 +26,8 @@ FORMATS: dict[str, str] = {
     "PNG": "image/png",
     "GIF": "image/gif",
     "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "HEIF": "image/heic",
 }
 #: libmagic's answer -> Pillow format name. APNG is a PNG to Pillow.
 SNIFFED: dict[str, str] = {
@@ -33,15 +36,23 @@ SNIFFED: dict[str, str] = {
     "image/apng": "PNG",
     "image/gif": "GIF",
     "image/webp": "WEBP",
+    "image/avif": "AVIF",
+    "image/heic": "HEIF",
+    "image/heif": "HEIF",
 }
 EXTENSIONS: dict[str, str] = {
     "image/jpeg": ".jpg",
     "image/png": ".png",
     "image/gif": ".gif",
     "image/webp": ".webp",
+    "image/avif": ".avif",
+    "image/heic": ".heic",
 }
 #: Pillow formats that are one of ours in disguise: an MPO is a JPEG with extra pictures.
 _ALIASES = {"MPO": "JPEG"}
+# HEIC/HEIF decoding comes from libheif (pillow-heif); Pillow 13 decodes AVIF itself.
+pillow_heif.register_heif_opener()
+
 #: How much of a file libmagic looks at.
 SNIFF_BYTES = 8192
 

@@ -21,19 +21,65 @@ def _integer(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
+#: Values of the `format` option: `same` keeps the input's format, `auto` picks the smallest.
+FORMATS = ("same", "jpeg", "png", "webp", "avif", "auto")
+#: Named perceptual targets for quality=auto (SSIMULACRA2 scores; worker.quality holds the numbers).
+TARGETS = ("high", "medium", "low")
+FITS = ("scale-down", "contain", "cover")
+METADATA = ("strip", "keep")
+#: The largest width or height a client may ask for.
+MAX_SIDE = 16384
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise BadOption(f"'{name}' must be one of {', '.join(allowed)}; not '{raw[:40]}'.")
+    return value
+
+
 @dataclass(frozen=True)
 class Options:
     """How a job should compress its image."""
 
-    quality: int = DEFAULT_QUALITY
+    #: 1-100, or None for quality=auto (the lowest quality that meets `target`).
+    quality: int | None = DEFAULT_QUALITY
+    format: str = "same"
+    target: str = "medium"
+    max_bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fit: str = "scale-down"
+    metadata: str = "strip"
 
     @classmethod
     def parse(cls, raw: Mapping[str, str], *, min_quality: int = 1) -> Options:
         """Build options from request fields (form or query); raises BadOption on a bad value."""
-        quality = DEFAULT_QUALITY
-        if raw.get("quality", "") != "":
-            quality = _integer("quality", raw["quality"], min_quality, 100)
-        return cls(quality=quality)
+
+        def given(name: str) -> bool:
+            return raw.get(name, "").strip() != ""
+
+        quality: int | None = DEFAULT_QUALITY
+        if given("quality"):
+            if raw["quality"].strip().lower() == "auto":
+                quality = None
+            else:
+                quality = _integer("quality", raw["quality"], min_quality, 100)
+        return cls(
+            quality=quality,
+            format=_choice("format", raw["format"], FORMATS) if given("format") else "same",
+            target=_choice("target", raw["target"], TARGETS) if given("target") else "medium",
+            max_bytes=_integer("max_bytes", raw["max_bytes"], 100, 2**40) if given("max_bytes") else None,
+            width=_integer("width", raw["width"], 1, MAX_SIDE) if given("width") else None,
+            height=_integer("height", raw["height"], 1, MAX_SIDE) if given("height") else None,
+            fit=_choice("fit", raw["fit"], FITS) if given("fit") else "scale-down",
+            metadata=_choice("metadata", raw["metadata"], METADATA) if given("metadata") else "strip",
+        )
+
+    @property
+    def changes_format_or_size(self) -> bool:
+        """True if the client asked for another format or size (then the output may be larger)."""
+        return self.format != "same" or self.width is not None or self.height is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form, as stored in the job record."""

@@ -62,6 +62,10 @@ class OutputInfo:
     bytes: int
     width: int
     height: int
+    #: The quality actually used (1-100; 100 = lossless PNG/WebP); None when the input was kept as is.
+    quality: int | None = None
+    #: The output format's option name (jpeg, png, webp, avif, gif).
+    format: str | None = None
 
 
 @dataclass(frozen=True)

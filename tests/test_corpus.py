@@ -104,14 +104,14 @@ def check_output(row: dict[str, str], outcome: Outcome, source: Path) -> None:
             for needle in (b"<?php", b"passwd", b"tEXt"):
                 assert needle not in outcome.body or needle in _pixels_only(source)
         if category == "16bit":
-            extrema = output.convert("RGB").getextrema()
+            extrema = output.convert("RGBA").convert("RGB").getextrema()
             assert any(high - low > 1 for low, high in extrema), "clipped to black and white"
         if category == "palette-alpha" or "alpha" in row["expected_detail"].lower():
             assert output.mode in ("RGBA", "LA", "PA") or "transparency" in output.info
         if category == "cmyk":
             with Image.open(source) as original:
                 reference = original.convert("RGB").resize((16, 16))
-            mine = output.convert("RGB").resize((16, 16))
+            mine = output.convert("RGBA").convert("RGB").resize((16, 16))
             difference = sum(abs(a - b) for a, b in zip(reference.tobytes(), mine.tobytes(), strict=True))
             assert difference / len(reference.tobytes()) < 12, "colours changed (inverted CMYK?)"
 

@@ -214,18 +214,18 @@ def test_disk_full_is_507_and_leaves_no_partial_file(settings: Settings, tiny_di
 def test_memory_cap_turns_an_allocation_bomb_into_too_large(
     tmp_path: Path, private_redis: PrivateRedis
 ) -> None:
-    # 54 Mpx of one colour: a few KB on the wire, 162 MB once decoded; the cap is 200 MiB of
-    # address space, of which the interpreter and libraries already use about 70.
+    # 120 Mpx of one colour: a few hundred KB on the wire, 360 MB once decoded. A worker uses
+    # about 350 MiB of address space before it decodes anything; the cap is 600 MiB.
     stack = make_stack(
-        tmp_path, private_redis.url, worker_memory_mb=200, max_pixels=60_000_000, retention_seconds=120
+        tmp_path, private_redis.url, worker_memory_mb=600, max_pixels=200_000_000, retention_seconds=120
     ).start()
     try:
-        flat = images.encode(Image.new("RGB", (9000, 6000), (200, 30, 30)), "PNG")
-        assert len(flat) < 1024 * 1024
+        flat = images.encode(Image.new("RGB", (12000, 10000), (200, 30, 30)), "PNG")
+        assert len(flat) < 2 * 1024 * 1024
         with httpx.Client(base_url=stack.url, timeout=30) as http:
             job_id = upload(http, flat, "image/png")
             job = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
-            assert job["status"] == "failed"
+            assert job["status"] == "failed", job
             assert job["error"]["code"] == "too_large"
             assert "memory" in job["error"]["message"]
             assert stack.processes["worker"].poll() is None

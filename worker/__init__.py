@@ -1,1 +1,9 @@
 """The imgpress worker: RQ task functions (thin) and the pure image pipeline."""
+
+import os
+
+# A worker runs one job at a time and the pool of worker processes gives the parallelism, so
+# the numeric libraries' own thread pools would only inflate the address space that
+# IMGPRESS_WORKER_MEMORY_MB caps. Set before numpy and OpenCV are imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")

@@ -1,40 +1,37 @@
 """The image pipeline: decode an upload safely and re-encode it smaller. No Redis, no HTTP.
 
 Every step runs inside `decoding_errors()`, so whatever Pillow raises on a hostile file ends
-as an imgpress error (and a failed job), never an unhandled crash.
+as an imgpress error (and a failed job), never an unhandled crash. The steps: open and load
+every frame within the limits; bring the pixels to 8-bit RGB(A)/L(A) in sRGB (CMYK through its
+ICC profile, 16-bit scaled, not clipped); apply the EXIF orientation; resize; pick the output
+format and quality (`worker.quality`); encode (`worker.codecs`); never serve a larger file than
+the upload unless the client asked for another format or size.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
-from shared.errors import TooLarge
-from shared.imaging import FORMATS, check_pixels, decoding_errors, format_of, open_image
+from shared.errors import CannotFit, TooLarge
+from shared.imaging import check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
+from worker import codecs, quality, resize
+from worker.metadata import collect
+from worker.metric import Reference
 
 log = logging.getLogger(__name__)
 
-#: `Image.info` keys that describe how to draw the image rather than who made it; everything
-#: else (EXIF, XMP, comments, text chunks, which can carry payloads) is dropped.
-_KEPT_INFO = {"transparency", "duration", "loop", "background", "disposal", "blend", "default_image"}
-#: Keys that say how the file was encoded and carry nothing of the user's. An input with only
-#: these (and the ICC profile) is "clean": its own bytes may be served when re-encoding does
-#: not make it smaller. Any other key (EXIF, comments, text chunks...) forces the re-encode.
-_HARMLESS_INFO = _KEPT_INFO | {
-    "icc_profile", "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "adobe",
-    "adobe_transform", "progressive", "progression", "interlace", "gamma", "srgb", "chromaticity",
-    "aspect", "version", "mp", "mpoffset", "mpentry", "extension", "lossless",
-}  # fmt: skip
-#: Formats whose output keeps every frame; the others get the first.
-_ANIMATED = {"GIF", "PNG", "WEBP"}
+#: Pillow format of an upload -> the output format `format=same` gives it.
+_SAME = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "AVIF": "avif", "HEIF": "jpeg"}
+#: Palette quality tried for PNG when quality=auto (kept only if it meets the target).
+AUTO_PNG_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -46,35 +43,141 @@ class Limits:
 
 
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
-    """Re-encode `source` in its own format into `destination`, never larger than the source.
-
-    `temp` is the scratch file to encode into before it is moved into place.
-    """
+    """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
         with decoding_errors(), open_image(source, limits.max_pixels) as image:
-            fmt = format_of(image)
-            media_type = FORMATS[fmt]
             frames = _load_frames(image, limits)
-            clean = set(image.info) <= _HARMLESS_INFO
-            icc_profile = image.info.get("icc_profile")
-            animated = frames > 1 and fmt in _ANIMATED
-            if frames > 1 and not animated:
-                image.seek(0)
-            picture = image if animated else _upright(image)
-            picture.info = {key: value for key, value in picture.info.items() if key in _KEPT_INFO}
-            _encode(picture, temp, fmt, animated, options, icc_profile)
-            width, height = picture.size
-        if clean and temp.stat().st_size >= source.stat().st_size:
-            # Re-encoding did not help and the upload carries nothing to strip: serve its own
-            # bytes rather than a bigger file.
-            shutil.copyfile(source, temp)
-            with decoding_errors(), open_image(source, limits.max_pixels) as original:
-                width, height = original.size
-        size = temp.stat().st_size
+            fmt, choice, size = _compress_image(source, image, frames, options)
+        temp.write_bytes(choice.data)
         storage.move_into_place(temp, destination)
     finally:
         temp.unlink(missing_ok=True)
-    return OutputInfo(media_type=media_type, bytes=size, width=width, height=height)
+    return OutputInfo(
+        media_type=codecs.OUTPUTS[fmt][1],
+        bytes=len(choice.data),
+        width=size[0],
+        height=size[1],
+        quality=choice.quality,
+        format=fmt,
+    )
+
+
+def _compress_image(
+    source: Path, image: ImageFile.ImageFile, frames: int, options: Options
+) -> tuple[str, quality.Choice, tuple[int, int]]:
+    """The output format, the chosen encoding and its dimensions."""
+    source_format = _SAME[format_of(image)]
+    icc_profile = image.info.get("icc_profile")
+    metadata = collect(image, options.metadata, icc_profile)
+    fmt = source_format if options.format == "same" else options.format
+    picture: Image.Image | codecs.Animation
+    if frames > 1 and fmt in (codecs.ANIMATED | {"auto"}):
+        fmt = "webp" if fmt == "auto" else fmt
+        picture = _animation(image, options)
+        size = picture.frames[0].size
+        choice = _fixed(picture, fmt, options, metadata)
+    else:
+        still, icc_profile = _normalized(_upright(image), icc_profile)
+        metadata = codecs.Metadata(icc_profile, metadata.exif, metadata.xmp)
+        picture = _resized(still, options)
+        size = picture.size
+        if fmt == "auto":
+            fmt, choice = _smallest(picture, options, metadata)
+        else:
+            if fmt == "jpeg" and codecs.has_alpha(picture):
+                picture = _flatten(picture)
+            choice = _choose(picture, fmt, options, metadata)
+    stored_upright = _orientation(image) not in range(2, 9)
+    if not options.changes_format_or_size and stored_upright and len(choice.data) >= source.stat().st_size:
+        floor = _floor(source, image, source_format, options, choice)
+        if floor is not choice:
+            return source_format, floor, image.size
+    return fmt, choice, size
+
+
+def _choose(picture: Image.Image, fmt: str, options: Options, metadata: codecs.Metadata) -> quality.Choice:
+    """Encode a still image in `fmt`, choosing the quality as the options ask."""
+    if options.max_bytes is not None:
+        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata)
+    if options.quality is None and fmt in codecs.LOSSY:
+        return quality.for_target(picture, fmt, quality.TARGETS[options.target], metadata)
+    level = AUTO_PNG_QUALITY if options.quality is None else options.quality
+    if fmt == "png" and level < 100:
+        return _palette_png(picture, level, quality.TARGETS[options.target], metadata)
+    return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
+
+
+def _fixed(
+    picture: codecs.Animation, fmt: str, options: Options, metadata: codecs.Metadata
+) -> quality.Choice:
+    """Encode an animation at the asked quality (auto means 80), or the highest that fits max_bytes."""
+    level = options.quality or 80
+    if options.max_bytes is not None:
+        return quality.for_size(picture, fmt, options.max_bytes, level, metadata)
+    return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
+
+
+def _palette_png(
+    picture: Image.Image, level: int, target: float, metadata: codecs.Metadata
+) -> quality.Choice:
+    """A palette PNG if it still meets the perceptual target, else the lossless one."""
+    palette = codecs.quantize(picture, level)
+    if palette.mode == "P":
+        data = codecs.encode_png(palette, metadata)
+        with Image.open(io.BytesIO(data)) as decoded:
+            score = Reference(picture).score(decoded)
+        if score >= target:
+            return quality.Choice(data, level, score)
+    return quality.Choice(codecs.encode_png(picture, metadata), 100)
+
+
+def _smallest(
+    picture: Image.Image, options: Options, metadata: codecs.Metadata
+) -> tuple[str, quality.Choice]:
+    """format=auto: the smallest candidate that meets the target (or is lossless, for quality=100).
+
+    A transparent image never becomes JPEG; quality=100 only considers lossless PNG and WebP.
+    """
+    if options.quality == 100:
+        candidates = ["png", "webp"]
+    else:
+        candidates = ["webp", "avif"] + (["png"] if codecs.has_alpha(picture) else ["jpeg"])
+    auto = Options(
+        quality=None if options.quality != 100 else 100, target=options.target, max_bytes=options.max_bytes
+    )
+    results: list[tuple[str, quality.Choice]] = []
+    for fmt in candidates:
+        try:
+            results.append((fmt, _choose(picture, fmt, auto, metadata)))
+        except CannotFit:
+            continue
+    if not results:
+        raise CannotFit(f"No format fits the image in max_bytes={options.max_bytes:,}.")
+    return min(results, key=lambda item: len(item[1].data))
+
+
+def _floor(
+    source: Path, image: ImageFile.ImageFile, fmt: str, options: Options, encoded: quality.Choice
+) -> quality.Choice:
+    """The fallback when re-encoding did not beat the upload: its own pixels, losslessly repacked.
+
+    JPEG and PNG uploads go through mozjpeg's / oxipng's lossless pass with their metadata
+    dropped. The upload's raw bytes are served only with metadata=keep: when stripping, a
+    payload in a comment or text chunk must never come back, so the re-encode wins there.
+    """
+    original = source.read_bytes()
+    candidates = [encoded]
+    try:
+        if fmt == "jpeg":
+            candidates.append(quality.Choice(codecs.optimize_jpeg(original, keep_icc=True), None))
+        elif fmt == "png" and int(getattr(image, "n_frames", 1)) == 1:
+            strip = options.metadata == "strip"
+            candidates.append(quality.Choice(codecs.optimize_png(original, strip=strip), None))
+    except ValueError:
+        log.info("lossless repacking failed; keeping the re-encode")
+    if options.metadata == "keep":
+        candidates.append(quality.Choice(original, None))
+    return min(candidates, key=lambda choice: len(choice.data))
 
 
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
@@ -84,6 +187,8 @@ def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
     checking the first frame's size is not enough.
     """
     frames = int(getattr(image, "n_frames", 1))
+    if image.format in ("AVIF", "HEIF"):
+        frames = 1  # image sequences and HEIF collections: the primary image only
     if frames > limits.max_frames:
         raise TooLarge(f"The image has {frames:,} frames; the limit is {limits.max_frames:,}.")
     for index in range(frames):
@@ -100,36 +205,70 @@ def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
     return frames
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation to the pixels; broken EXIF is treated as 'already upright'."""
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8); broken EXIF is treated as 'already upright' (1)."""
     try:
-        orientation = image.getexif().get(0x0112, 1)
+        return int(image.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - any EXIF parser failure means "no usable orientation"
         log.info("ignoring unreadable EXIF data")
-        return image
-    if orientation not in range(2, 9):
+        return 1
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation to the pixels."""
+    if _orientation(image) not in range(2, 9):
         return image
     upright = ImageOps.exif_transpose(image)
     return upright if upright is not None else image
 
 
-def _encode(
-    image: Image.Image, temp: Path, fmt: str, animated: bool, options: Options, icc_profile: bytes | None
-) -> None:
-    """Write the image in `fmt` with metadata stripped (the ICC profile is kept)."""
-    params: dict[str, Any] = {"format": fmt}
-    if icc_profile:
-        params["icc_profile"] = icc_profile
-    if animated:
-        params["save_all"] = True
-    if fmt == "JPEG":
-        if image.mode not in ("RGB", "L", "CMYK"):
-            image = image.convert("RGB")
-        params.update(quality=options.quality, optimize=True, progressive=True, comment=b"", exif=b"")
-    elif fmt == "PNG":
-        params.update(optimize=True)
-    elif fmt == "WEBP":
-        params.update(quality=options.quality, method=4, exif=b"", xmp=b"")
-    elif fmt == "GIF":
-        params.update(optimize=True, comment=b"")
-    image.save(temp, **params)
+def _normalized(image: Image.Image, icc_profile: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """8-bit RGB, RGBA, L or LA pixels with correct colours, and the ICC profile that goes with them."""
+    if image.mode == "CMYK":
+        # Through the embedded profile when there is one (Adobe CMYK is not naive 255-x).
+        if icc_profile:
+            try:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+                srgb = ImageCms.createProfile("sRGB")
+                converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+                if converted is not None:
+                    return converted, None
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                log.info("ignoring unusable CMYK profile")
+        return image.convert("RGB"), None
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping everything above 255 to white.
+        wide = image if image.mode == "I" else image.convert("I")
+        return wide.point(lambda value: value / 257).convert("L"), icc_profile
+    if image.mode == "F":
+        return image.convert("L"), icc_profile
+    if image.mode in ("RGB", "RGBA", "L", "LA"):
+        return image, icc_profile
+    if codecs.has_alpha(image) or image.mode in ("PA", "RGBa", "La"):
+        return image.convert("LA" if image.mode in ("La",) else "RGBA"), icc_profile
+    if image.mode == "1":
+        return image.convert("L"), icc_profile
+    return image.convert("RGB"), icc_profile
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Composite a transparent image on white, for formats without alpha (asked for explicitly)."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _resized(image: Image.Image, options: Options) -> Image.Image:
+    """The image at the size the width/height/fit options ask for."""
+    size, crop = resize.output_size(image.width, image.height, options.width, options.height, options.fit)
+    return resize.resize(image, size, crop)
+
+
+def _animation(image: ImageFile.ImageFile, options: Options) -> codecs.Animation:
+    """Every frame as RGBA at the asked size, with durations and loop count."""
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(image):
+        durations.append(int(frame.info.get("duration", 100) or 100))
+        frames.append(_resized(frame.convert("RGBA"), options))
+    image.seek(0)
+    return codecs.Animation(frames, durations, int(image.info.get("loop", 0) or 0))

@@ -49,7 +49,6 @@ def compress(job_id: str) -> dict[str, Any]:
         job = jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
         return {"status": "deleted"}
-    memory.cap_address_space(config.worker_memory_mb)
     started = job.started()
 
     def overrun() -> None:
@@ -61,13 +60,14 @@ def compress(job_id: str) -> dict[str, Any]:
         if not jobs.update(connection, job):
             return {"status": "deleted"}
         try:
-            output = pipeline.compress(
-                storage.input_path(config.data_dir, job_id),
-                storage.output_path(config.data_dir, job_id),
-                storage.temp_path(config.data_dir),
-                job.options,
-                pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames),
-            )
+            with memory.capped(config.worker_memory_mb):
+                output = pipeline.compress(
+                    storage.input_path(config.data_dir, job_id),
+                    storage.output_path(config.data_dir, job_id),
+                    storage.temp_path(config.data_dir),
+                    job.options,
+                    pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames),
+                )
         except Exception as exc:
             error = failure_for(exc, config)
             fail(connection, config, job, error)

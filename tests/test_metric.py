@@ -1,0 +1,31 @@
+"""The fast SSIMULACRA2 must agree with the reference `ssimulacra2` package."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageFilter
+from ssimulacra2 import compute_ssimulacra2
+
+from tests import images
+from worker.metric import Reference
+
+
+def test_scores_match_the_reference_package(tmp_path: Path) -> None:
+    source = images.photo(96, 72)
+    source.save(tmp_path / "source.png")
+    reference = Reference(source)
+    for quality in (20, 60, 95):
+        data = images.encode(source, "JPEG", quality=quality)
+        (tmp_path / "candidate.jpg").write_bytes(data)
+        expected = compute_ssimulacra2(str(tmp_path / "source.png"), str(tmp_path / "candidate.jpg"))
+        with Image.open(io.BytesIO(data)) as candidate:
+            assert abs(reference.score(candidate) - expected) < 0.05
+
+
+def test_identical_scores_100_and_blur_scores_lower() -> None:
+    source = Image.effect_mandelbrot((64, 48), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    reference = Reference(source)
+    assert reference.score(source.copy()) == 100.0
+    assert reference.score(source.filter(ImageFilter.GaussianBlur(2))) < 90.0

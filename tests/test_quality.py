@@ -1,0 +1,59 @@
+"""quality=auto meets its target (judged by the reference package); max_bytes is honoured."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from ssimulacra2 import compute_ssimulacra2
+
+from shared.errors import CannotFit
+from tests.conftest import CORPUS
+from worker import codecs, quality
+
+PHOTOS = sorted((CORPUS / "photos").glob("*.png"))[:3] if CORPUS.exists() else []
+
+
+def crop(path: Path) -> Image.Image:
+    """A 192x128 detail crop: small enough to keep the test fast, busy enough to be a real photo."""
+    with Image.open(path) as image:
+        return image.convert("RGB").crop((288, 192, 480, 320))
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
+@pytest.mark.parametrize("target", ["medium", "high"])
+def test_auto_quality_meets_its_target(tmp_path: Path, fmt: str, target: str) -> None:
+    for path in PHOTOS:
+        source = crop(path)
+        source.save(tmp_path / "source.png")
+        choice = quality.for_target(source, fmt, quality.TARGETS[target], codecs.Metadata())
+        (tmp_path / "out").write_bytes(choice.data)
+        score = compute_ssimulacra2(str(tmp_path / "source.png"), str(tmp_path / "out"))
+        assert score >= quality.TARGETS[target], (path.name, choice.quality, score)
+        assert choice.quality is not None and choice.quality < 100
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_auto_quality_is_lower_for_a_lower_target() -> None:
+    source = crop(PHOTOS[0])
+    low = quality.for_target(source, "jpeg", quality.TARGETS["low"], codecs.Metadata())
+    high = quality.for_target(source, "jpeg", quality.TARGETS["high"], codecs.Metadata())
+    assert (low.quality or 0) < (high.quality or 0) and len(low.data) < len(high.data)
+
+
+def test_max_bytes_gives_the_largest_output_that_fits() -> None:
+    source = Image.effect_mandelbrot((160, 120), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    best = quality.for_size(source, "jpeg", 3000, 100, codecs.Metadata())
+    assert len(best.data) <= 3000 and best.quality is not None
+    above = codecs.encode(source, "jpeg", best.quality + 1, codecs.Metadata())
+    assert best.quality == 100 or len(above) > 3000
+    Image.open(io.BytesIO(best.data)).load()
+
+
+def test_max_bytes_too_small_raises_cannot_fit() -> None:
+    source = Image.effect_noise((200, 200), 80).convert("RGB")
+    with pytest.raises(CannotFit, match="max_bytes"):
+        quality.for_size(source, "jpeg", 150, 100, codecs.Metadata())

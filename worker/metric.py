@@ -1,0 +1,175 @@
+"""SSIMULACRA2, computed fast enough to steer a quality search.
+
+The reference `ssimulacra2` package recomputes both images' pyramids in float64 on every call
+(~0.6-1.8 s per megapixel). A quality search compares one source with many candidates, so
+`Reference` keeps the source's half of the work (XYB pyramid, blurred means and variances)
+and each `Reference.score()` only does the candidate's half, in float32. The arithmetic
+follows the package line by line (same blur extent and edge handling, same downsampling,
+same weights), so scores agree with it to a few hundredths; tests check that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+Array = npt.NDArray[np.float32]
+
+_SCALES = 6
+_C2 = 0.0009
+_SIGMA = 1.5
+_OPSIN = np.array(
+    [
+        [0.30, 0.622, 0.078],
+        [0.23, 0.692, 0.078],
+        [0.24342268924547819, 0.20476744424496821, 0.5518098665095536],
+    ],
+    dtype=np.float32,
+)
+# The package blurs with scipy's gaussian_filter (sigma 1.5, truncate 3.33): an 11-tap kernel.
+# One thread: see worker/__init__.py (threads started under the memory cap can fail).
+cv2.setNumThreads(1)
+_KERNEL = cv2.getGaussianKernel(11, _SIGMA, cv2.CV_32F)
+_IDENTITY = np.ones((1, 1), dtype=np.float32)
+#: sRGB byte value -> linear light.
+_LINEAR = np.where(
+    (steps := np.arange(256, dtype=np.float64) / 255.0) <= 0.04045,
+    steps / 12.92,
+    ((steps + 0.055) / 1.055) ** 2.4,
+).astype(np.float32)
+_BIAS = np.float32(0.0037930732552754493)
+_CBRT_BIAS = np.float32(np.cbrt(0.0037930732552754493))
+# Weights of the 108 sub-scores (3 channels x 6 scales x 2 norms x 3 maps), from libjxl.
+_WEIGHTS = np.array(
+    [
+        0.0, 0.0007376606707406586, 0.0, 0.0, 0.0007793481682867309, 0.0, 0.0, 0.0004371155730107379,
+        0.0, 1.1041726426657346, 0.00066284834129271, 0.00015231632783718752, 0.0, 0.0016406437456599754,
+        0.0, 1.8422455520539298, 11.441172603757666, 0.0, 0.0007989109436015163, 0.000176816438078653,
+        0.0, 1.8787594979546387, 10.94906990605142, 0.0, 0.0007289346991508072, 0.9677937080626833, 0.0,
+        0.00014003424285435884, 0.9981766977854967, 0.00031949755934435053, 0.0004550992113792063, 0.0,
+        0.0, 0.0013648766163243398, 0.0, 0.0, 0.0, 0.0, 0.0, 7.466890328078848, 0.0, 17.445833984131262,
+        0.0006235601634041466, 0.0, 0.0, 6.683678146179332, 0.00037724407979611296, 1.027889937768264,
+        225.20515300849274, 0.0, 0.0, 19.213238186143016, 0.0011401524586618361, 0.001237755635509985,
+        176.39317598450694, 0.0, 0.0, 24.43300999870476, 0.28520802612117757, 0.0004485436923833408, 0.0,
+        0.0, 0.0, 34.77906344483772, 44.835625328877896, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        0.0008680556573291698, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0005313191874358747, 0.0, 0.00016533814161379112,
+        0.0, 0.0, 0.0, 0.0, 0.0, 0.0004179171803251336, 0.0017290828234722833, 0.0, 0.0020827005846636437,
+        0.0, 0.0, 8.826982764996862, 23.19243343998926, 0.0, 95.1080498811086, 0.9863978034400682,
+        0.9834382792465353, 0.0012286405048278493, 171.2667255897307, 0.9807858872435379, 0.0, 0.0, 0.0,
+        0.0005130064588990679, 0.0, 0.00010854057858411537,
+    ]
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """The source's half of one scale: its XYB planes, their blurred means and blurred squares."""
+
+    xyb: Array
+    mu: Array
+    sigma_sq: Array
+
+
+def linear_rgb(image: Image.Image, background: float = 0.5) -> Array:
+    """Linear-light RGB floats of an image; alpha is blended on grey, as the reference package does."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        srgb = rgba[..., :3] * alpha + (1.0 - alpha) * background
+        blended = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+        return cast(Array, blended.astype(np.float32))
+    linear: Array = _LINEAR[np.asarray(image.convert("RGB"))]
+    return linear
+
+
+def _positive_xyb(linear: Array) -> Array:
+    mixed = np.maximum(linear @ _OPSIN.T + _BIAS, 0.0)
+    mixed = np.cbrt(mixed) - _CBRT_BIAS
+    x = 0.5 * (mixed[..., 0] - mixed[..., 1])
+    y = 0.5 * (mixed[..., 0] + mixed[..., 1])
+    return np.stack([x * 14.0 + 0.42, y + 0.01, (mixed[..., 2] - y) + 0.55], axis=2).astype(np.float32)
+
+
+def _blur(plane: Array) -> Array:
+    # The package works on transposed planes: it zero-pads columns and reflects rows (radius 5).
+    rows = cv2.sepFilter2D(plane, -1, _IDENTITY, _KERNEL, borderType=cv2.BORDER_REFLECT)
+    return cast(Array, cv2.sepFilter2D(rows, -1, _KERNEL, _IDENTITY, borderType=cv2.BORDER_CONSTANT))
+
+
+def _half(linear: Array) -> Array:
+    """2x2 box downsampling; an odd last row or column is averaged on its own."""
+    height, width, _ = linear.shape
+    if height % 2 or width % 2:
+        linear = np.pad(linear, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    return (linear[0::2, 0::2] + linear[1::2, 0::2] + linear[0::2, 1::2] + linear[1::2, 1::2]) * 0.25
+
+
+def _norms(values: Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-channel 1-norm and 4-norm averages of a non-negative map (cv2.mean sums in doubles, fast)."""
+    square = values * values
+    mean = np.array(cv2.mean(values)[:3])
+    fourth = np.array(cv2.mean(square * square)[:3])
+    return mean, fourth**0.25
+
+
+def _score(parts: list[npt.NDArray[np.float64]]) -> float:
+    """Combine per-scale sub-scores (each 3 channels x 6 values) into the final 0-100 score."""
+    if not parts:
+        return 100.0  # under 8x8 pixels the package measures nothing and says "identical"
+    table = np.stack(parts)  # scales x channels x [ssim1, ssim4, ring1, ring4, blur1, blur4]
+    total = 0.0
+    index = 0
+    for channel in range(3):
+        for scale in range(table.shape[0]):
+            for norm in range(2):
+                row = table[scale, channel]
+                total += _WEIGHTS[index] * abs(row[norm])
+                total += _WEIGHTS[index + 1] * abs(row[2 + norm])
+                total += _WEIGHTS[index + 2] * abs(row[4 + norm])
+                index += 3
+    total *= 0.9562382616834844
+    total = 2.326765642916932 * total - 0.020884521182843837 * total**2 + 6.248496625763138e-05 * total**3
+    return 100.0 - 10.0 * float(total**0.6276336467831387) if total > 0 else 100.0
+
+
+class Reference:
+    """A source image prepared once, to be compared with many candidate encodings of it."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.size = image.size
+        self._scales: list[_Scale] = []
+        linear = linear_rgb(image)
+        for _ in range(_SCALES):
+            if linear.shape[0] < 8 or linear.shape[1] < 8:
+                break
+            xyb = _positive_xyb(linear)
+            self._scales.append(_Scale(xyb, _blur(xyb), _blur(xyb * xyb)))
+            linear = _half(linear)
+
+    def score(self, candidate: Image.Image) -> float:
+        """SSIMULACRA2 of `candidate` against this source (100 = identical, 70 = 'medium')."""
+        if candidate.size != self.size:
+            raise ValueError("the candidate must have the source's dimensions")
+        linear = linear_rgb(candidate)
+        parts = []
+        for scale in self._scales:
+            xyb = _positive_xyb(linear)
+            mu = _blur(xyb)
+            cross = _blur(scale.xyb * xyb) - scale.mu * mu
+            own = _blur(xyb * xyb) - mu * mu
+            num_m = 1.0 - (scale.mu - mu) ** 2
+            ssim = np.maximum(
+                1.0 - num_m * (2.0 * cross + _C2) / ((scale.sigma_sq - scale.mu**2) + own + _C2), 0.0
+            )
+            ratio = (1.0 + np.abs(xyb - mu)) / (1.0 + np.abs(scale.xyb - scale.mu)) - 1.0
+            ssim1, ssim4 = _norms(ssim)
+            ring1, ring4 = _norms(np.maximum(ratio, 0.0))
+            blur1, blur4 = _norms(np.maximum(-ratio, 0.0))
+            parts.append(np.stack([ssim1, ssim4, ring1, ring4, blur1, blur4], axis=1))
+            linear = _half(linear)
+        return _score(parts)
