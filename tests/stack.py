@@ -47,7 +47,16 @@ class Stack:
 
     def start_worker(self, name: str = "worker") -> None:
         url = self.settings.redis_url
-        self.spawn(name, [str(BIN / "rq"), "worker", "--url", url, names.MAINTENANCE_QUEUE, names.QUEUE])
+        self.spawn(name, [str(BIN / "rq"), "worker", "--url", url, *names.WORKER_QUEUES])
+
+    def start_burst_worker(self) -> subprocess.Popen[bytes]:
+        """Start a real `rq worker --burst`, which runs every queued job to its end, then exits."""
+        command = [str(BIN / "rq"), "worker", "--burst", "--url", self.settings.redis_url]
+        return self.spawn("burst-worker", [*command, *names.WORKER_QUEUES])
+
+    def run_worker_burst(self) -> None:
+        """Run every queued job to its end with a real `rq worker --burst`, and wait for it."""
+        assert self.start_burst_worker().wait(timeout=60) == 0
 
     def start_scheduler(self) -> None:
         self.spawn(

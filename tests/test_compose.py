@@ -135,7 +135,8 @@ def test_worker_runs_stock_rq_worker_on_maintenance_queue_first() -> None:
     assert isinstance(cli, click.Group)
     worker = cli.commands["worker"]
     params = worker.make_context("worker", words[2:]).params
-    assert list(params["queues"]) == [names.MAINTENANCE_QUEUE, names.QUEUE]
+    assert list(params["queues"]) == list(names.WORKER_QUEUES)
+    assert params["queues"][0] == names.MAINTENANCE_QUEUE
     assert params["url"] == environment("worker")["IMGPRESS_REDIS_URL"]
 
 
