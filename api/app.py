@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
-from api import health, jobs, seed
+from api import batches, health, jobs, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.services import Services
@@ -36,6 +36,11 @@ routes = [
     Route("/v1/jobs/{job_id}/result", jobs.get_result, methods=["GET"]),
     Route("/v1/jobs/{job_id}/input", jobs.get_input, methods=["GET"]),
     Route("/v1/jobs/{job_id}/events", jobs.job_events, methods=["GET"]),
+    Route("/v1/batches", batches.create_batch, methods=["POST"]),
+    Route("/v1/batches/{batch_id}", batches.get_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}", batches.delete_batch, methods=["DELETE"]),
+    Route("/v1/batches/{batch_id}/events", batches.batch_events, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/archive", batches.get_archive, methods=["GET"]),
     Route("/upload", seed.upload, methods=["POST"]),
     Route("/task/{task_id}", seed.task, methods=["GET"]),
     Route("/download/{task_id}", seed.download, methods=["GET"]),

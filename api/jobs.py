@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +15,7 @@ from api.auth import caller, client_address
 from api.downloads import input_response, result_response
 from api.ratelimit import check_rate
 from api.services import services
-from shared import jobs, storage
+from shared import callbacks, jobs, storage
 from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
 from shared.resources import job_resource as resource
@@ -25,21 +26,47 @@ from shared.schema import Job, JobStatus
 MAX_WAIT_SECONDS = 30.0
 
 
-async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
-    """Receive the request's upload and queue it as a job (shared with the seed routes)."""
+async def admit(request: Request, min_quality: int = 1) -> str | None:
+    """The checks before an upload's body is read: query options, rate, capacity; the caller's owner."""
     found = services(request)
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
     owner = caller(request)
     await run_in_threadpool(check_rate, found.redis, found.settings, owner or client_address(request))
     await run_in_threadpool(intake.check_capacity, found.redis, found.settings)
+    return owner
+
+
+async def parse_fields(
+    request: Request, fields: dict[str, str], min_quality: int = 1
+) -> tuple[Options, str | None]:
+    """The options and checked callback URL from the query and the form fields."""
+    merged = {**request.query_params, **fields}
+    options = Options.parse(merged, min_quality=min_quality)
+    url = merged.get("callback_url", "").strip()
+    if not url:
+        return options, None
+    return options, await run_in_threadpool(callbacks.check_url, url, services(request).settings)
+
+
+async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
+    """Receive the request's upload and queue it as a job (shared with the seed routes)."""
+    found = services(request)
+    owner = await admit(request, min_quality)
     upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
     try:
-        options = Options.parse({**request.query_params, **upload.fields}, min_quality=min_quality)
+        options, callback_url = await parse_fields(request, upload.fields, min_quality)
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
-    return await run_in_threadpool(intake.accept, found.redis, found.settings, upload, options, owner)
+    return await run_in_threadpool(
+        functools.partial(intake.accept, callback_url=callback_url),
+        found.redis,
+        found.settings,
+        upload,
+        options,
+        owner,
+    )
 
 
 async def load_job(request: Request, job_id: str) -> Job:

@@ -114,3 +114,30 @@ def test_events_of_an_unknown_job_is_404(http: httpx.Client) -> None:
     response = http.get(f"/v1/jobs/{'0' * 32}/events")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_batch_events_report_each_job_then_the_totals(stack: Stack, http: httpx.Client) -> None:
+    files = [("file", ("a.jpg", images.jpeg())), ("file", ("b.png", images.png_with_alpha()))]
+    batch = http.post("/v1/batches", files=files).json()
+    ids = [job["id"] for job in batch["jobs"]]
+    with http.stream("GET", f"/v1/batches/{batch['id']}/events") as response:
+        stream = events(response)
+        first = [next(stream) for _ in range(3)]
+        assert [(e.name, e.data["id"], e.data["status"]) for e in first[:2]] == [
+            ("job", ids[0], "queued"),
+            ("job", ids[1], "queued"),
+        ]
+        assert first[2].name == "batch" and first[2].data["counts"]["queued"] == 2
+        worker = stack.start_burst_worker()
+        rest = list(stream)
+        assert worker.wait(timeout=60) == 0
+    for job_id in ids:
+        statuses = [e.data["status"] for e in first + rest if e.name == "job" and e.data["id"] == job_id]
+        assert statuses == sorted(statuses, key=ORDER.index) and statuses[-1] == "finished"
+    assert rest[-1].name == "batch"
+    assert rest[-1].data["status"] == "finished" and rest[-1].data["counts"]["finished"] == 2
+
+
+def test_too_many_files_in_a_batch_is_413(http: httpx.Client) -> None:
+    files = [("file", (f"{n}.jpg", images.jpeg())) for n in range(4)]
+    assert http.post("/v1/batches", files=files).status_code == 413
