@@ -14,9 +14,9 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from api import batches, health, jobs, seed
+from api import batches, health, jobs, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.services import Services
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 REDIS_TIMEOUT_SECONDS = 1.0
 
 routes = [
+    Route("/", page.index, methods=["GET"]),
+    Mount("/static", app=page.static_files(), name="static"),
     Route("/v1/jobs", jobs.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs.delete_job, methods=["DELETE"]),
