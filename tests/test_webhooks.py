@@ -56,7 +56,13 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def hook_settings(settings: Settings) -> Settings:
+def hook_settings(settings: Settings, run_jobs: RunJobs, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Webhooks on, private receivers allowed, for the API here and the worker (from the environment).
+
+    Made after run_jobs, which writes the plain settings into the environment first.
+    """
+    monkeypatch.setenv("IMGPRESS_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", "true")
     return replace(settings, webhook_secret=SECRET, webhook_allow_private=True)
 
 
@@ -68,10 +74,8 @@ def verify(headers: dict[str, str], body: bytes) -> dict:
 
 
 def test_job_webhook_is_signed_and_sent_once(
-    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver
 ) -> None:
-    monkeypatch.setenv("IMGPRESS_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", "true")
     with TestClient(create_app(hook_settings)) as client:
         fields = {"callback_url": receiver.url}
         job = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data=fields).json()
@@ -88,10 +92,8 @@ def test_job_webhook_is_signed_and_sent_once(
 
 
 def test_batch_webhook_comes_after_all_its_jobs(
-    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver
 ) -> None:
-    monkeypatch.setenv("IMGPRESS_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", "true")
     with TestClient(create_app(hook_settings)) as client:
         files = [("file", ("a.jpg", images.jpeg())), ("file", ("cut.jpg", images.jpeg()[:2500]))]
         batch = client.post("/v1/batches", files=files, data={"callback_url": receiver.url}).json()
