@@ -18,9 +18,9 @@ from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from api import health, jobs, seed
+from api import batches, health, jobs, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.services import Services
@@ -34,10 +34,19 @@ log = logging.getLogger(__name__)
 REDIS_TIMEOUT_SECONDS = 1.0
 
 routes = [
+    Route("/", page.index, methods=["GET"]),
+    Mount("/static", app=page.static_files(), name="static"),
     Route("/v1/jobs", jobs.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs.delete_job, methods=["DELETE"]),
     Route("/v1/jobs/{job_id}/result", jobs.get_result, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/input", jobs.get_input, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/events", jobs.job_events, methods=["GET"]),
+    Route("/v1/batches", batches.create_batch, methods=["POST"]),
+    Route("/v1/batches/{batch_id}", batches.get_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}", batches.delete_batch, methods=["DELETE"]),
+    Route("/v1/batches/{batch_id}/events", batches.batch_events, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/archive", batches.get_archive, methods=["GET"]),
     Route("/upload", seed.upload, methods=["POST"]),
     Route("/task/{task_id}", seed.task, methods=["GET"]),
     Route("/download/{task_id}", seed.download, methods=["GET"]),

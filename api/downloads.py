@@ -37,6 +37,18 @@ def etag(job: Job) -> str:
     return f'"{job.id}-{job.output.bytes}"'
 
 
+def input_response(job: Job, path: Path) -> Response:
+    """A job's original upload, as the allowlisted image type it was sniffed as, never rendered as a page."""
+    fallback, _ = download_name(job.input.filename, job.input.media_type)
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, max-age=3600",
+        "Content-Disposition": f'attachment; filename="{fallback}"',
+    }
+    return FileResponse(path, media_type=job.input.media_type, headers=headers)
+
+
 def result_response(request: Request, job: Job, path: Path) -> Response:
     """The output file as an attachment, or 304 if the client already has it."""
     assert job.output is not None

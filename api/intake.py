@@ -6,10 +6,11 @@ from redis import Redis
 
 from api.ratelimit import check_rate
 from api.uploads import Upload
-from shared import imaging, jobs, storage
-from shared.errors import QueueFull
+from shared import batches, imaging, jobs, storage
+from shared.batches import Batch, Rejected
+from shared.errors import CorruptImage, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options
-from shared.schema import InputInfo, Job, JobStatus, utc_now
+from shared.schema import InputInfo, Job, JobError, JobStatus, utc_now
 from shared.settings import Settings
 
 
@@ -21,7 +22,14 @@ def admit(connection: Redis, settings: Settings, who: str) -> None:
 
 
 def accept(
-    connection: Redis, settings: Settings, upload: Upload, options: Options, owner: str | None = None
+    connection: Redis,
+    settings: Settings,
+    upload: Upload,
+    options: Options,
+    owner: str | None = None,
+    *,
+    batch_id: str | None = None,
+    callback_url: str | None = None,
 ) -> Job:
     """Check an upload and queue it as a new job; on any refusal no file is left behind.
 
@@ -44,6 +52,8 @@ def accept(
             ),
             options=options,
             owner=owner,
+            batch_id=batch_id,
+            callback_url=callback_url,
         )
         storage.move_into_place(upload.path, storage.input_path(settings.data_dir, job.id))
         try:
@@ -54,3 +64,36 @@ def accept(
         return job
     finally:
         upload.path.unlink(missing_ok=True)
+
+
+def accept_batch(
+    connection: Redis,
+    settings: Settings,
+    uploads: list[Upload],
+    options: Options,
+    owner: str | None,
+    callback_url: str | None,
+) -> Batch:
+    """Queue each upload as a job of one new batch; files refused for what they are become `rejected`.
+
+    If no file is accepted, nothing is stored and the last file's refusal is raised.
+    """
+    batch_id = batches.new_batch_id()
+    job_ids: list[str] = []
+    rejected: list[Rejected] = []
+    try:
+        for upload in uploads:
+            try:
+                job = accept(connection, settings, upload, options, owner, batch_id=batch_id)
+            except (UnsupportedMedia, TooLarge, CorruptImage) as refusal:
+                if not job_ids and len(rejected) == len(uploads) - 1:
+                    raise
+                rejected.append(Rejected(upload.filename, JobError(refusal.code, refusal.message)))
+                continue
+            job_ids.append(job.id)
+    finally:
+        for upload in uploads:
+            upload.path.unlink(missing_ok=True)
+    batch = Batch(batch_id, utc_now(), tuple(job_ids), tuple(rejected), callback_url, owner)
+    batches.save(connection, batch, settings.retention_seconds, settings.job_timeout_seconds)
+    return batch

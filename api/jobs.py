@@ -3,53 +3,68 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import intake, uploads
+from api import events, intake, uploads
 from api.auth import caller, client_address
-from api.downloads import result_response
+from api.downloads import input_response, result_response
 from api.services import services
-from shared import jobs, storage
+from shared import callbacks, jobs, storage
 from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
+from shared.resources import job_resource as resource
+from shared.resources import job_url
 from shared.schema import Job, JobStatus
 
 #: The longest a client may hold GET /v1/jobs/{id}?wait=N open.
 MAX_WAIT_SECONDS = 30.0
 
 
-def job_url(job_id: str) -> str:
-    """Path of a job's resource."""
-    return f"/v1/jobs/{job_id}"
-
-
-def resource(job: Job) -> dict[str, Any]:
-    """The JSON resource a client sees for a job."""
-    data = job.to_dict()
-    del data["owner"]
-    data["links"] = {"self": job_url(job.id), "result": f"{job_url(job.id)}/result"}
-    return data
-
-
-async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
-    """Receive the request's upload and queue it as a job (shared with the seed routes)."""
+async def admit(request: Request, min_quality: int = 1) -> str | None:
+    """The checks before an upload's body is read: query options, rate, capacity; the caller's owner."""
     found = services(request)
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
     owner = caller(request)
     await run_in_threadpool(intake.admit, found.redis, found.settings, owner or client_address(request))
+    return owner
+
+
+async def parse_fields(
+    request: Request, fields: dict[str, str], min_quality: int = 1
+) -> tuple[Options, str | None]:
+    """The options and checked callback URL from the query and the form fields."""
+    merged = {**request.query_params, **fields}
+    options = Options.parse(merged, min_quality=min_quality)
+    url = merged.get("callback_url", "").strip()
+    if not url:
+        return options, None
+    return options, await run_in_threadpool(callbacks.check_url, url, services(request).settings)
+
+
+async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
+    """Receive the request's upload and queue it as a job (shared with the seed routes)."""
+    found = services(request)
+    owner = await admit(request, min_quality)
     upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
     try:
-        options = Options.parse({**request.query_params, **upload.fields}, min_quality=min_quality)
+        options, callback_url = await parse_fields(request, upload.fields, min_quality)
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
-    return await run_in_threadpool(intake.accept, found.redis, found.settings, upload, options, owner)
+    return await run_in_threadpool(
+        functools.partial(intake.accept, callback_url=callback_url),
+        found.redis,
+        found.settings,
+        upload,
+        options,
+        owner,
+    )
 
 
 async def load_job(request: Request, job_id: str) -> Job:
@@ -132,6 +147,21 @@ async def get_job(request: Request) -> Response:
 async def get_result(request: Request) -> Response:
     """GET /v1/jobs/{id}/result: the compressed image."""
     return await finished_output(request, request.path_params["job_id"])
+
+
+async def job_events(request: Request) -> Response:
+    """GET /v1/jobs/{id}/events: Server-Sent Events of the job's status changes until it ends."""
+    job = await load_job(request, request.path_params["job_id"])
+    return events.event_stream(events.job_events(request, job.id))
+
+
+async def get_input(request: Request) -> Response:
+    """GET /v1/jobs/{id}/input: the image as uploaded, while the job keeps it (for comparing)."""
+    job = await load_job(request, request.path_params["job_id"])
+    path = storage.input_path(services(request).settings.data_dir, job.id)
+    if not path.exists():
+        raise JobExpired("This job no longer keeps its original (it failed or expired).")
+    return input_response(job, path)
 
 
 async def delete_job(request: Request) -> Response:

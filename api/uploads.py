@@ -103,7 +103,8 @@ async def receive(request: Request, data_dir: Path, limit: int) -> Upload:
         boundary = params.get(b"boundary")
         if not boundary:
             raise BadOption("The multipart body has no boundary.")
-        return await _receive_multipart(request.stream(), boundary, data_dir, limit)
+        (upload,) = await _receive_multipart(request.stream(), boundary, data_dir, limit, 1)
+        return upload
     if content_type.startswith(b"image/") or content_type == b"application/octet-stream":
         _check_declared_length(request, limit)
         filename = request.query_params.get("filename") or _disposition_filename(request)
@@ -132,13 +133,13 @@ def _disposition_filename(request: Request) -> str:
 
 
 class _MultipartReceiver:
-    """python-multipart callbacks: the `file` part goes to a sink, other parts are options."""
+    """python-multipart callbacks: each `file` part goes to its own sink, other parts are options."""
 
-    def __init__(self, data_dir: Path, limit: int) -> None:
+    def __init__(self, data_dir: Path, limit: int, max_files: int) -> None:
         self.data_dir = data_dir
         self.limit = limit
-        self.sink: _Sink | None = None
-        self.filename = ""
+        self.max_files = max_files
+        self.files: list[tuple[_Sink, str]] = []
         self.fields: dict[str, str] = {}
         self._header_name = b""
         self._header_value = b""
@@ -180,10 +181,12 @@ class _MultipartReceiver:
         _, params = parse_options_header(self._disposition)
         name = params.get(b"name", b"").decode("utf-8", "replace")
         if name == "file":
-            if self.sink is not None:
-                raise BadOption("Send one file per job (one 'file' field).")
-            self.sink = _Sink(self.data_dir, self.limit)
-            self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            if len(self.files) >= self.max_files:
+                if self.max_files == 1:
+                    raise BadOption("Send one file per job (one 'file' field); use /v1/batches for several.")
+                raise TooLarge(f"A batch takes at most {self.max_files} files.")
+            filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            self.files.append((_Sink(self.data_dir, self.limit), filename))
             self._in_file = True
         elif b"filename" in params:
             raise BadOption(f"Unexpected file field '{name}'; attach the image as 'file'.")
@@ -194,8 +197,7 @@ class _MultipartReceiver:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
-            assert self.sink is not None
-            self.sink.write(data[start:end])
+            self.files[-1][0].write(data[start:end])
         else:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
@@ -203,34 +205,45 @@ class _MultipartReceiver:
 
     def on_part_end(self) -> None:
         if self._in_file:
-            assert self.sink is not None
-            self.sink.close()
+            self.files[-1][0].close()
             self._in_file = False
         elif self._field:
             self.fields[self._field] = self._value.decode("utf-8", "replace")
 
 
 async def _receive_multipart(
-    stream: AsyncIterator[bytes], boundary: bytes, data_dir: Path, limit: int
-) -> Upload:
-    receiver = _MultipartReceiver(data_dir, limit)
+    stream: AsyncIterator[bytes], boundary: bytes, data_dir: Path, limit: int, max_files: int
+) -> list[Upload]:
+    receiver = _MultipartReceiver(data_dir, limit, max_files)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in stream:
             parser.write(chunk)
         parser.finalize()
+        if not receiver.files:
+            raise BadOption("The form has no 'file' field; attach the image as 'file'.")
+        empty = [name for sink, name in receiver.files if sink.size == 0]
+        if empty:
+            raise BadOption(f"The uploaded file '{clean_filename(empty[0] or 'image')}' is empty.")
     except BaseException as exc:
-        if receiver.sink is not None:
-            receiver.sink.discard()
+        for sink, _ in receiver.files:
+            sink.discard()
         if isinstance(exc, Exception) and not isinstance(exc, ImgpressError):
             raise BadOption("The multipart body is malformed.") from None
         raise
-    sink = receiver.sink
-    if sink is None:
-        raise BadOption("The form has no 'file' field; attach the image as 'file'.")
-    if sink.size == 0:
-        sink.discard()
-        raise BadOption("The uploaded file is empty.")
-    return Upload(
-        sink.path, sink.size, clean_filename(receiver.filename or "image"), sink.head, receiver.fields
-    )
+    return [
+        Upload(sink.path, sink.size, clean_filename(name or "image"), sink.head, receiver.fields)
+        for sink, name in receiver.files
+    ]
+
+
+async def receive_many(request: Request, data_dir: Path, limit: int, max_files: int) -> list[Upload]:
+    """Stream every `file` part of a multipart body to its own temp file (a batch upload)."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        raise UnsupportedMedia("Send a batch as multipart/form-data with one 'file' field per image.")
+    _check_declared_length(request, limit * max_files + _ENVELOPE_BYTES)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadOption("The multipart body has no boundary.")
+    return await _receive_multipart(request.stream(), boundary, data_dir, limit, max_files)

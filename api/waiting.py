@@ -32,18 +32,20 @@ class JobEvents:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
 
     @contextmanager
-    def watch(self, job_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever `job_id` changes, for as long as the block runs."""
+    def watch(self, *job_ids: str) -> Iterator[asyncio.Event]:
+        """An event set whenever one of `job_ids` changes, for as long as the block runs."""
         event = asyncio.Event()
-        self._waiters[job_id].add(event)
+        for job_id in job_ids:
+            self._waiters[job_id].add(event)
         try:
             yield event
         finally:
-            waiters = self._waiters.get(job_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[job_id]
+            for job_id in job_ids:
+                waiters = self._waiters.get(job_id)
+                if waiters is not None:
+                    waiters.discard(event)
+                    if not waiters:
+                        del self._waiters[job_id]
 
     def _notify(self, job_id: str | None) -> None:
         targets = self._waiters.get(job_id, set()) if job_id else set().union(*self._waiters.values())

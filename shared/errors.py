@@ -7,7 +7,9 @@ ImgpressError
 ├── CorruptImage         the type is allowed but the file cannot be decoded
 ├── CannotFit            no output of the asked format fits in max_bytes
 ├── JobNotFound          no job has this id (or it is not yours)
+│   └── BatchNotFound    no batch has this id (or it is not yours)
 ├── JobExpired           the job existed but its files and record were deleted
+│   └── BatchExpired     the batch existed but was deleted
 ├── JobNotFinished       the job has no result yet
 ├── JobFailed            the job ended in failure; carries the job's own error
 ├── StorageFull          the data directory cannot take the upload
@@ -75,6 +77,18 @@ class JobExpired(ImgpressError):
 
     code = "gone"
     default_message = "This job's files were deleted after the retention period."
+
+
+class BatchNotFound(JobNotFound):
+    """Raised when no batch has the requested id."""
+
+    default_message = "No batch has this id."
+
+
+class BatchExpired(JobExpired):
+    """Raised when a batch and its jobs have been deleted (retention or DELETE)."""
+
+    default_message = "This batch and its files were deleted after the retention period."
 
 
 class JobNotFinished(ImgpressError):

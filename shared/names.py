@@ -11,7 +11,14 @@ QUEUE = "imgpress"
 #: compression queue never delays deleting files.
 MAINTENANCE_QUEUE = "imgpress-maintenance"
 
+#: Webhook deliveries: their own queue, taken after compression so a slow receiver never
+#: delays an image.
+WEBHOOK_QUEUE = "imgpress-webhooks"
+#: The queues every worker listens on, in the order RQ takes them.
+WORKER_QUEUES = (MAINTENANCE_QUEUE, QUEUE, WEBHOOK_QUEUE)
+
 COMPRESS_TASK = "worker.tasks.compress"
+DELIVER_TASK = "worker.tasks.deliver"
 EXPIRE_TASK = "worker.tasks.expire"
 SWEEP_TASK = "worker.tasks.sweep"
 
@@ -52,3 +59,18 @@ def lease_key(job_id: str) -> str:
 def rate_key(who: str, window: int) -> str:
     """Key counting one caller's uploads in one rate-limit window."""
     return f"imgpress:rate:{who}:{window}"
+
+
+def batch_key(batch_id: str) -> str:
+    """Key of a batch's JSON record."""
+    return f"imgpress:batch:{batch_id}"
+
+
+def batch_gone_key(batch_id: str) -> str:
+    """Key set when a batch is created and kept GONE_SECONDS, so a batch without a record reads as gone."""
+    return f"imgpress:batch-gone:{batch_id}"
+
+
+def delivered_key(kind: str, resource_id: str) -> str:
+    """Key claimed by the one webhook delivery of a job or batch."""
+    return f"imgpress:delivered:{kind}:{resource_id}"

@@ -92,6 +92,10 @@ class Job:
     error: JobError | None = None
     #: Digest of the API key that created the job (None when keys are off); never shown.
     owner: str | None = None
+    #: The batch this job was uploaded in, if any.
+    batch_id: str | None = None
+    #: Where to POST the job resource once it ends (a webhook), if anywhere.
+    callback_url: str | None = None
 
     @property
     def saved_bytes(self) -> int | None:
@@ -144,4 +148,6 @@ class Job:
             output=OutputInfo(**data["output"]) if data.get("output") else None,
             error=JobError(**data["error"]) if data.get("error") else None,
             owner=data.get("owner"),
+            batch_id=data.get("batch_id"),
+            callback_url=data.get("callback_url"),
         )

@@ -68,6 +68,29 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
 
+_FLAGS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _flag(raw: str) -> bool:
+    try:
+        return _FLAGS[raw.lower()]
+    except KeyError:
+        raise ValueError("must be true or false") from None
+
+
+def _any_text(raw: str) -> str:
+    return raw
+
+
 def _text(raw: str) -> str:
     if not raw:
         raise ValueError("must not be empty")
@@ -93,6 +116,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "api_keys": ("IMGPRESS_API_KEYS", _words, ""),
     "rate_limit": ("IMGPRESS_RATE_LIMIT", _rate, ""),
     "cors_origins": ("IMGPRESS_CORS_ORIGINS", _words, ""),
+    "max_batch_files": ("IMGPRESS_MAX_BATCH_FILES", _positive_int, "50"),
+    "webhook_secret": ("IMGPRESS_WEBHOOK_SECRET", _any_text, ""),
+    "webhook_allow_private": ("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", _flag, "false"),
 }
 
 
@@ -121,6 +147,12 @@ class Settings:
     rate_limit: tuple[int, int] | None
     #: Origins allowed by CORS; empty means CORS is off.
     cors_origins: tuple[str, ...]
+    #: Most files one POST /v1/batches may carry.
+    max_batch_files: int
+    #: Key of the HMAC-SHA256 signature on webhook POSTs; empty means callback_url is refused.
+    webhook_secret: str
+    #: Allow callback_url hosts on loopback, link-local and private networks (tests, closed setups).
+    webhook_allow_private: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -142,6 +174,8 @@ class Settings:
 
 
 def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
         count, seconds = value
         period = next(name for name, length in RATE_PERIODS.items() if length == seconds)

@@ -147,7 +147,7 @@ def run_jobs(
     tasks.settings.cache_clear()
 
     def run() -> None:
-        worker = SimpleWorker([names.MAINTENANCE_QUEUE, names.QUEUE], connection=connection)
+        worker = SimpleWorker(list(names.WORKER_QUEUES), connection=connection)
         worker.work(burst=True, logging_level="WARNING")
 
     yield run

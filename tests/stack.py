@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 
 
 def worker_command(redis_url: str, workers: int) -> list[str]:
-    """`rq worker-pool` running SimpleWorkers on the maintenance and compression queues."""
+    """`rq worker-pool` running SimpleWorkers on every imgpress queue, maintenance first."""
     return [
         str(BIN / "rq"),
         "worker-pool",
@@ -30,8 +30,7 @@ def worker_command(redis_url: str, workers: int) -> list[str]:
         str(workers),
         "--worker-class",
         "rq.worker.SimpleWorker",
-        names.MAINTENANCE_QUEUE,
-        names.QUEUE,
+        *names.WORKER_QUEUES,
     ]
 
 
@@ -64,6 +63,15 @@ class Stack:
     def start_worker(self, name: str = "worker", workers: int = 1) -> None:
         """The worker command scripts/run and docker-compose use: a pool of in-process workers."""
         self.spawn(name, worker_command(self.settings.redis_url, workers))
+
+    def start_burst_worker(self) -> subprocess.Popen[bytes]:
+        """Start a real `rq worker --burst`, which runs every queued job to its end, then exits."""
+        command = [str(BIN / "rq"), "worker", "--burst", "--url", self.settings.redis_url]
+        return self.spawn("burst-worker", [*command, *names.WORKER_QUEUES])
+
+    def run_worker_burst(self) -> None:
+        """Run every queued job to its end with a real `rq worker --burst`, and wait for it."""
+        assert self.start_burst_worker().wait(timeout=60) == 0
 
     def start_scheduler(self) -> None:
         self.spawn(

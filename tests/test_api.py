@@ -45,7 +45,13 @@ def test_multipart_upload_is_queued_with_location(client: TestClient) -> None:
         "height": 240,
     }
     assert job["output"] is None and job["error"] is None
-    assert job["links"] == {"self": f"/v1/jobs/{job['id']}", "result": f"/v1/jobs/{job['id']}/result"}
+    url = f"/v1/jobs/{job['id']}"
+    assert job["links"] == {
+        "self": url,
+        "result": f"{url}/result",
+        "input": f"{url}/input",
+        "events": f"{url}/events",
+    }
     assert storage.is_job_id(job["id"])
 
 
@@ -327,3 +333,18 @@ def test_full_queue_is_503_with_retry_after(settings: Settings) -> None:
         assert response.json()["error"]["code"] == "queue_full"
         assert int(response.headers["retry-after"]) > 0
         assert len(leftover_files(settings)) == 2
+
+
+def test_input_serves_the_original_while_the_job_keeps_it(client: TestClient, run_jobs: RunJobs) -> None:
+    original = images.png_with_alpha()
+    job = upload(client, original, "logo.png")
+    run_jobs()
+    response = client.get(f"/v1/jobs/{job['id']}/input")
+    assert response.status_code == 200
+    assert response.content == original
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"]
+    failed = upload(client, images.jpeg()[:2500], "cut.jpg")
+    run_jobs()
+    assert client.get(f"/v1/jobs/{failed['id']}/input").status_code == 410

@@ -21,7 +21,7 @@ from shared import jobs, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, to_timestamp
 from shared.settings import Settings
-from worker import lease, memory, pipeline
+from worker import lease, memory, pipeline, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,10 @@ def compress(job_id: str) -> dict[str, Any]:
                 raise
             return {"status": "failed", "code": error.code}
         expires = time.time() + config.retention_seconds
-        if jobs.update(connection, job.finished(output, _timestamp(expires)), expires):
+        finished = job.finished(output, _timestamp(expires))
+        if jobs.update(connection, finished, expires):
             schedules.schedule_expiry(connection, job_id, expires)
+            webhooks.announce_end(connection, config, finished, expires)
         else:
             # Deleted by its owner while we worked on it: do not leave the result behind.
             storage.delete_job_files(config.data_dir, job_id)
@@ -100,14 +102,21 @@ def fail(connection: Redis, config: Settings, job: Job, error: JobError) -> None
     storage.delete_input(config.data_dir, job.id)
     storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
     expires = time.time() + config.retention_seconds
-    if jobs.update(connection, job.failed(error, _timestamp(expires)), expires):
+    failed = job.failed(error, _timestamp(expires))
+    if jobs.update(connection, failed, expires):
         schedules.schedule_expiry(connection, job.id, expires)
+        webhooks.announce_end(connection, config, failed, expires)
     else:
         storage.delete_job_files(config.data_dir, job.id)
 
 
 def _timestamp(epoch: float) -> str:
     return to_timestamp(datetime.fromtimestamp(epoch, UTC))
+
+
+def deliver(kind: str, resource_id: str) -> dict[str, object]:
+    """POST the webhook of a job or batch that ended (queued on names.WEBHOOK_QUEUE)."""
+    return webhooks.deliver(_connection(), settings(), kind, resource_id)
 
 
 def expire(job_id: str) -> None:

@@ -1,0 +1,94 @@
+"""The v1 batch endpoints: several images uploaded together, watched and downloaded as one."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import archives, events, intake, uploads
+from api.auth import caller, client_address
+from api.jobs import admit, parse_fields
+from api.ratelimit import check_rate
+from api.services import services
+from shared import batches, callbacks
+from shared.batches import Batch
+from shared.errors import BatchNotFound, JobNotFinished
+from shared.resources import batch_resource, batch_url
+
+
+async def load_batch(request: Request) -> Batch:
+    """The caller's batch named in the request; BatchNotFound or BatchExpired if there is none."""
+    batch = await run_in_threadpool(batches.load, services(request).redis, request.path_params["batch_id"])
+    if batch.owner != caller(request):
+        raise BatchNotFound()
+    return batch
+
+
+async def receive_batch(request: Request) -> Batch:
+    """Receive every file of the request and queue each as a job of one new batch."""
+    found = services(request)
+    settings = found.settings
+    owner = await admit(request)
+    received = await uploads.receive_many(
+        request, settings.data_dir, settings.max_upload_bytes, settings.max_batch_files
+    )
+    try:
+        options, callback_url = await parse_fields(request, received[0].fields)
+        for _ in received[1:]:  # one upload was counted before the body; count the others
+            await run_in_threadpool(check_rate, found.redis, settings, owner or client_address(request))
+    except BaseException:
+        for upload in received:
+            upload.path.unlink(missing_ok=True)
+        raise
+    batch = await run_in_threadpool(
+        intake.accept_batch, found.redis, settings, received, options, owner, callback_url
+    )
+    # Its jobs may all have ended before the record existed: the worker could not announce it then.
+    await run_in_threadpool(callbacks.announce_batch_if_done, found.redis, settings, batch.id)
+    return batch
+
+
+async def resource_of(request: Request, batch: Batch) -> Response:
+    """The batch resource as JSON."""
+    members = await run_in_threadpool(batches.members, services(request).redis, batch)
+    return JSONResponse(batch_resource(batch, members))
+
+
+async def create_batch(request: Request) -> Response:
+    """POST /v1/batches: upload several images (`file` fields) with shared options."""
+    batch = await receive_batch(request)
+    response = await resource_of(request, batch)
+    response.status_code = 202
+    response.headers["Location"] = batch_url(batch.id)
+    return response
+
+
+async def get_batch(request: Request) -> Response:
+    """GET /v1/batches/{id}: the batch with its jobs, counts by status and byte totals."""
+    return await resource_of(request, await load_batch(request))
+
+
+async def batch_events(request: Request) -> Response:
+    """GET /v1/batches/{id}/events: Server-Sent Events of the batch's jobs until all have ended."""
+    batch = await load_batch(request)
+    return events.event_stream(events.batch_events(request, batch))
+
+
+async def get_archive(request: Request) -> Response:
+    """GET /v1/batches/{id}/archive: a ZIP of the outputs finished so far."""
+    found = services(request)
+    batch = await load_batch(request)
+    members = await run_in_threadpool(batches.members, found.redis, batch)
+    ready = archives.finished(members, found.settings.data_dir)
+    if not ready:
+        raise JobNotFinished("No image of this batch has finished yet.")
+    return archives.archive_response(ready, found.settings.data_dir, f"imgpress-{batch.id[:8]}.zip")
+
+
+async def delete_batch(request: Request) -> Response:
+    """DELETE /v1/batches/{id}: delete the batch, its jobs and their files now."""
+    found = services(request)
+    batch = await load_batch(request)
+    await run_in_threadpool(batches.delete, found.redis, found.settings.data_dir, batch)
+    return Response(status_code=204)

@@ -1,0 +1,85 @@
+"""Server-Sent Events of job and batch status changes, driven by the process's JobEvents fan-out.
+
+A stream first sends the current state (so a late subscriber is told at once), then one event
+per status change it observes, and ends once everything it follows has finished or failed. The
+watch is set up before the first read, so no change between the two is missed; changes that
+follow each other faster than the client reads them are merged into the newest state, so a
+stream never goes backwards. Nothing sleeps or polls: each read waits on a pub/sub wake-up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api.auth import caller
+from api.services import services
+from shared import batches, jobs
+from shared.errors import JobExpired, JobNotFound
+from shared.resources import batch_resource, job_resource
+from shared.schema import Job
+
+#: Seconds between comment lines that keep idle proxies from closing a quiet stream.
+PING_SECONDS = 15
+
+
+def event_stream(events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+    """An SSE response for these events, not buffered by proxies."""
+    return EventSourceResponse(events, ping=PING_SECONDS, headers={"X-Accel-Buffering": "no"})
+
+
+def _event(name: str, data: dict[str, Any], event_id: str) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(data), event=name, id=event_id)
+
+
+async def job_events(request: Request, job_id: str) -> AsyncIterator[ServerSentEvent]:
+    """Events of one job: its status name with the job resource; `deleted` if it goes away."""
+    found = services(request)
+    last = None
+    with found.events.watch(job_id) as changed:
+        while True:
+            try:
+                job = await run_in_threadpool(jobs.load, found.redis, job_id)
+            except (JobExpired, JobNotFound):
+                yield _event("deleted", {"id": job_id}, f"{job_id}:deleted")
+                return
+            if job.owner != caller(request):
+                return
+            if job.status is not last:
+                last = job.status
+                yield _event(job.status.value, job_resource(job), f"{job_id}:{job.status.value}")
+            if job.status.is_terminal:
+                return
+            await changed.wait()
+            changed.clear()
+
+
+async def batch_events(request: Request, batch: batches.Batch) -> AsyncIterator[ServerSentEvent]:
+    """Events of a batch: a `job` event per job status change, then a `batch` event with the totals.
+
+    The first round reports every job; the stream ends after the `batch` event that finds them
+    all finished, failed or deleted.
+    """
+    found = services(request)
+    seen: dict[str, str] = {}
+    with found.events.watch(*batch.job_ids) as changed:
+        while True:
+            members: list[Job | None] = await run_in_threadpool(batches.members, found.redis, batch)
+            for job_id, job in zip(batch.job_ids, members, strict=True):
+                status = "deleted" if job is None else job.status.value
+                if seen.get(job_id) != status:
+                    seen[job_id] = status
+                    data = {"id": job_id, "status": "deleted"} if job is None else job_resource(job)
+                    yield _event("job", data, f"{job_id}:{status}")
+            summary = batch_resource(batch, members)
+            del summary["jobs"]  # sent one by one above
+            yield _event("batch", summary, f"{batch.id}:{summary['status']}")
+            if summary["status"] == "finished":
+                return
+            await changed.wait()
+            changed.clear()

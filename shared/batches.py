@@ -1,0 +1,116 @@
+"""Batches: several jobs uploaded together, as one JSON record in Redis at `names.batch_key(id)`.
+
+A batch lives as long as its jobs: its record starts with the same provisional expiry as a new
+job, and each job that ends moves the record's expiry to its own. A marker kept GONE_SECONDS
+from creation makes a batch without a record read as gone (410) rather than unknown (404).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+
+from shared import jobs, names, storage
+from shared.errors import BatchExpired, BatchNotFound
+from shared.schema import Job, JobError
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A file of a batch upload that was refused before it became a job, and why."""
+
+    filename: str
+    error: JobError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON form."""
+        return {"filename": self.filename, "error": {"code": self.error.code, "message": self.error.message}}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Jobs uploaded together with the same options."""
+
+    id: str
+    created_at: str
+    job_ids: tuple[str, ...]
+    rejected: tuple[Rejected, ...] = ()
+    callback_url: str | None = None
+    #: Digest of the API key that created the batch (None when keys are off); never shown.
+    owner: str | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON form, as stored in Redis."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "job_ids": list(self.job_ids),
+            "rejected": [item.to_dict() for item in self.rejected],
+            "callback_url": self.callback_url,
+            "owner": self.owner,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Batch:
+        """Inverse of to_dict()."""
+        return cls(
+            id=data["id"],
+            created_at=data["created_at"],
+            job_ids=tuple(data["job_ids"]),
+            rejected=tuple(Rejected(r["filename"], JobError(**r["error"])) for r in data["rejected"]),
+            callback_url=data.get("callback_url"),
+            owner=data.get("owner"),
+        )
+
+
+def save(connection: Redis, batch: Batch, retention_seconds: int, job_timeout_seconds: int) -> None:
+    """Store a new batch, due to expire when a job that never ran would."""
+    seconds = retention_seconds + job_timeout_seconds
+    with connection.pipeline() as pipe:
+        pipe.set(names.batch_key(batch.id), json.dumps(batch.to_dict()), ex=seconds)
+        pipe.set(names.batch_gone_key(batch.id), "1", ex=names.GONE_SECONDS)
+        pipe.execute()
+
+
+def load(connection: Redis, batch_id: str) -> Batch:
+    """The batch with this id; BatchExpired if it was deleted, BatchNotFound if it never was."""
+    raw = connection.get(names.batch_key(batch_id)) if storage.is_job_id(batch_id) else None
+    if raw is None:
+        if storage.is_job_id(batch_id) and connection.exists(names.batch_gone_key(batch_id)):
+            raise BatchExpired()
+        raise BatchNotFound()
+    return Batch.from_dict(json.loads(raw))
+
+
+def members(connection: Redis, batch: Batch) -> list[Job | None]:
+    """The batch's jobs in upload order; None for one already deleted."""
+    if not batch.job_ids:
+        return []
+    raws = connection.mget([names.job_key(job_id) for job_id in batch.job_ids])
+    return [None if raw is None else jobs.parse(raw) for raw in raws]
+
+
+def job_ended(connection: Redis, batch_id: str, expires_at_epoch: float) -> None:
+    """Keep the batch's record until its job that just ended expires."""
+    connection.expireat(names.batch_key(batch_id), int(expires_at_epoch) + 1)
+
+
+def is_done(connection: Redis, batch: Batch) -> bool:
+    """True once every job of the batch has finished, failed or been deleted."""
+    return all(job is None or job.status.is_terminal for job in members(connection, batch))
+
+
+def delete(connection: Redis, data_dir: Path, batch: Batch) -> None:
+    """Delete every job of the batch and its record now; harmless if run twice."""
+    for job_id in batch.job_ids:
+        jobs.delete(connection, data_dir, job_id)
+    connection.delete(names.batch_key(batch.id))
+
+
+def new_batch_id() -> str:
+    """A fresh random batch id, shaped like a job id."""
+    return storage.new_job_id()

@@ -1,0 +1,93 @@
+"""Webhooks: which callback URLs are allowed, how a delivery is signed, and queueing it once.
+
+A `callback_url` must be http(s) and, unless IMGPRESS_WEBHOOK_ALLOW_PRIVATE is set, every
+address its host resolves to must be public: no loopback, link-local, private, shared, reserved
+or multicast address, so a client cannot make the worker call into the service's own network.
+The URL is checked when it is given (400) and again just before delivery (DNS may change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from redis import Redis
+from rq import Queue
+
+from shared import batches, names
+from shared.errors import BadOption, JobExpired, JobNotFound
+from shared.settings import Settings
+
+#: Header carrying `sha256=<hex HMAC-SHA256 of the body keyed with IMGPRESS_WEBHOOK_SECRET>`.
+SIGNATURE_HEADER = "X-Imgpress-Signature"
+#: Header naming what ended: `job` or `batch`.
+KIND_HEADER = "X-Imgpress-Event"
+#: Seconds a receiver gets to connect and answer; the delivery is not retried.
+TIMEOUT_SECONDS = 5.0
+MAX_URL_LENGTH = 2000
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header's value for a delivery body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str, settings: Settings) -> str:
+    """The callback URL if it may be called; BadOption (with the reason) otherwise."""
+    if not settings.webhook_secret:
+        raise BadOption("Webhooks are off on this server: 'callback_url' cannot be used.")
+    if len(url) > MAX_URL_LENGTH:
+        raise BadOption("'callback_url' is too long.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise BadOption("'callback_url' is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadOption("'callback_url' must be an http:// or https:// URL.")
+    if settings.webhook_allow_private:
+        return url
+    try:
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise BadOption(f"The host of 'callback_url' ({parts.hostname}) cannot be resolved.") from None
+    if not all(_is_public(str(info[4][0])) for info in found):
+        raise BadOption("'callback_url' must point at a public address, not a private or local one.")
+    return url
+
+
+def enqueue_delivery(connection: Redis, settings: Settings, kind: str, resource_id: str) -> bool:
+    """Queue the one webhook delivery of a job or batch that ended; False if it was already queued."""
+    claimed = connection.set(names.delivered_key(kind, resource_id), "1", nx=True, ex=names.GONE_SECONDS)
+    if not claimed:
+        return False
+    Queue(names.WEBHOOK_QUEUE, connection=connection).enqueue(
+        names.DELIVER_TASK,
+        kind,
+        resource_id,
+        job_timeout=int(TIMEOUT_SECONDS * 2) + 5,
+        result_ttl=settings.retention_seconds,
+        failure_ttl=settings.retention_seconds,
+        description=f"webhook for {kind} {resource_id}",
+    )
+    return True
+
+
+def announce_batch_if_done(connection: Redis, settings: Settings, batch_id: str) -> None:
+    """Queue a batch's webhook once all its jobs have ended (harmless if called again)."""
+    try:
+        batch = batches.load(connection, batch_id)
+    except (JobNotFound, JobExpired):
+        return
+    if batch.callback_url and batches.is_done(connection, batch):
+        enqueue_delivery(connection, settings, "batch", batch_id)

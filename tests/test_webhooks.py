@@ -1,0 +1,142 @@
+"""Webhooks: signed POSTs to a real local receiver, delivered by a real RQ worker; SSRF refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from shared.settings import Settings
+from tests import images
+
+RunJobs = Callable[[], None]
+SECRET = "s3cret-for-tests"
+
+
+class Receiver(HTTPServer):
+    """A tiny HTTP server on 127.0.0.1 that records every POST it gets."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        assert isinstance(self.server, Receiver)
+        self.server.received.append((dict(self.headers.items()), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def hook_settings(settings: Settings, run_jobs: RunJobs, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Webhooks on, private receivers allowed, for the API here and the worker (from the environment).
+
+    Made after run_jobs, which writes the plain settings into the environment first.
+    """
+    monkeypatch.setenv("IMGPRESS_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", "true")
+    return replace(settings, webhook_secret=SECRET, webhook_allow_private=True)
+
+
+def verify(headers: dict[str, str], body: bytes) -> dict:
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Imgpress-Signature"], expected)
+    assert headers["Content-Type"] == "application/json"
+    return dict(json.loads(body))
+
+
+def test_job_webhook_is_signed_and_sent_once(
+    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver
+) -> None:
+    with TestClient(create_app(hook_settings)) as client:
+        fields = {"callback_url": receiver.url}
+        job = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data=fields).json()
+        assert job["callback_url"] == receiver.url
+        run_jobs()
+        run_jobs()
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    assert headers["X-Imgpress-Event"] == "job"
+    payload = verify(headers, body)
+    assert payload["event"] == "job.ended"
+    assert payload["job"]["id"] == job["id"] and payload["job"]["status"] == "finished"
+    assert "owner" not in payload["job"]
+
+
+def test_batch_webhook_comes_after_all_its_jobs(
+    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver
+) -> None:
+    with TestClient(create_app(hook_settings)) as client:
+        files = [("file", ("a.jpg", images.jpeg())), ("file", ("cut.jpg", images.jpeg()[:2500]))]
+        batch = client.post("/v1/batches", files=files, data={"callback_url": receiver.url}).json()
+        run_jobs()
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    payload = verify(headers, body)
+    assert headers["X-Imgpress-Event"] == "batch" and payload["event"] == "batch.ended"
+    assert payload["batch"]["id"] == batch["id"]
+    assert payload["batch"]["counts"] == {"queued": 0, "started": 0, "finished": 1, "failed": 1, "deleted": 0}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:192.168.0.1]/hook",
+        "ftp://example.com/hook",
+        "file:///etc/passwd",
+        "not a url",
+    ],
+)
+def test_callback_urls_into_private_networks_are_refused(settings: Settings, url: str) -> None:
+    with TestClient(create_app(replace(settings, webhook_secret=SECRET))) as client:
+        response = client.post(
+            "/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data={"callback_url": url}
+        )
+        assert response.status_code == 400, url
+        assert response.json()["error"]["code"] == "bad_option"
+        batch = client.post(
+            "/v1/batches", files=[("file", ("a.jpg", images.jpeg()))], data={"callback_url": url}
+        )
+        assert batch.status_code == 400
+    assert [p for p in settings.data_dir.rglob("*") if p.is_file()] == []
+
+
+def test_callback_url_needs_the_secret(client: TestClient) -> None:
+    response = client.post(
+        "/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data={"callback_url": "https://example.com/h"}
+    )
+    assert response.status_code == 400
+    assert "Webhooks are off" in response.json()["error"]["message"]
