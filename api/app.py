@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from api import health, jobs, seed
+from api import health, jobs, openapi, seed
 from api.errors import EXCEPTION_HANDLERS
 from api.services import Services
 from api.waiting import JobEvents
@@ -36,6 +36,8 @@ routes = [
     Route("/download/{task_id}", seed.download, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/docs", openapi.docs_page, methods=["GET"]),
 ]
 
 
