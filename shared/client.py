@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from types import TracebackType
 from typing import Any, Self
 
@@ -36,11 +37,21 @@ DEFAULT_RETRIES = 3
 
 
 @dataclass(frozen=True)
+class Download:
+    """A finished job's output: its bytes and the file name the server suggests for it."""
+
+    data: bytes
+    filename: str
+
+
+@dataclass(frozen=True)
 class Result:
     """A finished job and its compressed bytes."""
 
     job: Job
     data: bytes
+    #: The server's name for the output, with the output format's extension.
+    filename: str
 
     @property
     def saved_bytes(self) -> int:
@@ -84,6 +95,15 @@ def job_from(response: httpx.Response) -> Job:
     if response.is_success:
         return Job.from_dict(response.json())
     raise from_response(response)
+
+
+def download_from(response: httpx.Response) -> Download:
+    """The output in a result answer, or the error the answer stands for."""
+    if not response.is_success:
+        raise from_response(response)
+    header = Message()
+    header["content-disposition"] = response.headers.get("content-disposition", "")
+    return Download(response.content, header.get_filename() or "")
 
 
 def failure_of(job: Job) -> ImgpressError:
@@ -196,12 +216,19 @@ class Client(_Base):
             job = self.status(job_id, wait=min(remaining, MAX_WAIT_SECONDS))
         return job
 
-    def result(self, job_id: str) -> bytes:
-        """The compressed bytes of a finished job."""
-        response = self._request("GET", f"/v1/jobs/{job_id}/result")
+    def ping(self) -> None:
+        """Check that the server answers; ServerUnreachable (after retries) if it does not."""
+        response = self._request("GET", "/healthz")
         if not response.is_success:
             raise from_response(response)
-        return response.content
+
+    def download(self, job_id: str) -> Download:
+        """The output of a finished job, with its suggested file name."""
+        return download_from(self._request("GET", f"/v1/jobs/{job_id}/result"))
+
+    def result(self, job_id: str) -> bytes:
+        """The compressed bytes of a finished job."""
+        return self.download(job_id).data
 
     def delete(self, job_id: str) -> None:
         """Delete a job and its files now; its id answers JobExpired from then on."""
@@ -216,7 +243,8 @@ class Client(_Base):
             raise failure_of(job)
         if job.status is not JobStatus.FINISHED:
             raise error_for("not_finished")
-        return Result(job, self.result(job.id))
+        output = self.download(job.id)
+        return Result(job, output.data, output.filename)
 
 
 class AsyncClient(_Base):
@@ -289,12 +317,19 @@ class AsyncClient(_Base):
             job = await self.status(job_id, wait=min(remaining, MAX_WAIT_SECONDS))
         return job
 
-    async def result(self, job_id: str) -> bytes:
-        """The compressed bytes of a finished job."""
-        response = await self._request("GET", f"/v1/jobs/{job_id}/result")
+    async def ping(self) -> None:
+        """Check that the server answers; ServerUnreachable (after retries) if it does not."""
+        response = await self._request("GET", "/healthz")
         if not response.is_success:
             raise from_response(response)
-        return response.content
+
+    async def download(self, job_id: str) -> Download:
+        """The output of a finished job, with its suggested file name."""
+        return download_from(await self._request("GET", f"/v1/jobs/{job_id}/result"))
+
+    async def result(self, job_id: str) -> bytes:
+        """The compressed bytes of a finished job."""
+        return (await self.download(job_id)).data
 
     async def delete(self, job_id: str) -> None:
         """Delete a job and its files now; its id answers JobExpired from then on."""
@@ -309,7 +344,8 @@ class AsyncClient(_Base):
             raise failure_of(job)
         if job.status is not JobStatus.FINISHED:
             raise error_for("not_finished")
-        return Result(job, await self.result(job.id))
+        output = await self.download(job.id)
+        return Result(job, output.data, output.filename)
 
     async def compress_many(
         self, sources: list[Source], concurrency: int = 4, **options: Any

@@ -51,6 +51,7 @@ def test_top_level_layout() -> None:
 
 def test_client_and_cli_import_no_server_library() -> None:
     server_only = ["redis", "rq", "rq_scheduler", "PIL", "magic", "starlette", "uvicorn", "python_multipart"]
-    code = f"import sys\nfor name in {server_only!r}: sys.modules[name] = None\nimport shared.client\n"
+    blocked = f"import sys\nfor name in {server_only!r}: sys.modules[name] = None\n"
+    code = blocked + "import shared.client, shared.cli\n"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
