@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -112,41 +113,8 @@ def failure_of(job: Job) -> ImgpressError:
     return error_for(job.error.code, job.error.message)
 
 
-class _Base:
+class _Base(ABC):
     """Settings shared by both clients."""
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None,
-        timeout: float,
-        retry: RetryPolicy | None,
-        on_retry: Callable[[Retry], None] | None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.headers = {"user-agent": "imgpress-client"}
-        if api_key:
-            self.headers["authorization"] = f"Bearer {api_key}"
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.on_retry = on_retry
-
-    def _next_delay(self, attempt: int, response: httpx.Response | None, reason: str) -> float:
-        delay = self.retry.delay(attempt, response)
-        if self.on_retry is not None:
-            self.on_retry(Retry(attempt + 1, delay, reason))
-        return delay
-
-    def _give_up(self, attempt: int, response: httpx.Response, upload: UploadBody | None) -> bool:
-        return (
-            response.status_code not in RETRY_STATUSES
-            or attempt >= self.retry.retries
-            or (upload is not None and not upload.repeatable)
-        )
-
-
-class Client(_Base):
-    """A blocking client; use it as a context manager so its connections are closed."""
 
     def __init__(
         self,
@@ -157,8 +125,50 @@ class Client(_Base):
         retry: RetryPolicy | None = None,
         on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, timeout, retry, on_retry)
-        self._http = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"user-agent": "imgpress-client"}
+        if api_key:
+            self.headers["authorization"] = f"Bearer {api_key}"
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.on_retry = on_retry
+        self._http = self._connect()
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """The httpx client (blocking or async) this client sends through."""
+
+    def _next_delay(self, attempt: int, response: httpx.Response | None, reason: str) -> float:
+        delay = self.retry.delay(attempt, response)
+        if self.on_retry is not None:
+            self.on_retry(Retry(attempt + 1, delay, reason))
+        return delay
+
+    def _plan_retry(
+        self, attempt: int, upload: UploadBody | None, answer: httpx.Response | httpx.TransportError
+    ) -> float | None:
+        """Seconds to wait before trying again; None to return the answer; raises for a lost one."""
+        if isinstance(answer, httpx.TransportError):
+            # Only a refused connection is surely unsent; anything else may have reached the server.
+            if not isinstance(answer, httpx.ConnectError) or attempt >= self.retry.retries:
+                raise from_transport(answer) from answer
+            return self._next_delay(attempt, None, f"{type(answer).__name__}: {answer}")
+        if (
+            answer.status_code not in RETRY_STATUSES
+            or attempt >= self.retry.retries
+            or (upload is not None and not upload.repeatable)
+        ):
+            return None
+        return self._next_delay(attempt, answer, f"HTTP {answer.status_code}")
+
+
+class Client(_Base):
+    """A blocking client; use it as a context manager so its connections are closed."""
+
+    _http: httpx.Client
+
+    def _connect(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -178,15 +188,13 @@ class Client(_Base):
             if upload is not None:
                 kwargs["content"] = upload.chunks()
             try:
-                response = self._http.request(method, url, **kwargs)
+                answer: httpx.Response | httpx.TransportError = self._http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
-                if not isinstance(exc, httpx.ConnectError) or attempt >= self.retry.retries:
-                    raise from_transport(exc) from exc
-                delay = self._next_delay(attempt, None, f"{type(exc).__name__}: {exc}")
-            else:
-                if self._give_up(attempt, response, upload):
-                    return response
-                delay = self._next_delay(attempt, response, f"HTTP {response.status_code}")
+                answer = exc
+            delay = self._plan_retry(attempt, upload, answer)
+            if delay is None:
+                assert isinstance(answer, httpx.Response)
+                return answer
             time.sleep(delay)
             attempt += 1
 
@@ -250,17 +258,10 @@ class Client(_Base):
 class AsyncClient(_Base):
     """The same client for asyncio; use it as an async context manager."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        on_retry: Callable[[Retry], None] | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key, timeout, retry, on_retry)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=timeout)
+    _http: httpx.AsyncClient
+
+    def _connect(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
 
     async def __aenter__(self) -> Self:
         return self
@@ -280,15 +281,15 @@ class AsyncClient(_Base):
             if upload is not None:
                 kwargs["content"] = upload.async_chunks()
             try:
-                response = await self._http.request(method, url, **kwargs)
+                answer: httpx.Response | httpx.TransportError = await self._http.request(
+                    method, url, **kwargs
+                )
             except httpx.TransportError as exc:
-                if not isinstance(exc, httpx.ConnectError) or attempt >= self.retry.retries:
-                    raise from_transport(exc) from exc
-                delay = self._next_delay(attempt, None, f"{type(exc).__name__}: {exc}")
-            else:
-                if self._give_up(attempt, response, upload):
-                    return response
-                delay = self._next_delay(attempt, response, f"HTTP {response.status_code}")
+                answer = exc
+            delay = self._plan_retry(attempt, upload, answer)
+            if delay is None:
+                assert isinstance(answer, httpx.Response)
+                return answer
             await asyncio.sleep(delay)
             attempt += 1
 
