@@ -12,9 +12,12 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from api import health, jobs, openapi, seed
+from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.services import Services
 from api.waiting import JobEvents
@@ -72,7 +75,25 @@ def create_app(settings: Settings) -> Starlette:
             await async_redis.aclose()
             redis.close()
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    middleware = [Middleware(ApiKeyMiddleware, settings=settings)]
+    if settings.cors_origins:
+        # Outermost, so browsers' preflight requests are answered before the key check.
+        middleware.insert(0, cors(settings))
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware
+    )
+
+
+def cors(settings: Settings) -> Middleware:
+    """CORS for the configured origins (IMGPRESS_CORS_ORIGINS)."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Content-Disposition"],
+        expose_headers=["Location", "Retry-After", "Content-Disposition", "ETag"],
+        max_age=600,
+    )
 
 
 def app_from_env() -> Starlette:

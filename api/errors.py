@@ -27,12 +27,13 @@ STATUS: dict[type[errors.ImgpressError], int] = {
     errors.CorruptImage: 422,
     errors.JobFailed: 422,
     errors.StorageFull: 507,
+    errors.RateLimited: 429,
     errors.ServiceUnavailable: 503,
 }
 #: Seconds a client should wait before retrying a 503.
 RETRY_AFTER_SECONDS = 5
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 401: "unauthorized"}
 
 
 def status_for(error: errors.ImgpressError) -> int:
@@ -60,6 +61,8 @@ def headers_for(error: errors.ImgpressError) -> dict[str, str]:
     """Extra response headers an error calls for."""
     if isinstance(error, errors.ServiceUnavailable):
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(error, errors.RateLimited):
+        return {"Retry-After": str(error.retry_after)}
     return {}
 
 

@@ -6,12 +6,21 @@ from redis import Redis
 
 from api.uploads import Upload
 from shared import imaging, jobs, storage
+from shared.errors import QueueFull
 from shared.options import Options
 from shared.schema import InputInfo, Job, JobStatus, utc_now
 from shared.settings import Settings
 
 
-def accept(connection: Redis, settings: Settings, upload: Upload, options: Options) -> Job:
+def check_capacity(connection: Redis, settings: Settings) -> None:
+    """Refuse new work (503, QueueFull) while IMGPRESS_MAX_QUEUED jobs already wait."""
+    if jobs.queued_count(connection) >= settings.max_queued:
+        raise QueueFull()
+
+
+def accept(
+    connection: Redis, settings: Settings, upload: Upload, options: Options, owner: str | None = None
+) -> Job:
     """Check an upload and queue it as a new job; on any refusal no file is left behind.
 
     The type is sniffed with libmagic against the allowlist, then the header is read with
@@ -32,6 +41,7 @@ def accept(connection: Redis, settings: Settings, upload: Upload, options: Optio
                 height=header.height,
             ),
             options=options,
+            owner=owner,
         )
         storage.move_into_place(upload.path, storage.input_path(settings.data_dir, job.id))
         try:

@@ -11,10 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import intake, uploads
+from api.auth import caller, client_address
 from api.downloads import result_response
+from api.ratelimit import check_rate
 from api.services import services
 from shared import jobs, storage
-from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished
+from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
 from shared.schema import Job, JobStatus
 
@@ -27,9 +29,15 @@ def job_url(job_id: str) -> str:
     return f"/v1/jobs/{job_id}"
 
 
+#: Job fields kept in the record but never shown to clients.
+PRIVATE_FIELDS = ("owner",)
+
+
 def resource(job: Job) -> dict[str, Any]:
     """The JSON resource a client sees for a job."""
     data = job.to_dict()
+    for name in PRIVATE_FIELDS:
+        del data[name]
     data["links"] = {"self": job_url(job.id), "result": f"{job_url(job.id)}/result"}
     return data
 
@@ -39,18 +47,24 @@ async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
     found = services(request)
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
+    owner = caller(request)
+    await run_in_threadpool(check_rate, found.redis, found.settings, owner or client_address(request))
+    await run_in_threadpool(intake.check_capacity, found.redis, found.settings)
     upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
     try:
         options = Options.parse({**request.query_params, **upload.fields}, min_quality=min_quality)
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
-    return await run_in_threadpool(intake.accept, found.redis, found.settings, upload, options)
+    return await run_in_threadpool(intake.accept, found.redis, found.settings, upload, options, owner)
 
 
 async def load_job(request: Request, job_id: str) -> Job:
-    """The job named in the request; JobNotFound or JobExpired if there is none."""
-    return await run_in_threadpool(jobs.load, services(request).redis, job_id)
+    """The caller's job named in the request; JobNotFound or JobExpired if there is none."""
+    job = await run_in_threadpool(jobs.load, services(request).redis, job_id)
+    if job.owner != caller(request):
+        raise JobNotFound()
+    return job
 
 
 async def wait_for_job(request: Request, job_id: str, seconds: float) -> Job:

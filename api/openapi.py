@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import docs, health, jobs, seed
+from api import auth, docs, health, jobs, seed
 from api.errors import STATUS
 from shared import errors, schema
 from shared.imaging import FORMATS
@@ -41,7 +41,9 @@ _UPLOAD_ERRORS = (
     errors.UnsupportedMedia,
     errors.CorruptImage,
     errors.StorageFull,
+    errors.RateLimited,
     errors.ServiceUnavailable,
+    errors.QueueFull,
 )
 _LOOKUP_ERRORS = (errors.JobNotFound, errors.JobExpired, errors.ServiceUnavailable)
 _RESULT_ERRORS = (*_LOOKUP_ERRORS, errors.JobNotFinished, errors.JobFailed)
@@ -121,6 +123,9 @@ def option_parameters() -> list[JSON]:
 def components() -> JSON:
     """Every named schema the operations refer to."""
     job = dataclass_schema(schema.Job, schema.DERIVED)
+    for name in jobs.PRIVATE_FIELDS:
+        del job["properties"][name]
+        job["required"].remove(name)
     job["properties"]["links"] = {
         "type": "object",
         "properties": {"self": {"type": "string"}, "result": {"type": "string"}},
@@ -130,6 +135,9 @@ def components() -> JSON:
     message = {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
     message["required"] = ["code", "message"]
     return {
+        "securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "An IMGPRESS_API_KEYS key."}
+        },
         "schemas": {
             "Job": job,
             "InputInfo": dataclass_schema(schema.InputInfo),
@@ -142,7 +150,7 @@ def components() -> JSON:
                 "properties": {"data": {}, "message": {"type": "string"}, "code": {"type": "integer"}},
                 "required": ["data", "message", "code"],
             },
-        }
+        },
     }
 
 
@@ -347,7 +355,8 @@ def error_responses(operation: Operation) -> dict[str, JSON]:
     """The error responses of an operation, grouped by status, each code with its meaning."""
     by_status: dict[int, list[type[errors.ImgpressError]]] = {}
     for error in operation.raises:
-        by_status.setdefault(STATUS[error], []).append(error)
+        status = next(STATUS[cls] for cls in error.__mro__ if cls in STATUS)
+        by_status.setdefault(status, []).append(error)
     body = ref("Envelope") if operation.envelope else ref("Error")
     responses: dict[str, JSON] = {}
     for status, classes in sorted(by_status.items()):
@@ -356,7 +365,7 @@ def error_responses(operation: Operation) -> dict[str, JSON]:
             code = "the failed job's own code" if cls is errors.JobFailed else f"`{cls.code}`"
             lines.append(f"{code}: {first_line(cls.__doc__)}")
         response: JSON = {"description": "\n".join(lines), "content": json_content(body)}
-        if errors.ServiceUnavailable in classes:
+        if any(issubclass(cls, errors.ServiceUnavailable | errors.RateLimited) for cls in classes):
             response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
         responses[str(status)] = response
     return responses
@@ -382,6 +391,14 @@ def operation_object(route: Route, method: str, operation: Operation) -> JSON:
         result["parameters"] = operation.parameters
     if operation.request_body is not None:
         result["requestBody"] = operation.request_body
+    if route.path.startswith(auth.PROTECTED_PREFIXES):
+        # Optional: only when the server has IMGPRESS_API_KEYS set.
+        result["security"] = [{"apiKey": []}, {}]
+        result["responses"]["401"] = {
+            "description": "`unauthorized`: keys are required and none, or a wrong one, was sent.",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": json_content(ref("Envelope") if operation.envelope else ref("Error")),
+        }
     return result
 
 

@@ -2,9 +2,10 @@
 
 ImgpressError                     (shared.errors; catch this for "anything imgpress")
 ├── BadOption, UnsupportedMedia, TooLarge, CorruptImage, JobNotFound, JobExpired,
-│   JobNotFinished, JobFailed, StorageFull, ServiceUnavailable
+│   JobNotFinished, JobFailed, StorageFull, RateLimited (429, `retry_after` seconds),
+│   ServiceUnavailable, QueueFull
 │                                 the server's own errors, chosen by the body's `code`
-├── RateLimited                   429: too many requests; `retry_after` says how long to wait
+├── Unauthorized                  401: no API key, or not a valid one
 ├── ServerError                   the server failed (`internal_error`, or any other 5xx)
 ├── UnexpectedResponse            an answer that is not imgpress's (unknown code, no error body)
 └── ServerUnreachable             no answer at all: refused, DNS, reset, timed out
@@ -25,15 +26,11 @@ from shared import errors
 from shared.errors import ImgpressError
 
 
-class RateLimited(ImgpressError):
-    """Raised when the server answers 429 after the client's retries; wait `retry_after` seconds."""
+class Unauthorized(ImgpressError):
+    """Raised when the server requires an API key and none, or a wrong one, was sent."""
 
-    code = "rate_limited"
-    default_message = "Too many requests. Slow down and try again."
-
-    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    code = "unauthorized"
+    default_message = "A valid API key is required."
 
 
 class ServerError(ImgpressError):
@@ -79,8 +76,10 @@ CODES: dict[str, type[ImgpressError]] = {
     errors.JobNotFinished.code: errors.JobNotFinished,
     errors.JobFailed.code: errors.JobFailed,
     errors.StorageFull.code: errors.StorageFull,
+    errors.RateLimited.code: errors.RateLimited,
     errors.ServiceUnavailable.code: errors.ServiceUnavailable,
-    RateLimited.code: RateLimited,
+    errors.QueueFull.code: errors.QueueFull,
+    Unauthorized.code: Unauthorized,
     ServerError.code: ServerError,
 }
 
@@ -94,13 +93,15 @@ TRANSPORT: dict[type[httpx.TransportError], type[ServerUnreachable]] = {
 }
 
 
-def error_for(code: str, message: str | None = None) -> ImgpressError:
+def error_for(code: str, message: str | None = None, retry_after: float | None = None) -> ImgpressError:
     """The exception for an error code (from an error body or a failed job)."""
     cls = CODES.get(code)
     if cls is None:
         return UnexpectedResponse(f"{code}: {message}" if message else code)
     if cls is errors.JobFailed:
         return errors.JobFailed(code, message or errors.JobFailed.default_message)
+    if cls is errors.RateLimited:
+        return errors.RateLimited(round(retry_after or 0), message)
     return cls(message)
 
 
@@ -126,9 +127,9 @@ def from_response(response: httpx.Response) -> ImgpressError:
     except (ValueError, KeyError, TypeError):
         code, message = None, None
     if response.status_code == 429:
-        return RateLimited(message, retry_after=retry_after(response))
+        code = errors.RateLimited.code
     if isinstance(code, str) and code in CODES:
-        return error_for(code, message if isinstance(message, str) else None)
+        return error_for(code, message if isinstance(message, str) else None, retry_after(response))
     text = message if isinstance(message, str) else response.reason_phrase
     if response.status_code >= 500:
         return ServerError(f"{response.status_code}: {text}")

@@ -94,8 +94,26 @@ class StorageFull(ImgpressError):
     default_message = "The server has no room to store this upload. Try again later."
 
 
+class RateLimited(ImgpressError):
+    """Raised when a key (or client address) has used up its uploads for the current period."""
+
+    code = "rate_limited"
+    default_message = "Too many uploads. Try again later."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message or f"Too many uploads; try again in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(ImgpressError):
     """Raised when Redis cannot be reached."""
 
     code = "service_unavailable"
     default_message = "The service is temporarily unavailable. Try again shortly."
+
+
+class QueueFull(ServiceUnavailable):
+    """Raised when IMGPRESS_MAX_QUEUED jobs are already waiting."""
+
+    code = "queue_full"
+    default_message = "Too many images are waiting to be compressed. Try again shortly."

@@ -40,6 +40,8 @@ EXTENSIONS: dict[str, str] = {
     "image/gif": ".gif",
     "image/webp": ".webp",
 }
+#: Pillow formats that are one of ours in disguise: an MPO is a JPEG with extra pictures.
+_ALIASES = {"MPO": "JPEG"}
 #: How much of a file libmagic looks at.
 SNIFF_BYTES = 8192
 
@@ -119,10 +121,16 @@ def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
     return image
 
 
+def format_of(image: Image.Image) -> str:
+    """The allowed format name of an opened image (MPO counts as JPEG)."""
+    found = image.format or ""
+    return _ALIASES.get(found, found)
+
+
 def read_header(path: Path, sniffed: str, max_pixels: int) -> Header:
     """Read an upload's header; the format Pillow finds must be the one libmagic sniffed."""
     with decoding_errors(), open_image(path, max_pixels) as image:
-        found = image.format or ""
+        found = format_of(image)
         if SNIFFED[sniffed] != found:
             raise UnsupportedMedia("The file's contents do not match an allowed image type.")
         return Header(found, FORMATS[found], image.width, image.height)

@@ -42,6 +42,11 @@ def submit(connection: Redis, settings: Settings, job: Job) -> None:
     )
 
 
+def queued_count(connection: Redis) -> int:
+    """How many compression jobs wait in the queue."""
+    return int(Queue(names.QUEUE, connection=connection).count)
+
+
 def load(connection: Redis, job_id: str) -> Job:
     """The job with this id; raises JobExpired if it was deleted, JobNotFound if it never was."""
     raw = connection.get(names.job_key(job_id)) if storage.is_job_id(job_id) else None

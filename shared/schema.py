@@ -89,6 +89,8 @@ class Job:
     expires_at: str | None = None
     output: OutputInfo | None = None
     error: JobError | None = None
+    #: Digest of the API key that created the job (None when keys are off); never shown.
+    owner: str | None = None
 
     @property
     def saved_bytes(self) -> int | None:
@@ -140,4 +142,5 @@ class Job:
             expires_at=data.get("expires_at"),
             output=OutputInfo(**data["output"]) if data.get("output") else None,
             error=JobError(**data["error"]) if data.get("error") else None,
+            owner=data.get("owner"),
         )

@@ -25,6 +25,30 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive whole number")
+    return value
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(word.strip() for word in raw.split(",") if word.strip())
+
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _rate(raw: str) -> tuple[int, int] | None:
+    """'60/minute' -> (60, 60); '' -> None (no limit)."""
+    if not raw:
+        return None
+    count, _, period = raw.partition("/")
+    if period not in RATE_PERIODS:
+        raise ValueError("must look like 60/minute (per second, minute, hour or day)")
+    return _positive_int(count), RATE_PERIODS[period]
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 < value < 65536:
@@ -62,8 +86,13 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max_frames": ("IMGPRESS_MAX_FRAMES", _positive_int, "1000"),
     "retention_seconds": ("IMGPRESS_RETENTION_SECONDS", _positive_int, "1800"),
     "job_timeout_seconds": ("IMGPRESS_JOB_TIMEOUT_SECONDS", _positive_int, "120"),
-    "sweep_interval_seconds": ("IMGPRESS_SWEEP_INTERVAL_SECONDS", _positive_int, "60"),
+    "sweep_interval_seconds": ("IMGPRESS_SWEEP_INTERVAL_SECONDS", _positive_int, "30"),
     "workers": ("IMGPRESS_WORKERS", _positive_int, str(os.cpu_count() or 1)),
+    "worker_memory_mb": ("IMGPRESS_WORKER_MEMORY_MB", _non_negative_int, "1024"),
+    "max_queued": ("IMGPRESS_MAX_QUEUED", _positive_int, "1000"),
+    "api_keys": ("IMGPRESS_API_KEYS", _words, ""),
+    "rate_limit": ("IMGPRESS_RATE_LIMIT", _rate, ""),
+    "cors_origins": ("IMGPRESS_CORS_ORIGINS", _words, ""),
 }
 
 
@@ -82,6 +111,16 @@ class Settings:
     job_timeout_seconds: int
     sweep_interval_seconds: int
     workers: int
+    #: Address-space cap (RLIMIT_AS) of the process that decodes, in MiB; 0 means no cap.
+    worker_memory_mb: int
+    #: Uploads are refused with 503 while this many jobs wait in the queue.
+    max_queued: int
+    #: When non-empty, /v1 and the seed routes need `Authorization: Bearer <one of these>`.
+    api_keys: tuple[str, ...]
+    #: Uploads allowed per key (or client address) per period: (count, seconds), or None.
+    rate_limit: tuple[int, int] | None
+    #: Origins allowed by CORS; empty means CORS is off.
+    cors_origins: tuple[str, ...]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -96,3 +135,17 @@ class Settings:
                 reason = str(exc) if not str(exc).startswith("invalid literal") else "must be a number"
                 raise SettingsError(f"{variable}={raw!r} is not valid: {reason}") from None
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that configure another process with these settings."""
+        return {variable: _format(getattr(self, name)) for name, (variable, _, _) in ENVIRONMENT.items()}
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        count, seconds = value
+        period = next(name for name, length in RATE_PERIODS.items() if length == seconds)
+        return f"{count}/{period}"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return "" if value is None else str(value)

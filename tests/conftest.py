@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from shared import names
-from shared.settings import ENVIRONMENT, Settings
+from shared.settings import Settings
 from worker import tasks
 
 #: Database numbers: API/unit tests and end-to-end stacks never share one.
@@ -66,7 +66,7 @@ def start_redis(port: int, directory: Path, *extra: str) -> subprocess.Popen[byt
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that configure a process with these settings."""
-    return {variable: str(getattr(settings, name)) for name, (variable, _, _) in ENVIRONMENT.items()}
+    return settings.to_env()
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +125,8 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         max_pixels=4_000_000,
         retention_seconds=60,
         job_timeout_seconds=30,
+        # Jobs run inside the test process here: an address-space cap would cap pytest itself.
+        worker_memory_mb=0,
     )
 
 
@@ -150,3 +152,11 @@ def run_jobs(
 
     yield run
     tasks.settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def restore_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app sets Pillow's process-wide bomb limit from its settings; undo it after each test."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)

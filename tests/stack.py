@@ -63,7 +63,12 @@ class Stack:
         self.wait_ready()
         return self
 
+    def wait_ready_api(self, seconds: float = 30) -> None:
+        """Wait until the API answers (it may still be without a worker)."""
+        self.wait_ready(seconds, path="/healthz")
+
     def wait_ready(self, seconds: float = 30, path: str = "/readyz") -> None:
+        """Wait until /readyz is 200: Redis answers and a worker is registered."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:

@@ -316,3 +316,14 @@ def test_redis_down_is_503_with_retry_after_not_a_hang(settings: Settings) -> No
         assert time.monotonic() - started < 5
         assert client.get("/healthz").status_code == 200
     assert leftover_files(down) == []
+
+
+def test_full_queue_is_503_with_retry_after(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, max_queued=2)), raise_server_exceptions=False) as client:
+        upload(client, images.jpeg())
+        upload(client, images.jpeg())
+        response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "queue_full"
+        assert int(response.headers["retry-after"]) > 0
+        assert len(leftover_files(settings)) == 2

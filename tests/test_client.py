@@ -14,7 +14,7 @@ import pytest
 
 from shared import client_errors, errors
 from shared.client import AsyncClient, Client, Result, Retry, RetryPolicy
-from shared.client_errors import RateLimited, ServerError, ServerUnreachable, UnexpectedResponse
+from shared.client_errors import ServerError, ServerUnreachable, Unauthorized, UnexpectedResponse
 from shared.schema import JobStatus
 from shared.settings import Settings
 from shared.upload_body import CHUNK_BYTES, UploadBody
@@ -22,7 +22,8 @@ from tests import images
 from tests.conftest import free_port, start_redis
 from tests.stack import Stack, running_stack
 
-CLIENT_DB = 13
+CLIENT_DB = 8
+KEYED_DB = 7
 FAST_RETRY = RetryPolicy(retries=2, backoff=0.05, max_delay=0.2)
 
 
@@ -64,7 +65,8 @@ def test_error_answers_become_the_right_exceptions() -> None:
     too_large = client_errors.from_response(answer(413, error_body("too_large")))
     assert isinstance(too_large, errors.TooLarge) and too_large.message == "about too_large"
     limited = client_errors.from_response(answer(429, error_body("rate_limited"), **{"Retry-After": "7"}))
-    assert isinstance(limited, RateLimited) and limited.retry_after == 7
+    assert isinstance(limited, errors.RateLimited) and limited.retry_after == 7
+    assert isinstance(client_errors.from_response(answer(401, error_body("unauthorized"))), Unauthorized)
     assert isinstance(client_errors.from_response(answer(500)), ServerError)
     unknown = client_errors.from_response(answer(418, error_body("teapot")))
     assert isinstance(unknown, UnexpectedResponse) and unknown.status == 418
@@ -188,3 +190,13 @@ def test_redis_outage_is_retried_then_succeeds_or_gives_up(tmp_path: Path) -> No
         api.stop()
         redis.terminate()
         redis.wait(timeout=10)
+
+
+def test_api_key_is_sent_and_a_missing_one_is_unauthorized(redis_server: str, tmp_path: Path) -> None:
+    for stack in running_stack(redis_server, KEYED_DB, tmp_path, api_keys=("key-one",)):
+        with Client(stack.url, api_key="key-one") as imgpress:
+            assert imgpress.compress(images.jpeg()).job.status is JobStatus.FINISHED
+        with Client(stack.url) as anonymous, pytest.raises(Unauthorized):
+            anonymous.submit(images.jpeg())
+        with Client(stack.url, api_key="wrong") as wrong, pytest.raises(Unauthorized):
+            wrong.status("0" * 32)

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 from tests import images
 from tests.stack import Stack, running_stack
 
-CONTRACT_DB = 12
+CONTRACT_DB = 15
 #: Per operation; enough to reach every documented error path, small enough to run in seconds.
 MAX_EXAMPLES = 25
 CHECKS = [

@@ -99,3 +99,13 @@ def test_docs_page_shows_every_operation_and_loads_nothing_from_elsewhere(client
     assert 'id="schema-Job"' in page and "saved_ratio" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<script" not in page
+
+
+def test_key_protected_routes_declare_the_key_and_401_and_uploads_declare_429() -> None:
+    paths = document(routes)["paths"]
+    assert paths["/v1/jobs"]["post"]["security"] == [{"apiKey": []}, {}]
+    assert "401" in paths["/task/{task_id}"]["get"]["responses"]
+    assert "security" not in paths["/healthz"]["get"] and "401" not in paths["/healthz"]["get"]["responses"]
+    limited = paths["/v1/jobs"]["post"]["responses"]["429"]
+    assert "rate_limited" in limited["description"] and "Retry-After" in limited["headers"]
+    assert "queue_full" in paths["/v1/jobs"]["post"]["responses"]["503"]["description"]

@@ -64,3 +64,24 @@ def test_readme_lists_every_variable_with_its_default() -> None:
         assert variable in rows
         if variable != "IMGPRESS_WORKERS":  # its default is the machine's CPU count
             assert f"`{default}`" in rows[variable]
+
+
+def test_lists_and_rates() -> None:
+    settings = Settings.from_env(
+        {"IMGPRESS_API_KEYS": "a, b,,c", "IMGPRESS_RATE_LIMIT": "60/minute", "IMGPRESS_CORS_ORIGINS": ""}
+    )
+    assert settings.api_keys == ("a", "b", "c")
+    assert settings.rate_limit == (60, 60)
+    assert settings.cors_origins == ()
+    assert Settings.from_env({}).rate_limit is None
+
+
+@pytest.mark.parametrize("value", ["60", "60/fortnight", "x/minute", "0/minute"])
+def test_bad_rate_limit(value: str) -> None:
+    with pytest.raises(SettingsError, match="IMGPRESS_RATE_LIMIT"):
+        Settings.from_env({"IMGPRESS_RATE_LIMIT": value})
+
+
+def test_to_env_round_trips() -> None:
+    settings = Settings.from_env({"IMGPRESS_API_KEYS": "k1,k2", "IMGPRESS_RATE_LIMIT": "5/second"})
+    assert Settings.from_env(settings.to_env()) == settings

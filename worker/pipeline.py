@@ -16,7 +16,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from shared import storage
 from shared.errors import TooLarge
-from shared.imaging import FORMATS, check_pixels, decoding_errors, open_image
+from shared.imaging import FORMATS, check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
 
@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 #: `Image.info` keys that describe how to draw the image rather than who made it; everything
 #: else (EXIF, XMP, comments, text chunks, which can carry payloads) is dropped.
 _KEPT_INFO = {"transparency", "duration", "loop", "background", "disposal", "blend", "default_image"}
+#: Keys that say how the file was encoded and carry nothing of the user's. An input with only
+#: these (and the ICC profile) is "clean": its own bytes may be served when re-encoding does
+#: not make it smaller. Any other key (EXIF, comments, text chunks...) forces the re-encode.
+_HARMLESS_INFO = _KEPT_INFO | {
+    "icc_profile", "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "adobe",
+    "adobe_transform", "progressive", "progression", "interlace", "gamma", "srgb", "chromaticity",
+    "aspect", "version", "mp", "mpoffset", "mpentry", "extension", "lossless",
+}  # fmt: skip
+#: Formats whose output keeps every frame; the others get the first.
+_ANIMATED = {"GIF", "PNG", "WEBP"}
 
 
 @dataclass(frozen=True)
@@ -42,15 +52,21 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
     """
     try:
         with decoding_errors(), open_image(source, limits.max_pixels) as image:
-            media_type = FORMATS[image.format or ""]
+            fmt = format_of(image)
+            media_type = FORMATS[fmt]
             frames = _load_frames(image, limits)
+            clean = set(image.info) <= _HARMLESS_INFO
             icc_profile = image.info.get("icc_profile")
-            picture = _upright(image) if frames == 1 else image
+            animated = frames > 1 and fmt in _ANIMATED
+            if frames > 1 and not animated:
+                image.seek(0)
+            picture = image if animated else _upright(image)
             picture.info = {key: value for key, value in picture.info.items() if key in _KEPT_INFO}
-            _encode(picture, temp, image_format(media_type), frames, options, icc_profile)
+            _encode(picture, temp, fmt, animated, options, icc_profile)
             width, height = picture.size
-        if temp.stat().st_size >= source.stat().st_size:
-            # Re-encoding did not help: serve the upload's own bytes rather than a bigger file.
+        if clean and temp.stat().st_size >= source.stat().st_size:
+            # Re-encoding did not help and the upload carries nothing to strip: serve its own
+            # bytes rather than a bigger file.
             shutil.copyfile(source, temp)
             with decoding_errors(), open_image(source, limits.max_pixels) as original:
                 width, height = original.size
@@ -59,11 +75,6 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
     finally:
         temp.unlink(missing_ok=True)
     return OutputInfo(media_type=media_type, bytes=size, width=width, height=height)
-
-
-def image_format(media_type: str) -> str:
-    """The Pillow format name for an allowed media type."""
-    return next(name for name, media in FORMATS.items() if media == media_type)
 
 
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
@@ -103,13 +114,13 @@ def _upright(image: Image.Image) -> Image.Image:
 
 
 def _encode(
-    image: Image.Image, temp: Path, fmt: str, frames: int, options: Options, icc_profile: bytes | None
+    image: Image.Image, temp: Path, fmt: str, animated: bool, options: Options, icc_profile: bytes | None
 ) -> None:
     """Write the image in `fmt` with metadata stripped (the ICC profile is kept)."""
     params: dict[str, Any] = {"format": fmt}
     if icc_profile:
         params["icc_profile"] = icc_profile
-    if frames > 1:
+    if animated:
         params["save_all"] = True
     if fmt == "JPEG":
         if image.mode not in ("RGB", "L", "CMYK"):

@@ -15,14 +15,17 @@ from typing import Any
 
 from redis import Redis
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
 from shared import jobs, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
-from shared.schema import JobError, to_timestamp
+from shared.schema import Job, JobError, JobStatus, to_timestamp
 from shared.settings import Settings
-from worker import pipeline
+from worker import lease, memory, pipeline
 
 log = logging.getLogger(__name__)
+
+WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped unexpectedly.")
 
 
 @cache
@@ -46,42 +49,59 @@ def compress(job_id: str) -> dict[str, Any]:
         job = jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
         return {"status": "deleted"}
-    job = job.started()
-    if not jobs.update(connection, job):
-        return {"status": "deleted"}
-    limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
-    expires = time.time() + config.retention_seconds
-    expires_at = to_timestamp(datetime.fromtimestamp(expires, UTC))
-    try:
-        output = pipeline.compress(
-            storage.input_path(config.data_dir, job_id),
-            storage.output_path(config.data_dir, job_id),
-            storage.temp_path(config.data_dir),
-            job.options,
-            limits,
-        )
-    except Exception as exc:
-        error = exc if isinstance(exc, ImgpressError) else None
-        if error is None:
-            log.exception("job %s: unexpected error", job_id)
-        storage.delete_input(config.data_dir, job_id)
-        failure = JobError(
-            code=error.code if error else "internal_error",
-            message=error.message if error else "The image could not be processed.",
-        )
-        if jobs.update(connection, job.failed(failure, expires_at), expires):
+    memory.cap_address_space(config.worker_memory_mb)
+    with lease.holding(connection, job_id):
+        job = job.started()
+        if not jobs.update(connection, job):
+            return {"status": "deleted"}
+        try:
+            output = pipeline.compress(
+                storage.input_path(config.data_dir, job_id),
+                storage.output_path(config.data_dir, job_id),
+                storage.temp_path(config.data_dir),
+                job.options,
+                pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames),
+            )
+        except Exception as exc:
+            error = failure_for(exc, config)
+            fail(connection, config, job, error)
+            if error.code == "internal_error":
+                log.exception("job %s: unexpected error", job_id)
+                raise
+            return {"status": "failed", "code": error.code}
+        expires = time.time() + config.retention_seconds
+        if jobs.update(connection, job.finished(output, _timestamp(expires)), expires):
             schedules.schedule_expiry(connection, job_id, expires)
         else:
+            # Deleted by its owner while we worked on it: do not leave the result behind.
             storage.delete_job_files(config.data_dir, job_id)
-        if error is None:
-            raise
-        return {"status": "failed", "code": failure.code}
-    if jobs.update(connection, job.finished(output, expires_at), expires):
-        schedules.schedule_expiry(connection, job_id, expires)
-    else:
-        # Deleted by its owner while we worked on it: do not leave the result behind.
-        storage.delete_job_files(config.data_dir, job_id)
     return {"status": "finished", "bytes": output.bytes}
+
+
+def failure_for(exc: Exception, config: Settings) -> JobError:
+    """The error a job reports for an exception raised while compressing it."""
+    if isinstance(exc, ImgpressError):
+        return JobError(exc.code, exc.message)
+    if isinstance(exc, JobTimeoutException):
+        return JobError(
+            "timeout", f"The image took longer than {config.job_timeout_seconds} seconds to process."
+        )
+    return JobError("internal_error", "The image could not be processed.")
+
+
+def fail(connection: Redis, config: Settings, job: Job, error: JobError) -> None:
+    """Record a job as failed: its files go now, its record when retention ends."""
+    storage.delete_input(config.data_dir, job.id)
+    storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
+    expires = time.time() + config.retention_seconds
+    if jobs.update(connection, job.failed(error, _timestamp(expires)), expires):
+        schedules.schedule_expiry(connection, job.id, expires)
+    else:
+        storage.delete_job_files(config.data_dir, job.id)
+
+
+def _timestamp(epoch: float) -> str:
+    return to_timestamp(datetime.fromtimestamp(epoch, UTC))
 
 
 def expire(job_id: str) -> None:
@@ -90,13 +110,23 @@ def expire(job_id: str) -> None:
 
 
 def sweep() -> dict[str, int]:
-    """Periodic safety net: expire overdue jobs and delete files that no job owns.
+    """Periodic safety net: fail jobs whose worker died, expire overdue jobs, delete orphans.
 
     Runs every IMGPRESS_SWEEP_INTERVAL_SECONDS through rq-scheduler, so a lost or late
     expiry (scheduler down, job never run) never leaks disk for longer than one interval.
     """
     config = settings()
     connection = _connection()
+    lost = 0
+    for job_id in lease.lost_jobs(connection):
+        try:
+            job = jobs.load(connection, job_id)
+        except (JobNotFound, JobExpired):
+            job = None
+        if job is not None and job.status in (JobStatus.QUEUED, JobStatus.STARTED):
+            fail(connection, config, job, WORKER_LOST)
+            lost += 1
+        lease.forget(connection, job_id)
     now = time.time()
     expired = 0
     for job_id in jobs.due_for_expiry(connection, now):
@@ -111,7 +141,7 @@ def sweep() -> dict[str, int]:
     for part in _stale(storage.tmp_dir(config.data_dir), cutoff):
         part.unlink(missing_ok=True)
         orphans += 1
-    return {"expired": expired, "orphans": orphans}
+    return {"lost": lost, "expired": expired, "orphans": orphans}
 
 
 def _stale(folder: Path, cutoff: float) -> list[Path]:

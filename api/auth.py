@@ -1,0 +1,68 @@
+"""Optional API keys (IMGPRESS_API_KEYS): who is calling, and the check at the door.
+
+When keys are set, every /v1 and seed route needs `Authorization: Bearer <key>` (401
+otherwise); health routes stay open. A job belongs to the key that created it: the record
+keeps a digest of the key (never the key), and other keys get 404 for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import error_body
+from shared.settings import Settings
+
+#: Paths that need a key when keys are configured.
+PROTECTED_PREFIXES = ("/v1/", "/upload", "/task/", "/download/")
+SEED_PREFIXES = ("/upload", "/task/", "/download/")
+
+
+def owner_of(key: str) -> str:
+    """The digest a job record keeps to say which key created it."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def caller(request: Request) -> str | None:
+    """The owner digest of the request's key, or None when keys are off."""
+    found: str | None = request.scope.get("imgpress.owner")
+    return found
+
+
+def client_address(request: Request) -> str:
+    """Who to count an upload against when keys are off."""
+    return request.client.host if request.client else "unknown"
+
+
+class ApiKeyMiddleware:
+    """Refuse protected routes without a valid bearer key; remember the caller's digest."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in settings.api_keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or not scope["path"].startswith(PROTECTED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        presented = token.strip().encode()
+        valid = scheme.lower() == "bearer" and any(hmac.compare_digest(presented, key) for key in self.keys)
+        if not valid:
+            message = "A valid API key is required: send 'Authorization: Bearer <key>'."
+            body: object = error_body("unauthorized", message)
+            if scope["path"].startswith(SEED_PREFIXES):
+                body = {"data": None, "message": message, "code": 401}
+            response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        scope["imgpress.owner"] = owner_of(presented.decode())
+        await self.app(scope, receive, send)

@@ -1,0 +1,235 @@
+"""Faults: killed workers, a Redis that stops and comes back, a full disk, a scheduler that was down.
+
+These tests start their own Redis (Valkey, append-only file, fsync on every write, as in
+docker-compose.yml) on a free port, so they can kill it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from shared import storage
+from shared.settings import Settings
+from tests import images
+from tests.conftest import free_port, start_redis
+from tests.stack import Stack
+from tests.test_scripts import descendants
+
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+class PrivateRedis:
+    """A Redis of the test's own, which it may kill and start again on the same port and files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = start_redis(self.port, self.directory, *AOF)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.kill()
+
+
+def make_stack(tmp_path: Path, redis_url: str, **changes: object) -> Stack:
+    settings = replace(
+        Settings.from_env({}),
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        **{
+            "retention_seconds": 3,
+            "sweep_interval_seconds": 1,
+            "max_upload_bytes": 64 * 1024 * 1024,
+            **changes,
+        },  # type: ignore[arg-type]
+    )
+    return Stack(settings, tmp_path)
+
+
+def slow_png() -> bytes:
+    """Noise a worker needs a few seconds for (lossless PNG with optimize)."""
+    return images.encode(Image.effect_noise((2600, 2600), 80).convert("RGB"), "PNG", compress_level=1)
+
+
+def wait_for(check: object, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def status_of(http: httpx.Client, job_id: str) -> str:
+    return str(http.get(f"/v1/jobs/{job_id}").json()["status"])
+
+
+def upload(http: httpx.Client, data: bytes, content_type: str = "image/jpeg") -> str:
+    response = http.post("/v1/jobs", content=data, headers={"content-type": content_type})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+@pytest.mark.parametrize("victim", ["work-horse", "worker"])
+def test_killed_worker_fails_the_job_and_the_queue_goes_on(
+    tmp_path: Path, private_redis: PrivateRedis, victim: str
+) -> None:
+    stack = make_stack(tmp_path, private_redis.url, retention_seconds=120).start()
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            doomed = upload(http, slow_png(), "image/png")
+            assert wait_for(lambda: status_of(http, doomed) == "started")
+            behind = upload(http, images.jpeg())
+            worker = stack.processes["worker"]
+            horses = descendants(worker.pid)
+            assert horses, "the forking worker runs each job in a child"
+            for pid in horses:
+                os.kill(pid, signal.SIGKILL)
+            if victim == "worker":
+                # The whole worker goes (as when its container or machine dies); a new one starts.
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait()
+                stack.start_worker("worker-2")
+            # The sweep notices the lease is no longer renewed and fails the job: no retry, as
+            # a file that killed one worker would likely kill the next.
+            assert wait_for(lambda: status_of(http, doomed) == "failed", 60)
+            job = http.get(f"/v1/jobs/{doomed}").json()
+            assert job["error"]["code"] == "worker_lost"
+            assert http.get(f"/v1/jobs/{doomed}/result").status_code == 422
+            assert wait_for(lambda: status_of(http, behind) == "finished", 30)
+            folder = storage.job_dir(stack.settings.data_dir, doomed)
+            assert not folder.exists() or not any(folder.iterdir())
+    finally:
+        stack.stop()
+
+
+def test_redis_outage_is_503_then_heals_and_loses_no_accepted_job(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    stack = make_stack(tmp_path, private_redis.url)
+    stack.start_api()
+    stack.wait_ready_api()
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        accepted = [upload(http, images.jpeg()) for _ in range(5)]  # no worker yet: they wait
+        private_redis.kill()
+        for request in (
+            lambda: http.post("/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"}),
+            lambda: http.get(f"/v1/jobs/{accepted[0]}"),
+            lambda: http.get("/readyz"),
+        ):
+            started = time.monotonic()
+            response = request()
+            assert response.status_code == 503
+            assert int(response.headers["retry-after"]) > 0
+            assert time.monotonic() - started < 1.0
+        assert [p for p in storage.tmp_dir(stack.settings.data_dir).iterdir()] == []
+        private_redis.start()  # same port, same append-only file
+        stack.start_worker()
+        stack.start_scheduler()
+        # Every job that got a 202 before the crash is still there and now runs.
+        for job_id in accepted:
+            assert http.get(f"/v1/jobs/{job_id}", params={"wait": 20}).json()["status"] == "finished"
+        assert upload(http, images.jpeg())
+    stack.stop()
+
+
+def test_scheduler_down_for_a_while_then_the_sweep_cleans_up(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    stack = make_stack(tmp_path, private_redis.url)
+    stack.start_api()
+    stack.start_worker()
+    stack.wait_ready()
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            job_id = upload(http, images.jpeg())
+            assert http.get(f"/v1/jobs/{job_id}", params={"wait": 20}).json()["status"] == "finished"
+            time.sleep(stack.settings.retention_seconds + 1)
+            # Nothing ran the expiry: the files outlived retention while the scheduler was down.
+            assert storage.output_path(stack.settings.data_dir, job_id).exists()
+            stack.start_scheduler()
+            assert wait_for(lambda: http.get(f"/v1/jobs/{job_id}").status_code == 410, 15)
+            assert not storage.job_dir(stack.settings.data_dir, job_id).exists()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill a disk: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_disk_full_is_507_and_leaves_no_partial_file(settings: Settings, tiny_disk: Path) -> None:
+    full = replace(settings, data_dir=tiny_disk)
+    noise = images.encode(Image.effect_noise((700, 700), 90).convert("RGB"), "PNG")
+    assert len(noise) > 1024 * 1024
+    with TestClient(create_app(full), raise_server_exceptions=False) as client:
+        response = client.post("/v1/jobs", content=noise, headers={"content-type": "image/png"})
+        assert response.status_code == 507
+        assert response.json()["error"]["code"] == "insufficient_storage"
+        assert str(tiny_disk) not in response.text
+        assert [p for p in tiny_disk.rglob("*") if p.is_file()] == []
+        small = client.post("/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"})
+        assert small.status_code == 202
+
+
+def test_memory_cap_turns_an_allocation_bomb_into_too_large(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    # 54 Mpx of one colour: a few KB on the wire, 162 MB once decoded; the cap is 200 MiB of
+    # address space, of which the interpreter and libraries already use about 70.
+    stack = make_stack(
+        tmp_path, private_redis.url, worker_memory_mb=200, max_pixels=60_000_000, retention_seconds=120
+    ).start()
+    try:
+        flat = images.encode(Image.new("RGB", (9000, 6000), (200, 30, 30)), "PNG")
+        assert len(flat) < 1024 * 1024
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            job_id = upload(http, flat, "image/png")
+            job = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+            assert job["status"] == "failed"
+            assert job["error"]["code"] == "too_large"
+            assert "memory" in job["error"]["message"]
+            assert stack.processes["worker"].poll() is None
+            small = upload(http, images.jpeg())
+            assert http.get(f"/v1/jobs/{small}", params={"wait": 20}).json()["status"] == "finished"
+    finally:
+        stack.stop()
