@@ -10,7 +10,11 @@ from collections.abc import AsyncIterator
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -50,15 +54,27 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         storage.ensure_dirs(settings.data_dir)
+        # One immediate retry on a fresh connection: after a Redis restart the pooled
+        # connections are dead, and the first command on each must not become a 503.
         redis = Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         async_redis = AsyncRedis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=AsyncRetry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
+        )
+        # The subscription waits for messages indefinitely, so it has no read timeout.
+        pubsub_redis = AsyncRedis.from_url(
             settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30
         )
-        events = JobEvents(async_redis)
+        events = JobEvents(pubsub_redis)
         listener = asyncio.create_task(events.run(), name="imgpress-job-events")
         try:
             schedules.register_sweep(redis, settings)
@@ -73,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await async_redis.aclose()
+            await pubsub_redis.aclose()
             redis.close()
 
     middleware = [Middleware(ApiKeyMiddleware, settings=settings)]

@@ -10,9 +10,12 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from shared.errors import JobExpired
 from shared.imaging import EXTENSIONS
 from shared.schema import Job
 
+#: Outputs up to this size are sent from memory; larger ones are streamed from disk.
+SMALL_FILE_BYTES = 1024 * 1024
 _UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -46,4 +49,11 @@ def result_response(request: Request, job: Job, path: Path) -> Response:
     if unicode_name != fallback:
         disposition += f"; filename*=UTF-8''{quote(unicode_name, safe='')}"
     headers["Content-Disposition"] = disposition
+    if job.output.bytes <= SMALL_FILE_BYTES:
+        # One read from the page cache beats FileResponse's thread hops for typical outputs.
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            raise JobExpired() from None
+        return Response(content, media_type=job.output.media_type, headers=headers)
     return FileResponse(path, media_type=job.output.media_type, headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
+from api.ratelimit import check_rate
 from api.uploads import Upload
 from shared import imaging, jobs, storage
 from shared.errors import QueueFull
@@ -12,8 +13,9 @@ from shared.schema import InputInfo, Job, JobStatus, utc_now
 from shared.settings import Settings
 
 
-def check_capacity(connection: Redis, settings: Settings) -> None:
-    """Refuse new work (503, QueueFull) while IMGPRESS_MAX_QUEUED jobs already wait."""
+def admit(connection: Redis, settings: Settings, who: str) -> None:
+    """Before reading an upload: count it against `who`'s rate limit, refuse it if the queue is full."""
+    check_rate(connection, settings, who)
     if jobs.queued_count(connection) >= settings.max_queued:
         raise QueueFull()
 

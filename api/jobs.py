@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse, Response
 from api import intake, uploads
 from api.auth import caller, client_address
 from api.downloads import result_response
-from api.ratelimit import check_rate
 from api.services import services
 from shared import jobs, storage
 from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished, JobNotFound
@@ -48,8 +47,7 @@ async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
     owner = caller(request)
-    await run_in_threadpool(check_rate, found.redis, found.settings, owner or client_address(request))
-    await run_in_threadpool(intake.check_capacity, found.redis, found.settings)
+    await run_in_threadpool(intake.admit, found.redis, found.settings, owner or client_address(request))
     upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
     try:
         options = Options.parse({**request.query_params, **upload.fields}, min_quality=min_quality)
@@ -61,7 +59,7 @@ async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
 
 async def load_job(request: Request, job_id: str) -> Job:
     """The caller's job named in the request; JobNotFound or JobExpired if there is none."""
-    job = await run_in_threadpool(jobs.load, services(request).redis, job_id)
+    job = await jobs.load_async(services(request).async_redis, job_id)
     if job.owner != caller(request):
         raise JobNotFound()
     return job
@@ -115,9 +113,17 @@ async def finished_output(request: Request, job_id: str) -> Response:
 
 
 async def create_job(request: Request) -> Response:
-    """POST /v1/jobs: upload an image (multipart or raw body) and queue it."""
+    """POST /v1/jobs: upload an image (multipart or raw body) and queue it.
+
+    With ?wait=N the answer comes when the job ends (200) or N seconds pass (202), saving
+    scripts a round trip.
+    """
+    seconds = parse_wait(request)
     job = await submit_upload(request)
-    return JSONResponse(resource(job), status_code=202, headers={"Location": job_url(job.id)})
+    if seconds:
+        job = await wait_for_job(request, job.id, seconds)
+    status = 200 if job.status.is_terminal else 202
+    return JSONResponse(resource(job), status_code=status, headers={"Location": job_url(job.id)})
 
 
 async def get_job(request: Request) -> Response:

@@ -176,6 +176,12 @@ def path_parameter(name: str) -> JSON:
     return {"name": name, "in": "path", "required": True, "schema": _JOB_ID}
 
 
+_WAIT: JSON = {
+    "name": "wait",
+    "in": "query",
+    "description": "Seconds to hold the request until the job finishes or fails.",
+    "schema": {"type": "number", "minimum": 0, "maximum": jobs.MAX_WAIT_SECONDS},
+}
 _JOB_RESPONSE: JSON = {"description": "The job resource.", "content": json_content(ref("Job"))}
 _IMAGE_RESPONSE: JSON = {
     "description": "The compressed image, as an attachment.",
@@ -228,15 +234,17 @@ OPERATIONS: dict[Endpoint, Operation] = {
     ),
     jobs.create_job: Operation(
         {
+            200: {**_JOB_RESPONSE, "description": "Ended (finished or failed) within ?wait= seconds."},
             202: {
                 **_JOB_RESPONSE,
                 "description": "Queued.",
                 "headers": {"Location": {"schema": {"type": "string"}}},
-            }
+            },
         },
         _UPLOAD_ERRORS,
         parameters=[
             *option_parameters(),
+            _WAIT,
             {
                 "name": "filename",
                 "in": "query",
@@ -251,12 +259,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
         (errors.BadOption, *_LOOKUP_ERRORS),
         parameters=[
             path_parameter("job_id"),
-            {
-                "name": "wait",
-                "in": "query",
-                "description": "Seconds to hold the request until the job finishes or fails.",
-                "schema": {"type": "number", "minimum": 0, "maximum": jobs.MAX_WAIT_SECONDS},
-            },
+            _WAIT,
         ],
     ),
     jobs.delete_job: Operation(

@@ -19,7 +19,7 @@ class Services:
     settings: Settings
     #: For RQ and the job store, used from the thread pool.
     redis: Redis
-    #: For pub/sub only.
+    #: For reads from the event loop (job records), with short timeouts.
     async_redis: AsyncRedis
     events: JobEvents
 

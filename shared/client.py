@@ -198,12 +198,19 @@ class Client(_Base):
             time.sleep(delay)
             attempt += 1
 
-    def submit(self, source: Source, *, filename: str | None = None, **options: Any) -> Job:
-        """Upload an image (path, bytes or binary file) and queue it; the queued job."""
+    def submit(self, source: Source, *, filename: str | None = None, wait: float = 0, **options: Any) -> Job:
+        """Upload an image (path, bytes or binary file) and queue it; the job, once ended if that
+        happens within `wait` seconds (at most 30)."""
         upload = UploadBody(source)
         params = upload_params(filename_of(source, filename), options)
+        wait = min(wait, MAX_WAIT_SECONDS)
+        if wait:
+            params["wait"] = f"{wait:g}"
         headers = {"content-type": "application/octet-stream", **upload.headers()}
-        return job_from(self._request("POST", "/v1/jobs", upload, params=params, headers=headers))
+        timeout = self.timeout + wait
+        return job_from(
+            self._request("POST", "/v1/jobs", upload, params=params, headers=headers, timeout=timeout)
+        )
 
     def status(self, job_id: str, wait: float = 0) -> Job:
         """The job now, or once it ends if that is within `wait` seconds (at most 30)."""
@@ -246,7 +253,9 @@ class Client(_Base):
 
     def compress(self, source: Source, *, filename: str | None = None, **options: Any) -> Result:
         """Upload, wait for the end and download: the whole round trip in one call."""
-        job = self.wait(self.submit(source, filename=filename, **options).id)
+        job = self.submit(source, filename=filename, wait=MAX_WAIT_SECONDS, **options)
+        if not job.status.is_terminal:
+            job = self.wait(job.id)
         if job.status is JobStatus.FAILED:
             raise failure_of(job)
         if job.status is not JobStatus.FINISHED:
@@ -293,12 +302,21 @@ class AsyncClient(_Base):
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def submit(self, source: Source, *, filename: str | None = None, **options: Any) -> Job:
-        """Upload an image (path, bytes or binary file) and queue it; the queued job."""
+    async def submit(
+        self, source: Source, *, filename: str | None = None, wait: float = 0, **options: Any
+    ) -> Job:
+        """Upload an image (path, bytes or binary file) and queue it; the job, once ended if that
+        happens within `wait` seconds (at most 30)."""
         upload = UploadBody(source)
         params = upload_params(filename_of(source, filename), options)
+        wait = min(wait, MAX_WAIT_SECONDS)
+        if wait:
+            params["wait"] = f"{wait:g}"
         headers = {"content-type": "application/octet-stream", **upload.headers()}
-        return job_from(await self._request("POST", "/v1/jobs", upload, params=params, headers=headers))
+        timeout = self.timeout + wait
+        return job_from(
+            await self._request("POST", "/v1/jobs", upload, params=params, headers=headers, timeout=timeout)
+        )
 
     async def status(self, job_id: str, wait: float = 0) -> Job:
         """The job now, or once it ends if that is within `wait` seconds (at most 30)."""
@@ -340,7 +358,9 @@ class AsyncClient(_Base):
 
     async def compress(self, source: Source, *, filename: str | None = None, **options: Any) -> Result:
         """Upload, wait for the end and download: the whole round trip in one call."""
-        job = await self.wait((await self.submit(source, filename=filename, **options)).id)
+        job = await self.submit(source, filename=filename, wait=MAX_WAIT_SECONDS, **options)
+        if not job.status.is_terminal:
+            job = await self.wait(job.id)
         if job.status is JobStatus.FAILED:
             raise failure_of(job)
         if job.status is not JobStatus.FINISHED:

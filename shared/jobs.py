@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
 from shared import names, storage
@@ -49,11 +50,30 @@ def queued_count(connection: Redis) -> int:
 
 def load(connection: Redis, job_id: str) -> Job:
     """The job with this id; raises JobExpired if it was deleted, JobNotFound if it never was."""
-    raw = connection.get(names.job_key(job_id)) if storage.is_job_id(job_id) else None
-    if raw is None:
-        if storage.is_job_id(job_id) and connection.exists(names.gone_key(job_id)):
-            raise JobExpired()
+    if not storage.is_job_id(job_id):
         raise JobNotFound()
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.get(names.job_key(job_id))
+        pipe.exists(names.gone_key(job_id))
+        raw, gone = pipe.execute()
+    return from_lookup(raw, bool(gone))
+
+
+async def load_async(connection: AsyncRedis, job_id: str) -> Job:
+    """load() for the API's event loop: one round trip, no thread."""
+    if not storage.is_job_id(job_id):
+        raise JobNotFound()
+    async with connection.pipeline(transaction=False) as pipe:
+        pipe.get(names.job_key(job_id))
+        pipe.exists(names.gone_key(job_id))
+        raw, gone = await pipe.execute()
+    return from_lookup(raw, bool(gone))
+
+
+def from_lookup(raw: bytes | str | None, gone: bool) -> Job:
+    """The job from its stored record, or the error saying why there is none."""
+    if raw is None:
+        raise JobExpired() if gone else JobNotFound()
     return parse(raw)
 
 

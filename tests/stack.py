@@ -21,6 +21,22 @@ from tests.conftest import flushed_db, free_port, settings_env
 BIN = Path(sys.executable).parent
 
 
+def worker_command(redis_url: str, workers: int) -> list[str]:
+    """`rq worker-pool` running SimpleWorkers on the maintenance and compression queues."""
+    return [
+        str(BIN / "rq"),
+        "worker-pool",
+        "--url",
+        redis_url,
+        "--num-workers",
+        str(workers),
+        "--worker-class",
+        "rq.worker.SimpleWorker",
+        names.MAINTENANCE_QUEUE,
+        names.QUEUE,
+    ]
+
+
 @dataclass
 class Stack:
     """Running API, worker and scheduler processes sharing one Redis database and data dir."""
@@ -47,9 +63,9 @@ class Stack:
     def start_api(self) -> None:
         self.spawn("api", [sys.executable, "-m", "api"])
 
-    def start_worker(self, name: str = "worker") -> None:
-        url = self.settings.redis_url
-        self.spawn(name, [str(BIN / "rq"), "worker", "--url", url, names.MAINTENANCE_QUEUE, names.QUEUE])
+    def start_worker(self, name: str = "worker", workers: int = 1) -> None:
+        """The worker command scripts/run and docker-compose use: a pool of in-process workers."""
+        self.spawn(name, worker_command(self.settings.redis_url, workers))
 
     def start_scheduler(self) -> None:
         self.spawn(

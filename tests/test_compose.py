@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import rq
 import yaml
 
 from shared import names
@@ -126,17 +127,26 @@ def test_api_command_runs_the_app_factory_on_every_interface() -> None:
     assert f"127.0.0.1:{params['port']}:{params['port']}" in service("api")["ports"]
 
 
-def test_worker_runs_stock_rq_worker_on_maintenance_queue_first() -> None:
+def test_worker_runs_stock_rq_worker_pool_on_maintenance_queue_first() -> None:
     words = command("worker")
-    assert words[:2] == ["rq", "worker"]
+    assert words[:2] == ["rq", "worker-pool"]
     script = console_script("rq")
     assert installed_by(script) == "rq"
     cli = script.load()
     assert isinstance(cli, click.Group)
-    worker = cli.commands["worker"]
-    params = worker.make_context("worker", words[2:]).params
+    pool = cli.commands["worker-pool"]
+    params = pool.make_context("worker-pool", words[2:]).params
     assert list(params["queues"]) == [names.MAINTENANCE_QUEUE, names.QUEUE]
     assert params["url"] == environment("worker")["IMGPRESS_REDIS_URL"]
+    # The class must exist and be the in-process one the benchmarks chose.
+    module, _, name = params["worker_class"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is rq.SimpleWorker
+
+
+def test_scripts_run_starts_the_same_worker_command() -> None:
+    run = (ROOT / "scripts" / "run").read_text()
+    assert "worker-pool" in run and "--worker-class rq.worker.SimpleWorker" in run
+    assert "imgpress-maintenance imgpress" in run
 
 
 def test_scheduler_runs_rqscheduler_from_rq_scheduler() -> None:

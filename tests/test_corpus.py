@@ -140,8 +140,21 @@ def _pixels_only(source: Path) -> bytes:
     return source.read_bytes() if "pixels" in source.name.lower() else b""
 
 
+def children(pid: int) -> set[int]:
+    """Direct children of a process: the pool's workers (RQ's scheduler runs below those)."""
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+@pytest.fixture(scope="module")
+def first_workers(stack: Stack) -> set[int]:
+    """The pool's worker processes before the first file."""
+    found = children(stack.processes["worker"].pid)
+    assert found, "the worker pool has no worker"
+    return found
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[row["path"] for row in ROWS])
-def test_corpus_file(stack: Stack, row: dict[str, str]) -> None:
+def test_corpus_file(stack: Stack, first_workers: set[int], row: dict[str, str]) -> None:
     source = CORPUS / row["path"]
     with httpx.Client(base_url=stack.url, timeout=60) as http:
         outcome = compress(http, source)
@@ -159,16 +172,19 @@ def test_corpus_file(stack: Stack, row: dict[str, str]) -> None:
                 folder = storage.job_dir(stack.settings.data_dir, outcome.job_id)
                 assert not folder.exists() or not any(folder.iterdir())
         assert list(storage.tmp_dir(stack.settings.data_dir).iterdir()) == []
-        # The worker survived and serves the next request; nothing but its work-horse runs below it.
-        worker = stack.processes["worker"]
-        assert worker.poll() is None
-        for pid in descendants(worker.pid):
+        # The worker survived (the pool did not have to start a new one) and nothing else runs
+        # below the pool: no Ghostscript, no shell.
+        pool = stack.processes["worker"]
+        assert pool.poll() is None
+        assert children(pool.pid) == first_workers
+        for pid in descendants(pool.pid):
             try:
                 program = Path(f"/proc/{pid}/exe").resolve(strict=True).name
             except (FileNotFoundError, PermissionError):
-                continue  # the work-horse ended meanwhile
-            assert program.startswith("python"), f"a child that is not RQ's work-horse: {program}"
-        # No connection anywhere but this machine (Redis): no payload made the worker fetch a URL.
-        hosts = remote_hosts(worker.pid)
-        assert hosts and all(host.startswith("127.") for host in hosts), hosts
+                continue  # ended meanwhile
+            assert program.startswith("python"), f"an unexpected child process: {program}"
+        for pid in first_workers:
+            # No connection anywhere but this machine (Redis): no payload made it fetch a URL.
+            hosts = remote_hosts(pid)
+            assert hosts and all(host.startswith("127.") for host in hosts), hosts
         assert http.get("/readyz").status_code == 200

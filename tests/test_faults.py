@@ -233,3 +233,31 @@ def test_memory_cap_turns_an_allocation_bomb_into_too_large(
             assert http.get(f"/v1/jobs/{small}", params={"wait": 20}).json()["status"] == "finished"
     finally:
         stack.stop()
+
+
+def test_everything_recovers_by_itself_after_a_redis_restart(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    stack = make_stack(tmp_path, private_redis.url, retention_seconds=120).start()
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            assert http.get(f"/v1/jobs/{upload(http, images.jpeg())}", params={"wait": 20}).json()[
+                "status"
+            ] == ("finished")
+            private_redis.kill()
+            time.sleep(2)
+            assert (
+                http.post(
+                    "/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"}
+                ).status_code
+                == 503
+            )
+            private_redis.start()
+            # No process was restarted by hand: API, worker pool and scheduler reconnect.
+            assert wait_for(lambda: http.get("/readyz").status_code == 200, 30)
+            job_id = upload(http, images.jpeg())
+            final = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+            assert final.get("status") == "finished", final
+            assert stack.processes["worker"].poll() is None and stack.processes["api"].poll() is None
+    finally:
+        stack.stop()

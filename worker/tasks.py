@@ -50,8 +50,14 @@ def compress(job_id: str) -> dict[str, Any]:
     except (JobNotFound, JobExpired):
         return {"status": "deleted"}
     memory.cap_address_space(config.worker_memory_mb)
-    with lease.holding(connection, job_id):
-        job = job.started()
+    started = job.started()
+
+    def overrun() -> None:
+        fail(connection, config, started, failure_for(JobTimeoutException(), config))
+        os._exit(70)  # the decoder is stuck in C code; the worker pool starts a fresh worker
+
+    with lease.holding(connection, job_id, config.job_timeout_seconds, overrun):
+        job = started
         if not jobs.update(connection, job):
             return {"status": "deleted"}
         try:

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark against a RUNNING imgpress (it starts nothing itself), then the raw limit.
+
+    .venv/bin/python scripts/bench_e2e.py --url http://127.0.0.1:8000 --redis-url redis://127.0.0.1:6379/0 \
+        --count 200 --concurrency 8 [--megapixels 12] [--multipart]
+
+Sends N real photos (../shared/corpus/photos, or --images DIR, as JPEG q90, optionally
+upscaled to --megapixels) at concurrency C, waits with `?wait=` (one long poll, no polling
+loop), downloads and verifies each result. Reports images/s, latency p50/p95/p99, CPU per
+image of the API, worker and Redis process trees (from /proc, including reaped work-horses)
+and their peak RSS. Then runs the raw limit in the same run: the same images through the same
+pipeline function with the same settings in 2 processes, no HTTP, no queue. Prints the ratios
+and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.options import Options  # noqa: E402
+from worker import pipeline  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+DEFAULT_IMAGES = ROOT.parent / "shared" / "corpus" / "photos"
+
+
+# ---------------------------------------------------------------- the images
+
+
+def load_images(folder: Path, megapixels: float | None, limit: int) -> list[bytes]:
+    """The photos as JPEG q90 bytes, optionally scaled to about `megapixels`."""
+    found = []
+    for path in sorted(folder.iterdir())[:limit]:
+        with Image.open(path) as image:
+            picture = image.convert("RGB")
+        if megapixels:
+            scale = (megapixels * 1e6 / (picture.width * picture.height)) ** 0.5
+            picture = picture.resize(
+                (round(picture.width * scale), round(picture.height * scale)), Image.LANCZOS
+            )
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=90)
+        found.append(buffer.getvalue())
+    if not found:
+        raise SystemExit(f"no images in {folder}")
+    return found
+
+
+# ---------------------------------------------------------------- /proc accounting
+
+
+@dataclass
+class Usage:
+    cpu_seconds: float
+    peak_rss_mib: float
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every live process below it."""
+    found, stack = [pid], [pid]
+    while stack:
+        for child in _children(stack.pop()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def usage(pids: list[int]) -> Usage:
+    """CPU (own + reaped children) and summed peak RSS of these process trees."""
+    cpu = 0.0
+    rss_kib = 0
+    for root in pids:
+        for pid in tree(root):
+            try:
+                fields = _stat(pid)
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            # utime, stime (own) and cutime, cstime (reaped children, e.g. RQ's work-horses):
+            # fields 14-17 of /proc/pid/stat. Live descendants count their own time only.
+            ticks = sum(int(value) for value in fields[11:13])
+            if pid == root:
+                ticks += sum(int(value) for value in fields[13:15])
+            cpu += ticks / TICKS
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    rss_kib += int(line.split()[1])
+    return Usage(cpu, rss_kib / 1024)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def listening_pid(port: int) -> int | None:
+    """The process that listens on a TCP port of this machine."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return int(entry.name)
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return None
+
+
+def worker_pids(redis_url: str) -> list[int]:
+    """Top-level `rq worker` processes using this Redis."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            line = _cmdline(int(entry.name))
+            if ("rq worker" in line or "rqworker" in line or "rq worker-pool" in line) and redis_url in line:
+                found.append(int(entry.name))
+    # Keep roots only: the pool's or worker's own children are counted through their parent.
+    return [pid for pid in found if int(_stat(pid)[1]) not in found]
+
+
+# ---------------------------------------------------------------- the service run
+
+
+def one(client: httpx.Client, data: bytes, multipart: bool) -> float:
+    started = time.perf_counter()
+    # The fastest way to wait: the upload itself holds until the job ends (?wait=).
+    if multipart:
+        response = client.post(
+            "/v1/jobs", params={"wait": 30}, files={"file": ("photo.jpg", data, "image/jpeg")}
+        )
+    else:
+        response = client.post(
+            "/v1/jobs", params={"wait": 30}, content=data, headers={"content-type": "image/jpeg"}
+        )
+    response.raise_for_status()
+    job = response.json()
+    job_id = job["id"]
+    if job["status"] != "finished":
+        raise RuntimeError(f"job {job_id} ended {job['status']}: {job.get('error')}")
+    result = client.get(f"/v1/jobs/{job_id}/result")
+    result.raise_for_status()
+    if len(result.content) != job["output"]["bytes"]:
+        raise RuntimeError("download does not match the job's output size")
+    with Image.open(io.BytesIO(result.content)) as image:
+        if image.size != (job["output"]["width"], job["output"]["height"]):
+            raise RuntimeError("downloaded image has the wrong size")
+    return (time.perf_counter() - started) * 1000
+
+
+def run_service(
+    url: str, images: list[bytes], count: int, concurrency: int, multipart: bool
+) -> tuple[float, list[float]]:
+    local = threading.local()
+
+    def task(index: int) -> float:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, timeout=60)
+        return one(local.client, images[index % len(images)], multipart)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(task, range(count)))
+    return time.perf_counter() - started, latencies
+
+
+# ---------------------------------------------------------------- the raw limit
+
+
+def _raw_one(args: tuple[bytes, int]) -> float:
+    data, quality = args
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "input"
+        source.write_bytes(data)
+        started = time.process_time()
+        pipeline.compress(
+            source,
+            Path(folder) / "output",
+            Path(folder) / "temp",
+            Options.parse({"quality": str(quality)}),
+            pipeline.Limits(max_pixels=200_000_000, max_frames=1000),
+        )
+        return time.process_time() - started
+
+
+def run_raw(images: list[bytes], count: int, quality: int) -> tuple[float, float]:
+    """Wall seconds and CPU seconds for `count` encodes in 2 processes."""
+    work = [(images[i % len(images)], quality) for i in range(count)]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_raw_one, work[:2])  # warm both processes
+        started = time.perf_counter()
+        cpu = sum(pool.map(_raw_one, work, chunksize=1))
+        return time.perf_counter() - started, cpu
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--redis-url", required=True, help="the service's IMGPRESS_REDIS_URL (finds its workers)"
+    )
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--megapixels", type=float, help="scale every image to about this size")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--quality", type=int, default=80)
+    parser.add_argument("--multipart", action="store_true", help="upload multipart instead of raw bodies")
+    args = parser.parse_args(argv)
+    host = urlsplit(args.url).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("only a service on this machine (loopback)")
+    api = listening_pid(urlsplit(args.url).port or 80)
+    workers = worker_pids(args.redis_url)
+    redis = listening_pid(urlsplit(args.redis_url).port or 6379)
+    if api is None or not workers or redis is None:
+        parser.error(f"could not find the service's processes (api={api}, workers={workers}, redis={redis})")
+    images = load_images(args.images, args.megapixels, 12)
+    pixels = sum(Image.open(io.BytesIO(i)).size[0] * Image.open(io.BytesIO(i)).size[1] for i in images) / len(
+        images
+    )
+
+    run_service(args.url, images, min(8, args.count), args.concurrency, args.multipart)  # warm up
+    before = {name: usage(pids) for name, pids in (("api", [api]), ("worker", workers), ("redis", [redis]))}
+    client_before = time.process_time()
+    wall, latencies = run_service(args.url, images, args.count, args.concurrency, args.multipart)
+    client_cpu = time.process_time() - client_before
+    after = {name: usage(pids) for name, pids in (("api", [api]), ("worker", workers), ("redis", [redis]))}
+    cpu = {name: (after[name].cpu_seconds - before[name].cpu_seconds) / args.count * 1000 for name in after}
+
+    raw_wall, raw_cpu = run_raw(images, args.count, args.quality)
+    raw_cpu_ms = raw_cpu / args.count * 1000
+    service_cpu_ms = sum(cpu.values())
+    report = {
+        "variant": "multipart" if args.multipart else "raw",
+        "images": args.count,
+        "concurrency": args.concurrency,
+        "megapixels": round(pixels / 1e6, 2),
+        "images_per_s": round(args.count / wall, 2),
+        "raw_images_per_s": round(args.count / raw_wall, 2),
+        "latency_ms_p50": round(statistics.median(latencies), 1),
+        "latency_ms_p95": round(percentile(latencies, 0.95), 1),
+        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        "cpu_ms_per_image_api": round(cpu["api"], 2),
+        "cpu_ms_per_image_worker": round(cpu["worker"], 2),
+        "cpu_ms_per_image_redis": round(cpu["redis"], 2),
+        "cpu_ms_per_image_client": round(client_cpu / args.count * 1000, 2),
+        "cpu_ms_per_image_raw": round(raw_cpu_ms, 2),
+        "peak_rss_mib_api": round(after["api"].peak_rss_mib, 1),
+        "peak_rss_mib_worker": round(after["worker"].peak_rss_mib, 1),
+        "ratio_throughput": round((args.count / wall) / (args.count / raw_wall), 3),
+        "ratio_cpu": round(service_cpu_ms / raw_cpu_ms, 3),
+    }
+    for key, value in report.items():
+        print(f"{key:>26}: {value}", file=sys.stderr)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
