@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
-from api import batches, health, jobs, page, seed
+from api import batches, health, jobs, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.services import Services
@@ -52,6 +52,8 @@ routes = [
     Route("/download/{task_id}", seed.download, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/docs", openapi.docs_page, methods=["GET"]),
 ]
 
 

@@ -1,4 +1,9 @@
-"""Compression options a client may set on a job, parsed and validated in one place."""
+"""Compression options a client may set on a job, parsed and validated in one place.
+
+`FIELDS` describes each option for clients (the OpenAPI document and the docs page are built
+from it); a test checks it has one entry per `Options` field, so a new option cannot go
+undocumented.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,16 @@ from typing import Any
 from shared.errors import BadOption
 
 DEFAULT_QUALITY = 80
+MIN_QUALITY = 1
+MAX_QUALITY = 100
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """How one option is described to clients: a sentence and its JSON Schema."""
+
+    description: str
+    schema: dict[str, Any]
 
 
 def _integer(name: str, raw: str, low: int, high: int) -> int:
@@ -29,6 +44,48 @@ FITS = ("scale-down", "contain", "cover")
 METADATA = ("strip", "keep")
 #: The largest width or height a client may ask for.
 MAX_SIDE = 16384
+
+
+#: One entry per Options field, in the same order.
+FIELDS: dict[str, OptionField] = {
+    "quality": OptionField(
+        "Encoder quality 1-100, or `auto`: the lowest quality whose output meets `target`. "
+        "For PNG output, below 100 means palette quantisation when it stays above the target.",
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": MIN_QUALITY, "maximum": MAX_QUALITY},
+                {"type": "string", "enum": ["auto"]},
+            ],
+            "default": DEFAULT_QUALITY,
+        },
+    ),
+    "format": OptionField(
+        "Output format: `same` keeps the input's, `auto` picks the smallest acceptable one.",
+        {"type": "string", "enum": list(FORMATS), "default": "same"},
+    ),
+    "target": OptionField(
+        "Perceptual target for quality=auto and PNG quantisation (SSIMULACRA2 high 80, medium 70, low 60).",
+        {"type": "string", "enum": list(TARGETS), "default": "medium"},
+    ),
+    "max_bytes": OptionField(
+        "The largest output wanted: the best quality that fits, or 422 if none does.",
+        {"type": "integer", "minimum": 100},
+    ),
+    "width": OptionField(
+        "Largest output width in pixels.", {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}
+    ),
+    "height": OptionField(
+        "Largest output height in pixels.", {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}
+    ),
+    "fit": OptionField(
+        "How width/height apply: `scale-down` (fit inside, never enlarge), `contain`, `cover` (crop).",
+        {"type": "string", "enum": list(FITS), "default": "scale-down"},
+    ),
+    "metadata": OptionField(
+        "`strip` (all but the ICC profile) or `keep` (EXIF without GPS, ICC, XMP copyright).",
+        {"type": "string", "enum": list(METADATA), "default": "strip"},
+    ),
+}
 
 
 def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
@@ -53,7 +110,7 @@ class Options:
     metadata: str = "strip"
 
     @classmethod
-    def parse(cls, raw: Mapping[str, str], *, min_quality: int = 1) -> Options:
+    def parse(cls, raw: Mapping[str, str], *, min_quality: int = MIN_QUALITY) -> Options:
         """Build options from request fields (form or query); raises BadOption on a bad value."""
 
         def given(name: str) -> bool:
@@ -64,7 +121,7 @@ class Options:
             if raw["quality"].strip().lower() == "auto":
                 quality = None
             else:
-                quality = _integer("quality", raw["quality"], min_quality, 100)
+                quality = _integer("quality", raw["quality"], min_quality, MAX_QUALITY)
         return cls(
             quality=quality,
             format=_choice("format", raw["format"], FORMATS) if given("format") else "same",

@@ -18,10 +18,15 @@ def batch_url(batch_id: str) -> str:
     return f"/v1/batches/{batch_id}"
 
 
+#: Job fields kept in the record but never shown to clients.
+PRIVATE_FIELDS = ("owner",)
+
+
 def job_resource(job: Job) -> dict[str, Any]:
     """The JSON resource a client sees for a job."""
     data = job.to_dict()
-    del data["owner"]
+    for name in PRIVATE_FIELDS:
+        del data[name]
     url = job_url(job.id)
     data["links"] = {
         "self": url,

@@ -9,6 +9,9 @@ from typing import Any
 
 from shared.options import Options
 
+#: Properties of Job that to_dict() adds for clients; from_dict() ignores them.
+DERIVED = ("saved_bytes", "saved_ratio")
+
 
 class JobStatus(enum.StrEnum):
     """Where a job is in its life."""
@@ -129,8 +132,8 @@ class Job:
         """Plain JSON types only; the stored form and the base of the client resource."""
         data = asdict(self)
         data["status"] = self.status.value
-        data["saved_bytes"] = self.saved_bytes
-        data["saved_ratio"] = self.saved_ratio
+        for name in DERIVED:
+            data[name] = getattr(self, name)
         return data
 
     @classmethod

@@ -7,14 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from shared import names
 from shared.settings import Settings
-from tests.conftest import settings_env
+from tests.conftest import flushed_db, free_port, settings_env
 
 BIN = Path(sys.executable).parent
 
@@ -117,3 +119,16 @@ class Stack:
         status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
         line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(line.split()[1])
+
+
+def running_stack(redis_server: str, db: int, root: Path, **overrides: Any) -> Iterator[Stack]:
+    """A started stack on its own flushed database and data dir, stopped when the caller is done."""
+    for url in flushed_db(redis_server, db):
+        settings = replace(
+            Settings.from_env({}), redis_url=url, data_dir=root / "data", port=free_port(), **overrides
+        )
+        running = Stack(settings, root).start()
+        try:
+            yield running
+        finally:
+            running.stop()

@@ -6,7 +6,6 @@ import io
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -16,8 +15,7 @@ from PIL import Image
 from shared import storage
 from shared.settings import Settings
 from tests import images
-from tests.conftest import flushed_db, free_port
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 E2E_DB = 10
 RETENTION = 3
@@ -25,22 +23,14 @@ RETENTION = 3
 
 @pytest.fixture(scope="module")
 def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("e2e")
-    for url in flushed_db(redis_server, E2E_DB):
-        settings = replace(
-            Settings.from_env({}),
-            redis_url=url,
-            data_dir=root / "data",
-            port=free_port(),
-            max_upload_bytes=8 * 1024 * 1024,
-            retention_seconds=RETENTION,
-            sweep_interval_seconds=1,
-        )
-        running = Stack(settings, root).start()
-        try:
-            yield running
-        finally:
-            running.stop()
+    yield from running_stack(
+        redis_server,
+        E2E_DB,
+        tmp_path_factory.mktemp("e2e"),
+        max_upload_bytes=8 * 1024 * 1024,
+        retention_seconds=RETENTION,
+        sweep_interval_seconds=1,
+    )
 
 
 @pytest.fixture

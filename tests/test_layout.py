@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,11 @@ def test_top_level_layout() -> None:
         assert (ROOT / name).exists(), name
     for script in ("scripts/run", "scripts/test", ".ci/run"):
         assert (ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"
+
+
+def test_client_and_cli_import_no_server_library() -> None:
+    server_only = ["redis", "rq", "rq_scheduler", "PIL", "magic", "starlette", "uvicorn", "python_multipart"]
+    blocked = f"import sys\nfor name in {server_only!r}: sys.modules[name] = None\n"
+    code = blocked + "import shared.client, shared.cli\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
