@@ -73,11 +73,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="GLOB",
         help=f"file patterns in folders (default: {DEFAULT_INCLUDE})",
     )
-    compress.add_argument("--format", help="output format, e.g. webp (if the server supports it)")
+    compress.add_argument("--format", help="same, jpeg, png, webp, avif or auto")
     compress.add_argument("--quality", type=quality, help="1-100 or auto")
     compress.add_argument("--max-width", type=int, metavar="PX")
     compress.add_argument("--max-height", type=int, metavar="PX")
-    compress.add_argument("--keep-metadata", action="store_true", default=None)
+    compress.add_argument(
+        "--keep-metadata",
+        action="store_true",
+        default=None,
+        help="keep EXIF (without GPS), ICC, XMP copyright",
+    )
     compress.add_argument(
         "-o",
         "--option",
@@ -106,9 +111,10 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {
         "format": args.format,
         "quality": args.quality,
-        "max_width": args.max_width,
-        "max_height": args.max_height,
-        "keep_metadata": args.keep_metadata,
+        # With the server's default fit (scale-down) width and height are maximums.
+        "width": args.max_width,
+        "height": args.max_height,
+        "metadata": "keep" if args.keep_metadata else None,
     }
     options.update(dict(args.option))
     return {key: value for key, value in options.items() if value is not None}

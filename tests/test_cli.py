@@ -109,6 +109,16 @@ def test_stdin_to_stdout(stack: Stack) -> None:
     assert b"total" in run.stderr
 
 
+def test_format_and_size_options_reach_the_server(stack: Stack) -> None:
+    run = imgpress(
+        "compress", "-", "--server", stack.url, "--format", "webp", "--max-width", "100", stdin=images.jpeg()
+    )
+    assert run.returncode == 0, run.stderr
+    with Image.open(io.BytesIO(run.stdout)) as image:
+        assert image.format == "WEBP"
+        assert image.width == 100 and image.height == 75
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -27,9 +27,10 @@ function chosenOptions() {
   const options = {};
   if ($("format").value) options.format = $("format").value;
   if (!$("quality-auto").checked) options.quality = $("quality").value;
-  if ($("max-width").value) options.max_width = $("max-width").value;
-  if ($("max-height").value) options.max_height = $("max-height").value;
-  if ($("keep-metadata").checked) options.keep_metadata = "true";
+  // width/height with the default fit (scale-down) are maximums: never enlarged.
+  if ($("max-width").value) options.width = $("max-width").value;
+  if ($("max-height").value) options.height = $("max-height").value;
+  if ($("keep-metadata").checked) options.metadata = "keep";
   return options;
 }
 
