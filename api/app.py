@@ -20,12 +20,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
-from api import batches, health, jobs, openapi, page, seed
+from api import batches, health, jobs, observability, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
+from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
-from shared import schedules, storage
+from shared import logs, schedules, storage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ routes = [
     Route("/download/{task_id}", seed.download, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", observability.metrics, methods=["GET"]),
     Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
     Route("/docs", openapi.docs_page, methods=["GET"]),
 ]
@@ -101,10 +103,11 @@ def create_app(settings: Settings) -> Starlette:
             await pubsub_redis.aclose()
             redis.close()
 
-    middleware = [Middleware(ApiKeyMiddleware, settings=settings)]
+    logs.configure()
+    middleware = [Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware, settings=settings)]
     if settings.cors_origins:
-        # Outermost, so browsers' preflight requests are answered before the key check.
-        middleware.insert(0, cors(settings))
+        # Before the key check, so browsers' preflight requests are answered without a key.
+        middleware.insert(1, cors(settings))
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware
     )

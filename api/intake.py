@@ -6,7 +6,7 @@ from redis import Redis
 
 from api.ratelimit import check_rate
 from api.uploads import Upload
-from shared import batches, imaging, jobs, storage
+from shared import batches, imaging, jobs, metrics, storage
 from shared.batches import Batch, Rejected
 from shared.errors import CorruptImage, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options
@@ -58,6 +58,7 @@ def accept(
         storage.move_into_place(upload.path, storage.input_path(settings.data_dir, job.id))
         try:
             jobs.submit(connection, settings, job)
+            metrics.UPLOAD_BYTES.inc(upload.size)
         except BaseException:
             storage.delete_job_files(settings.data_dir, job.id)
             raise

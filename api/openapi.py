@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import auth, batches, docs, health, jobs, page, seed
+from api import auth, batches, docs, health, jobs, observability, page, seed
 from api.errors import STATUS
 from shared import errors, resources, schema
 from shared.imaging import FORMATS
@@ -366,6 +366,14 @@ OPERATIONS: dict[Endpoint, Operation] = {
         },
         (*_BATCH_LOOKUP_ERRORS, errors.JobNotFinished),
         parameters=[path_parameter("batch_id")],
+    ),
+    observability.metrics: Operation(
+        {
+            200: {
+                "description": "Prometheus text exposition: requests, uploads, jobs, queues.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
     ),
     page.index: Operation(
         {200: {"description": "The web page.", "content": {"text/html": {"schema": {"type": "string"}}}}}

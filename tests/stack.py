@@ -49,7 +49,9 @@ class Stack:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **settings_env(self.settings)}
+        # Every process writes its metrics to one folder, as scripts/run sets up.
+        metrics = str(self.log_dir / "metrics")
+        return {**os.environ, **settings_env(self.settings), "PROMETHEUS_MULTIPROC_DIR": metrics}
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         """Start one process, logging to log_dir/name.log."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -138,3 +139,41 @@ def test_sweep_removes_files_no_job_owns(stack: Stack) -> None:
     old = time.time() - RETENTION - 60
     os.utime(orphan.parent, (old, old))
     assert eventually(lambda: not orphan.parent.exists())
+
+
+def test_metrics_count_real_jobs_across_processes(stack: Stack, http: httpx.Client) -> None:
+    def value(text: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    before = http.get("/metrics").text
+    response = http.post(
+        "/v1/jobs", params={"wait": 20}, content=images.jpeg(), headers={"content-type": "image/jpeg"}
+    )
+    assert response.json()["status"] == "finished"
+    after = http.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    text = after.text
+    # Counted in the worker process, shown by the API's scrape.
+    assert (
+        value(text, 'imgpress_jobs_total{code="",outcome="finished"}')
+        == value(before, 'imgpress_jobs_total{code="",outcome="finished"}') + 1
+    )
+    assert value(text, "imgpress_compress_seconds_count") > value(before, "imgpress_compress_seconds_count")
+    assert value(text, "imgpress_upload_bytes_total") >= value(before, "imgpress_upload_bytes_total") + len(
+        images.jpeg()
+    )
+    assert 'imgpress_http_requests_total{method="POST",route="/v1/jobs",status="200"}' in text
+    assert 'imgpress_queue_depth{queue="imgpress"}' in text
+    assert 'imgpress_rq_registry_jobs{queue="imgpress",registry="failed"}' in text
+
+
+def test_request_ids_are_echoed_and_logged(stack: Stack, http: httpx.Client) -> None:
+    mine = http.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
+    assert mine.headers["x-request-id"] == "trace-abc.123"
+    made = http.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert made != "bad id with spaces" and len(made) == 32
+    lines = (stack.log_dir / "api.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    logged = [entry for entry in entries if entry.get("request_id") == "trace-abc.123"]
+    assert logged and logged[0]["status"] == 200 and logged[0]["route"] == "/healthz"
+    assert "ms" in logged[0]

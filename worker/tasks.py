@@ -17,20 +17,21 @@ from redis import Redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import jobs, schedules, storage
+from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
-from shared.schema import Job, JobError, JobStatus, to_timestamp
+from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
 from worker import lease, memory, pipeline, webhooks
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("imgpress.jobs")
 
 WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped unexpectedly.")
 
 
 @cache
 def settings() -> Settings:
-    """The worker's settings, read from the environment once per process."""
+    """The worker's settings, read from the environment once per process (logging set up too)."""
+    logs.configure()
     return Settings.from_env(os.environ)
 
 
@@ -59,6 +60,7 @@ def compress(job_id: str) -> dict[str, Any]:
         job = started
         if not jobs.update(connection, job):
             return {"status": "deleted"}
+        clock = time.perf_counter()
         try:
             with memory.capped(config.worker_memory_mb):
                 output = pipeline.compress(
@@ -71,10 +73,12 @@ def compress(job_id: str) -> dict[str, Any]:
         except Exception as exc:
             error = failure_for(exc, config)
             fail(connection, config, job, error)
+            record_end(job, None, error, time.perf_counter() - clock)
             if error.code == "internal_error":
                 log.exception("job %s: unexpected error", job_id)
                 raise
             return {"status": "failed", "code": error.code}
+        record_end(job, output, None, time.perf_counter() - clock)
         expires = time.time() + config.retention_seconds
         finished = job.finished(output, _timestamp(expires))
         if jobs.update(connection, finished, expires):
@@ -84,6 +88,32 @@ def compress(job_id: str) -> dict[str, Any]:
             # Deleted by its owner while we worked on it: do not leave the result behind.
             storage.delete_job_files(config.data_dir, job_id)
     return {"status": "finished", "bytes": output.bytes}
+
+
+def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seconds: float) -> None:
+    """Count the job's outcome in the metrics and log one line about it."""
+    metrics.COMPRESS_SECONDS.observe(seconds)
+    if output is not None:
+        metrics.JOBS.labels("finished", "").inc()
+        metrics.SAVED_BYTES.observe(max(job.input.bytes - output.bytes, 0))
+    else:
+        metrics.JOBS.labels("failed", error.code if error else "").inc()
+    log.info(
+        "job %s %s",
+        job.id,
+        "finished" if output else f"failed: {error.code if error else ''}",
+        extra={
+            "job_id": job.id,
+            "outcome": "finished" if output else "failed",
+            "code": error.code if error else None,
+            "input_type": job.input.media_type,
+            "input_bytes": job.input.bytes,
+            "output_bytes": output.bytes if output else None,
+            "output_format": output.format if output else None,
+            "pixels": job.input.width * job.input.height,
+            "ms": round(seconds * 1000, 2),
+        },
+    )
 
 
 def failure_for(exc: Exception, config: Settings) -> JobError:
