@@ -97,8 +97,8 @@ def create_app(settings: Settings) -> Starlette:
             yield {"services": Services(settings, redis, async_redis, events)}
         finally:
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            # Bounded: a shutdown must never hang on the subscription.
+            await asyncio.wait([listener], timeout=5)
             await async_redis.aclose()
             await pubsub_redis.aclose()
             redis.close()

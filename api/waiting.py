@@ -65,6 +65,11 @@ class JobEvents:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                # redis-py can turn a cancellation that lands while it connects into a
+                # connection error; honour the cancellation, or shutdown would wait forever.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc
                 log.warning("job events: lost Redis (%s); subscribing again", exc)
                 await asyncio.sleep(RECONNECT_SECONDS)
 

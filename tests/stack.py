@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -134,3 +134,13 @@ def running_stack(redis_server: str, db: int, root: Path, **overrides: Any) -> I
             yield running
         finally:
             running.stop()
+
+
+def eventually(check: Callable[[], bool], seconds: float = 15) -> bool:
+    """True as soon as `check()` is, or False after `seconds` (a bounded wait for real processes)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False

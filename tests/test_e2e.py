@@ -16,7 +16,7 @@ from PIL import Image
 from shared import storage
 from shared.settings import Settings
 from tests import images
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, eventually, running_stack
 
 E2E_DB = 10
 RETENTION = 3
@@ -49,15 +49,6 @@ def wait_for_end(http: httpx.Client, job_id: str) -> dict:
 def files_of(settings: Settings, job_id: str) -> list[Path]:
     folder = storage.job_dir(settings.data_dir, job_id)
     return sorted(folder.iterdir()) if folder.exists() else []
-
-
-def eventually(check: object, seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_multipart_upload_to_download_then_expiry(stack: Stack, http: httpx.Client) -> None:

@@ -24,7 +24,7 @@ from shared import storage
 from shared.settings import Settings
 from tests import images
 from tests.conftest import free_port, start_redis
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 from tests.test_scripts import descendants
 
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
@@ -81,15 +81,6 @@ def slow_png() -> bytes:
     return images.encode(Image.effect_noise((2600, 2600), 80).convert("RGB"), "PNG", compress_level=1)
 
 
-def wait_for(check: object, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def status_of(http: httpx.Client, job_id: str) -> str:
     return str(http.get(f"/v1/jobs/{job_id}").json()["status"])
 
@@ -108,7 +99,7 @@ def test_killed_worker_fails_the_job_and_the_queue_goes_on(
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as http:
             doomed = upload(http, slow_png(), "image/png")
-            assert wait_for(lambda: status_of(http, doomed) == "started")
+            assert eventually(lambda: status_of(http, doomed) == "started", 60)
             behind = upload(http, images.jpeg())
             worker = stack.processes["worker"]
             horses = descendants(worker.pid)
@@ -122,11 +113,11 @@ def test_killed_worker_fails_the_job_and_the_queue_goes_on(
                 stack.start_worker("worker-2")
             # The sweep notices the lease is no longer renewed and fails the job: no retry, as
             # a file that killed one worker would likely kill the next.
-            assert wait_for(lambda: status_of(http, doomed) == "failed", 60)
+            assert eventually(lambda: status_of(http, doomed) == "failed", 60)
             job = http.get(f"/v1/jobs/{doomed}").json()
             assert job["error"]["code"] == "worker_lost"
             assert http.get(f"/v1/jobs/{doomed}/result").status_code == 422
-            assert wait_for(lambda: status_of(http, behind) == "finished", 30)
+            assert eventually(lambda: status_of(http, behind) == "finished", 30)
             folder = storage.job_dir(stack.settings.data_dir, doomed)
             assert not folder.exists() or not any(folder.iterdir())
     finally:
@@ -178,7 +169,7 @@ def test_scheduler_down_for_a_while_then_the_sweep_cleans_up(
             # Nothing ran the expiry: the files outlived retention while the scheduler was down.
             assert storage.output_path(stack.settings.data_dir, job_id).exists()
             stack.start_scheduler()
-            assert wait_for(lambda: http.get(f"/v1/jobs/{job_id}").status_code == 410, 15)
+            assert eventually(lambda: http.get(f"/v1/jobs/{job_id}").status_code == 410, 15)
             assert not storage.job_dir(stack.settings.data_dir, job_id).exists()
     finally:
         stack.stop()
@@ -254,7 +245,7 @@ def test_everything_recovers_by_itself_after_a_redis_restart(
             )
             private_redis.start()
             # No process was restarted by hand: API, worker pool and scheduler reconnect.
-            assert wait_for(lambda: http.get("/readyz").status_code == 200, 30)
+            assert eventually(lambda: http.get("/readyz").status_code == 200, 30)
             job_id = upload(http, images.jpeg())
             final = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
             assert final.get("status") == "finished", final
