@@ -50,7 +50,7 @@ def input_response(job: Job, path: Path) -> Response:
 
 
 def result_response(request: Request, job: Job, path: Path) -> Response:
-    """The output file as an attachment, or 304 if the client already has it."""
+    """The output file as an attachment, or 304 if the client already has it; JobExpired if it is gone."""
     assert job.output is not None
     tag = etag(job)
     headers = {"ETag": tag, "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
@@ -68,4 +68,6 @@ def result_response(request: Request, job: Job, path: Path) -> Response:
         except FileNotFoundError:
             raise JobExpired() from None
         return Response(content, media_type=job.output.media_type, headers=headers)
+    if not path.exists():
+        raise JobExpired()
     return FileResponse(path, media_type=job.output.media_type, headers=headers)

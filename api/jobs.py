@@ -116,10 +116,7 @@ async def finished_output(request: Request, job_id: str) -> Response:
         raise JobFailed(job.error.code, job.error.message)
     if job.status is not JobStatus.FINISHED:
         raise JobNotFinished()
-    path = storage.output_path(services(request).settings.data_dir, job_id)
-    if not path.exists():
-        raise JobExpired()
-    return result_response(request, job, path)
+    return result_response(request, job, storage.output_path(services(request).settings.data_dir, job_id))
 
 
 async def create_job(request: Request) -> Response:

@@ -9,11 +9,7 @@ endpoint raises, what it answers); building the document fails for a route it do
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import inspect
-import types
-import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -23,18 +19,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import auth, batches, docs, health, jobs, observability, page, seed
+from api import auth, batches, docs, health, jobs, observability, page, schemas, seed
 from api.errors import STATUS
-from shared import errors, resources, schema
-from shared.imaging import FORMATS
-from shared.options import FIELDS, Options
+from api.schemas import (
+    JSON,
+    batch_body,
+    components,
+    envelope_of,
+    json_content,
+    option_parameters,
+    path_parameter,
+    ref,
+    upload_body,
+)
+from shared import errors
 
-JSON = dict[str, Any]
 Endpoint = Callable[[Request], Any]
 
-_PRIMITIVES: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_BINARY: JSON = {"type": "string", "format": "binary"}
-_JOB_ID: JSON = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 _UPLOAD_ERRORS = (
     errors.BadOption,
     errors.TooLarge,
@@ -50,16 +51,6 @@ _RESULT_ERRORS = (*_LOOKUP_ERRORS, errors.JobNotFinished, errors.JobFailed)
 _BATCH_LOOKUP_ERRORS = (errors.BatchNotFound, errors.BatchExpired, errors.ServiceUnavailable)
 
 
-def ref(name: str) -> JSON:
-    """A reference to a schema in components."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def json_content(schema_: JSON) -> JSON:
-    """A JSON response or request body content map."""
-    return {"application/json": {"schema": schema_}}
-
-
 @dataclass(frozen=True)
 class Operation:
     """What the document says about one endpoint beyond its route and docstring."""
@@ -72,197 +63,6 @@ class Operation:
     envelope: bool = False
     parameters: list[JSON] = field(default_factory=list)
     request_body: JSON | None = None
-
-
-def type_schema(hint: Any) -> JSON:
-    """The JSON Schema of a Python type as `to_dict()` serialises it."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        members = [type_schema(member) for member in typing.get_args(hint)]
-        return {"anyOf": members}
-    if hint is type(None):
-        return {"type": "null"}
-    if hint is Options:
-        return ref("Options")
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return {"type": "string", "enum": [member.value for member in hint]}
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return ref(hint.__name__)
-    if hint in _PRIMITIVES:
-        return {"type": _PRIMITIVES[hint]}
-    raise TypeError(f"no JSON Schema for {hint!r}")
-
-
-def dataclass_schema(cls: type, extra: Iterable[str] = ()) -> JSON:
-    """An object schema from a dataclass's fields (and `extra` properties), all required."""
-    hints = typing.get_type_hints(cls)
-    properties = {f.name: type_schema(hints[f.name]) for f in dataclasses.fields(cls)}
-    for name in extra:
-        getter = getattr(cls, name).fget
-        properties[name] = type_schema(typing.get_type_hints(getter)["return"])
-    result: JSON = {"type": "object", "properties": properties, "required": list(properties)}
-    if cls.__doc__:
-        result["description"] = cls.__doc__.strip()
-    return result
-
-
-def options_schema(min_quality: int | None = None) -> JSON:
-    """The options object; the seed routes accept a narrower quality range."""
-    properties = {name: {**spec.schema, "description": spec.description} for name, spec in FIELDS.items()}
-    if min_quality is not None:
-        properties["quality"] = {**properties["quality"], "minimum": min_quality}
-    return {"type": "object", "properties": properties}
-
-
-def stored_options_schema() -> JSON:
-    """The options as a job resource shows them: the Options dataclass's own types (None = unset/auto)."""
-    hints = typing.get_type_hints(Options)
-    properties = {
-        name: {**type_schema(hints[name]), "description": spec.description} for name, spec in FIELDS.items()
-    }
-    return {"type": "object", "properties": properties, "required": list(properties)}
-
-
-def option_parameters() -> list[JSON]:
-    """Each option as a query parameter (how raw uploads pass them)."""
-    return [
-        {"name": name, "in": "query", "description": spec.description, "schema": spec.schema}
-        for name, spec in FIELDS.items()
-    ]
-
-
-def components() -> JSON:
-    """Every named schema the operations refer to."""
-    job = dataclass_schema(schema.Job, schema.DERIVED)
-    for name in resources.PRIVATE_FIELDS:
-        del job["properties"][name]
-        job["required"].remove(name)
-    job["properties"]["links"] = {
-        "type": "object",
-        "properties": {name: {"type": "string"} for name in ("self", "result", "input", "events")},
-        "required": ["self", "result", "input", "events"],
-    }
-    job["required"].append("links")
-    message = {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
-    message["required"] = ["code", "message"]
-    return {
-        "securitySchemes": {
-            "apiKey": {"type": "http", "scheme": "bearer", "description": "An IMGPRESS_API_KEYS key."}
-        },
-        "schemas": {
-            "Job": job,
-            "InputInfo": dataclass_schema(schema.InputInfo),
-            "OutputInfo": dataclass_schema(schema.OutputInfo),
-            "JobError": dataclass_schema(schema.JobError),
-            "Options": stored_options_schema(),
-            "Error": {"type": "object", "properties": {"error": message}, "required": ["error"]},
-            "Envelope": {
-                "type": "object",
-                "properties": {"data": {}, "message": {"type": "string"}, "code": {"type": "integer"}},
-                "required": ["data", "message", "code"],
-            },
-        },
-    }
-
-
-def upload_body(min_quality: int | None = None, raw: bool = True) -> JSON:
-    """The request body of an upload: multipart with options as fields, or the raw image."""
-    form = options_schema(min_quality)
-    form["properties"] = {"file": _BINARY, **form["properties"]}
-    form["required"] = ["file"]
-    content: JSON = {"multipart/form-data": {"schema": form}}
-    if raw:
-        for media_type in [*FORMATS.values(), "application/octet-stream"]:
-            content[media_type] = {"schema": _BINARY}
-    return {"required": True, "content": content}
-
-
-def batch_body() -> JSON:
-    """The request body of a batch: several `file` parts with shared options as fields."""
-    form = options_schema()
-    form["properties"] = {"file": {"type": "array", "items": _BINARY}, **form["properties"]}
-    form["required"] = ["file"]
-    return {"required": True, "content": {"multipart/form-data": {"schema": form}}}
-
-
-def envelope_of(data: JSON) -> JSON:
-    """The origin app's envelope around `data`."""
-    return {"allOf": [ref("Envelope"), {"type": "object", "properties": {"data": data}}]}
-
-
-def path_parameter(name: str) -> JSON:
-    """A job id in the path."""
-    return {"name": name, "in": "path", "required": True, "schema": _JOB_ID}
-
-
-_WAIT: JSON = {
-    "name": "wait",
-    "in": "query",
-    "description": "Seconds to hold the request until the job finishes or fails.",
-    "schema": {"type": "number", "minimum": 0, "maximum": jobs.MAX_WAIT_SECONDS},
-}
-_JOB_RESPONSE: JSON = {"description": "The job resource.", "content": json_content(ref("Job"))}
-_IMAGE_RESPONSE: JSON = {
-    "description": "The compressed image, as an attachment.",
-    "headers": {"ETag": {"schema": {"type": "string"}}},
-    "content": {media_type: {"schema": _BINARY} for media_type in FORMATS.values()},
-}
-_EVENT_STREAM: JSON = {
-    "description": "Server-Sent Events: the current state at once, then one event per change, until the end.",
-    "content": {
-        "text/event-stream": {
-            # One event: its name is the status, its data the JSON resource.
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "event": {"type": "string"},
-                    "data": {"type": "string", "contentMediaType": "application/json"},
-                    "id": {"type": "string"},
-                },
-                "required": ["event", "data"],
-            }
-        }
-    },
-}
-_BATCH_RESPONSE: JSON = {
-    "description": "The batch resource: its jobs, counts by status, byte totals.",
-    "content": json_content(
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "status": {"type": "string", "enum": ["running", "finished"]},
-                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "total": {"type": "integer"},
-                "input_bytes": {"type": "integer"},
-                "output_bytes": {"type": "integer"},
-                "jobs": {"type": "array", "items": ref("Job")},
-                "rejected": {"type": "array", "items": {"type": "object"}},
-                "links": {"type": "object"},
-            },
-            "required": ["id", "status", "counts", "total", "jobs", "rejected", "links"],
-        }
-    ),
-}
-_NOT_MODIFIED: JSON = {"description": "The client's copy (If-None-Match) is current."}
-_CELERY_RESULT: JSON = {
-    "anyOf": [
-        {"type": "null"},
-        {
-            "type": "object",
-            "properties": {
-                "download_url": {"type": "string"},
-                "old_filesize": {"type": "integer"},
-                "new_filesize": {"type": "integer"},
-            },
-            "required": ["download_url", "old_filesize", "new_filesize"],
-        },
-        {
-            "type": "object",
-            "properties": {"error": {"type": "string"}, "error_code": {"type": "string"}},
-            "required": ["error", "error_code"],
-        },
-    ]
-}
 
 
 async def openapi_json(request: Request) -> Response:
@@ -289,9 +89,9 @@ OPERATIONS: dict[Endpoint, Operation] = {
     ),
     jobs.create_job: Operation(
         {
-            200: {**_JOB_RESPONSE, "description": "Ended (finished or failed) within ?wait= seconds."},
+            200: {**schemas.JOB_RESPONSE, "description": "Ended (finished or failed) within ?wait= seconds."},
             202: {
-                **_JOB_RESPONSE,
+                **schemas.JOB_RESPONSE,
                 "description": "Queued.",
                 "headers": {"Location": {"schema": {"type": "string"}}},
             },
@@ -299,7 +99,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
         _UPLOAD_ERRORS,
         parameters=[
             *option_parameters(),
-            _WAIT,
+            schemas.WAIT,
             {
                 "name": "filename",
                 "in": "query",
@@ -310,11 +110,11 @@ OPERATIONS: dict[Endpoint, Operation] = {
         request_body=upload_body(),
     ),
     jobs.get_job: Operation(
-        {200: _JOB_RESPONSE},
+        {200: schemas.JOB_RESPONSE},
         (errors.BadOption, *_LOOKUP_ERRORS),
         parameters=[
             path_parameter("job_id"),
-            _WAIT,
+            schemas.WAIT,
         ],
     ),
     jobs.delete_job: Operation(
@@ -323,22 +123,24 @@ OPERATIONS: dict[Endpoint, Operation] = {
         parameters=[path_parameter("job_id")],
     ),
     jobs.get_result: Operation(
-        {200: _IMAGE_RESPONSE, 304: _NOT_MODIFIED}, _RESULT_ERRORS, parameters=[path_parameter("job_id")]
+        {200: schemas.IMAGE_RESPONSE, 304: schemas.NOT_MODIFIED},
+        _RESULT_ERRORS,
+        parameters=[path_parameter("job_id")],
     ),
     jobs.get_input: Operation(
-        {200: {**_IMAGE_RESPONSE, "description": "The image as uploaded (kept while the job lives)."}},
+        {200: {**schemas.IMAGE_RESPONSE, "description": "The image as uploaded (kept while the job lives)."}},
         _LOOKUP_ERRORS,
         parameters=[path_parameter("job_id")],
     ),
     jobs.job_events: Operation(
-        {200: _EVENT_STREAM},
+        {200: schemas.EVENT_STREAM},
         _LOOKUP_ERRORS,
         parameters=[path_parameter("job_id")],
     ),
     batches.create_batch: Operation(
         {
             202: {
-                **_BATCH_RESPONSE,
+                **schemas.BATCH_RESPONSE,
                 "description": "Queued.",
                 "headers": {"Location": {"schema": {"type": "string"}}},
             }
@@ -347,7 +149,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
         request_body=batch_body(),
     ),
     batches.get_batch: Operation(
-        {200: _BATCH_RESPONSE}, _BATCH_LOOKUP_ERRORS, parameters=[path_parameter("batch_id")]
+        {200: schemas.BATCH_RESPONSE}, _BATCH_LOOKUP_ERRORS, parameters=[path_parameter("batch_id")]
     ),
     batches.delete_batch: Operation(
         {204: {"description": "Deleted with its jobs; the id answers 410 from now on."}},
@@ -355,13 +157,13 @@ OPERATIONS: dict[Endpoint, Operation] = {
         parameters=[path_parameter("batch_id")],
     ),
     batches.batch_events: Operation(
-        {200: _EVENT_STREAM}, _BATCH_LOOKUP_ERRORS, parameters=[path_parameter("batch_id")]
+        {200: schemas.EVENT_STREAM}, _BATCH_LOOKUP_ERRORS, parameters=[path_parameter("batch_id")]
     ),
     batches.get_archive: Operation(
         {
             200: {
                 "description": "A ZIP of the batch's finished outputs, streamed.",
-                "content": {"application/zip": {"schema": _BINARY}},
+                "content": {"application/zip": {"schema": schemas.BINARY}},
             }
         },
         (*_BATCH_LOOKUP_ERRORS, errors.JobNotFinished),
@@ -408,7 +210,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
                             "properties": {
                                 "id": {"type": "string"},
                                 "status": {"type": "string", "enum": list(seed.CELERY_STATES.values())},
-                                "result": _CELERY_RESULT,
+                                "result": schemas.CELERY_RESULT,
                             },
                             "required": ["id", "status", "result"],
                         }
@@ -421,7 +223,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
         parameters=[path_parameter("task_id")],
     ),
     seed.download: Operation(
-        {200: _IMAGE_RESPONSE, 304: _NOT_MODIFIED},
+        {200: schemas.IMAGE_RESPONSE, 304: schemas.NOT_MODIFIED},
         _RESULT_ERRORS,
         envelope=True,
         parameters=[path_parameter("task_id")],

@@ -20,7 +20,6 @@ import io
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -35,6 +34,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from measure import latency_summary, listening_pid  # noqa: E402
 
 from shared.options import Options  # noqa: E402
 from worker import pipeline  # noqa: E402
@@ -130,27 +131,6 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def listening_pid(port: int) -> int | None:
-    """The process that listens on a TCP port of this machine."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            for fd in (entry / "fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    return int(entry.name)
-        except (FileNotFoundError, PermissionError, ProcessLookupError):
-            continue
-    return None
-
-
 def worker_pids(redis_url: str) -> list[int]:
     """Top-level `rq worker` processes using this Redis."""
     found = []
@@ -237,11 +217,6 @@ def run_raw(images: list[bytes], count: int, quality: int) -> tuple[float, float
         return time.perf_counter() - started, cpu
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -288,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "megapixels": round(pixels / 1e6, 2),
         "images_per_s": round(args.count / wall, 2),
         "raw_images_per_s": round(args.count / raw_wall, 2),
-        "latency_ms_p50": round(statistics.median(latencies), 1),
-        "latency_ms_p95": round(percentile(latencies, 0.95), 1),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        **latency_summary(latencies),
         "cpu_ms_per_image_api": round(cpu["api"], 2),
         "cpu_ms_per_image_worker": round(cpu["worker"], 2),
         "cpu_ms_per_image_redis": round(cpu["redis"], 2),

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import io
 import json
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from measure import latency_summary
 from PIL import Image
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -139,13 +139,6 @@ def leftovers(data_dir: Path | None, redis_url: str | None, ids: list[str]) -> d
     return found
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -182,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_errors_5xx": tally.server_errors,
         "transport_errors": tally.transport_errors,
         "other_4xx": tally.other_4xx,
-        "latency_ms_p50": round(statistics.median(tally.latencies_ms), 1) if tally.latencies_ms else 0.0,
-        "latency_ms_p95": round(percentile(tally.latencies_ms, 0.95), 1),
-        "latency_ms_p99": round(percentile(tally.latencies_ms, 0.99), 1),
+        **latency_summary(tally.latencies_ms),
         **leftovers(args.data_dir, args.redis_url, tally.accepted_ids),
     }
     for key, value in report.items():

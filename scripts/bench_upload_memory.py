@@ -21,11 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from measure import listening_pid
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_e2e import listening_pid  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:

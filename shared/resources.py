@@ -27,14 +27,14 @@ def job_resource(job: Job) -> dict[str, Any]:
     data = job.to_dict()
     for name in PRIVATE_FIELDS:
         del data[name]
-    url = job_url(job.id)
-    data["links"] = {
-        "self": url,
-        "result": f"{url}/result",
-        "input": f"{url}/input",
-        "events": f"{url}/events",
-    }
+    data["links"] = job_links(job.id)
     return data
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    """The related URLs a job resource lists."""
+    url = job_url(job_id)
+    return {"self": url, "result": f"{url}/result", "input": f"{url}/input", "events": f"{url}/events"}
 
 
 def batch_resource(batch: Batch, members: list[Job | None]) -> dict[str, Any]:
