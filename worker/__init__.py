@@ -7,3 +7,7 @@ import os
 # IMGPRESS_WORKER_MEMORY_MB caps. Set before numpy and OpenCV are imported.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+from worker.heap import keep_freed_memory  # noqa: E402 - after the thread settings above
+
+keep_freed_memory()

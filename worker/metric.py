@@ -66,13 +66,22 @@ _WEIGHTS = np.array(
 )  # fmt: skip
 
 
+#: Opsin absorbance with its bias as a 3x4 affine matrix (cv2.transform applies it per pixel).
+_MIX = np.hstack([_OPSIN, np.full((3, 1), _BIAS)]).astype(np.float32)
+#: From cube roots to positive XYB in one affine step (the cube-root bias cancels out of X and B).
+_TO_XYB = np.array(
+    [[7.0, -7.0, 0.0, 0.42], [0.5, 0.5, 0.0, 0.01 - _CBRT_BIAS], [-0.5, -0.5, 1.0, 0.55]], dtype=np.float32
+)
+
+
 @dataclass(frozen=True)
 class _Scale:
-    """The source's half of one scale: its XYB planes, their blurred means and blurred squares."""
+    """The source's half of one scale: XYB planes, blurred means, variances, ringing denominators."""
 
     xyb: Array
     mu: Array
-    sigma_sq: Array
+    variance: Array
+    spread: Array
 
 
 def linear_rgb(image: Image.Image, background: float = 0.5) -> Array:
@@ -83,16 +92,12 @@ def linear_rgb(image: Image.Image, background: float = 0.5) -> Array:
         srgb = rgba[..., :3] * alpha + (1.0 - alpha) * background
         blended = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
         return cast(Array, blended.astype(np.float32))
-    linear: Array = _LINEAR[np.asarray(image.convert("RGB"))]
-    return linear
+    return cast(Array, cv2.LUT(np.asarray(image.convert("RGB")), _LINEAR))
 
 
 def _positive_xyb(linear: Array) -> Array:
-    mixed = np.maximum(linear @ _OPSIN.T + _BIAS, 0.0)
-    mixed = np.cbrt(mixed) - _CBRT_BIAS
-    x = 0.5 * (mixed[..., 0] - mixed[..., 1])
-    y = 0.5 * (mixed[..., 0] + mixed[..., 1])
-    return np.stack([x * 14.0 + 0.42, y + 0.01, (mixed[..., 2] - y) + 0.55], axis=2).astype(np.float32)
+    mixed = cv2.max(cv2.transform(linear, _MIX), 0.0)
+    return cast(Array, cv2.transform(np.cbrt(mixed), _TO_XYB))
 
 
 def _blur(plane: Array) -> Array:
@@ -105,15 +110,16 @@ def _half(linear: Array) -> Array:
     """2x2 box downsampling; an odd last row or column is averaged on its own."""
     height, width, _ = linear.shape
     if height % 2 or width % 2:
-        linear = np.pad(linear, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-    return (linear[0::2, 0::2] + linear[1::2, 0::2] + linear[0::2, 1::2] + linear[1::2, 1::2]) * 0.25
+        linear = cv2.copyMakeBorder(linear, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+    size = (linear.shape[1] // 2, linear.shape[0] // 2)
+    return cast(Array, cv2.resize(linear, size, interpolation=cv2.INTER_AREA))
 
 
 def _norms(values: Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-channel 1-norm and 4-norm averages of a non-negative map (cv2.mean sums in doubles, fast)."""
-    square = values * values
+    square = cv2.multiply(values, values)
     mean = np.array(cv2.mean(values)[:3])
-    fourth = np.array(cv2.mean(square * square)[:3])
+    fourth = np.array(cv2.mean(cv2.multiply(square, square))[:3])
     return mean, fourth**0.25
 
 
@@ -148,7 +154,10 @@ class Reference:
             if linear.shape[0] < 8 or linear.shape[1] < 8:
                 break
             xyb = _positive_xyb(linear)
-            self._scales.append(_Scale(xyb, _blur(xyb), _blur(xyb * xyb)))
+            mu = _blur(xyb)
+            variance = _blur(cv2.multiply(xyb, xyb)) - mu * mu
+            spread = np.abs(xyb - mu) + np.float32(1.0)
+            self._scales.append(_Scale(xyb, mu, variance, spread))
             linear = _half(linear)
 
     def score(self, candidate: Image.Image) -> float:
@@ -160,16 +169,30 @@ class Reference:
         for scale in self._scales:
             xyb = _positive_xyb(linear)
             mu = _blur(xyb)
-            cross = _blur(scale.xyb * xyb) - scale.mu * mu
-            own = _blur(xyb * xyb) - mu * mu
-            num_m = 1.0 - (scale.mu - mu) ** 2
-            ssim = np.maximum(
-                1.0 - num_m * (2.0 * cross + _C2) / ((scale.sigma_sq - scale.mu**2) + own + _C2), 0.0
-            )
-            ratio = (1.0 + np.abs(xyb - mu)) / (1.0 + np.abs(scale.xyb - scale.mu)) - 1.0
+            # ssim = max(1 - (1 - (mu_s - mu)^2) * (2 cov + C2) / (var_s + C2 + var), 0), fused in place.
+            cov = _blur(cv2.multiply(scale.xyb, xyb))
+            cov -= scale.mu * mu
+            cov *= 2.0
+            cov += _C2
+            own = _blur(cv2.multiply(xyb, xyb))
+            own -= mu * mu
+            own += scale.variance
+            own += _C2
+            shift = scale.mu - mu
+            shift *= shift
+            np.subtract(1.0, shift, out=shift)
+            cov *= shift
+            cov /= own
+            np.subtract(1.0, cov, out=cov)
+            ssim = cv2.max(cov, 0.0)
+            # Ringing and blurring: how much more (or less) the candidate departs from its local mean.
+            ratio = cv2.absdiff(xyb, mu)
+            ratio += 1.0
+            ratio /= scale.spread
+            ratio -= 1.0
             ssim1, ssim4 = _norms(ssim)
-            ring1, ring4 = _norms(np.maximum(ratio, 0.0))
-            blur1, blur4 = _norms(np.maximum(-ratio, 0.0))
+            ring1, ring4 = _norms(cv2.max(ratio, 0.0))
+            blur1, blur4 = _norms(cv2.max(-ratio, 0.0))
             parts.append(np.stack([ssim1, ssim4, ring1, ring4, blur1, blur4], axis=1))
             linear = _half(linear)
         return _score(parts)
