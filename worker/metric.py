@@ -96,7 +96,7 @@ def linear_rgb(image: Image.Image, background: float = 0.5) -> Array:
 
 
 def _positive_xyb(linear: Array) -> Array:
-    mixed = cv2.max(cv2.transform(linear, _MIX), 0.0)
+    mixed: Array = np.maximum(cast(Array, cv2.transform(linear, _MIX)), np.float32(0.0))
     return cast(Array, cv2.transform(np.cbrt(mixed), _TO_XYB))
 
 
@@ -110,16 +110,16 @@ def _half(linear: Array) -> Array:
     """2x2 box downsampling; an odd last row or column is averaged on its own."""
     height, width, _ = linear.shape
     if height % 2 or width % 2:
-        linear = cv2.copyMakeBorder(linear, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+        linear = cast(Array, cv2.copyMakeBorder(linear, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE))
     size = (linear.shape[1] // 2, linear.shape[0] // 2)
     return cast(Array, cv2.resize(linear, size, interpolation=cv2.INTER_AREA))
 
 
 def _norms(values: Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-channel 1-norm and 4-norm averages of a non-negative map (cv2.mean sums in doubles, fast)."""
-    square = cv2.multiply(values, values)
+    square = values * values
     mean = np.array(cv2.mean(values)[:3])
-    fourth = np.array(cv2.mean(cv2.multiply(square, square))[:3])
+    fourth = np.array(cv2.mean(square * square)[:3])
     return mean, fourth**0.25
 
 
@@ -155,7 +155,7 @@ class Reference:
                 break
             xyb = _positive_xyb(linear)
             mu = _blur(xyb)
-            variance = _blur(cv2.multiply(xyb, xyb)) - mu * mu
+            variance = _blur(xyb * xyb) - mu * mu
             spread = np.abs(xyb - mu) + np.float32(1.0)
             self._scales.append(_Scale(xyb, mu, variance, spread))
             linear = _half(linear)
@@ -170,11 +170,11 @@ class Reference:
             xyb = _positive_xyb(linear)
             mu = _blur(xyb)
             # ssim = max(1 - (1 - (mu_s - mu)^2) * (2 cov + C2) / (var_s + C2 + var), 0), fused in place.
-            cov = _blur(cv2.multiply(scale.xyb, xyb))
+            cov = _blur(scale.xyb * xyb)
             cov -= scale.mu * mu
             cov *= 2.0
             cov += _C2
-            own = _blur(cv2.multiply(xyb, xyb))
+            own = _blur(xyb * xyb)
             own -= mu * mu
             own += scale.variance
             own += _C2
@@ -184,15 +184,15 @@ class Reference:
             cov *= shift
             cov /= own
             np.subtract(1.0, cov, out=cov)
-            ssim = cv2.max(cov, 0.0)
+            ssim = np.maximum(cov, np.float32(0.0))
             # Ringing and blurring: how much more (or less) the candidate departs from its local mean.
-            ratio = cv2.absdiff(xyb, mu)
-            ratio += 1.0
+            ratio = np.abs(xyb - mu)
+            ratio += np.float32(1.0)
             ratio /= scale.spread
-            ratio -= 1.0
+            ratio -= np.float32(1.0)
             ssim1, ssim4 = _norms(ssim)
-            ring1, ring4 = _norms(cv2.max(ratio, 0.0))
-            blur1, blur4 = _norms(cv2.max(-ratio, 0.0))
+            ring1, ring4 = _norms(np.maximum(ratio, np.float32(0.0)))
+            blur1, blur4 = _norms(np.maximum(-ratio, np.float32(0.0)))
             parts.append(np.stack([ssim1, ssim4, ring1, ring4, blur1, blur4], axis=1))
             linear = _half(linear)
         return _score(parts)
