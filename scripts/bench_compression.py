@@ -26,12 +26,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from PIL import Image
-from ssimulacra2 import compute_ssimulacra2, compute_ssimulacra2_with_alpha
+from ssimulacra2 import compute_ssimulacra2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker import codecs, quality  # noqa: E402
-from worker.metric import Reference  # noqa: E402
+from worker.metric import ALPHA_BACKGROUNDS, Reference  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PALETTE_TARGET = 85.0
@@ -39,12 +39,34 @@ NONE = codecs.Metadata()
 
 
 def reference_score(source: Path, data: bytes, alpha: bool = False) -> float:
-    """SSIMULACRA2 from the reference package (file paths in, like its CLI); alpha blended on grey."""
-    with tempfile.NamedTemporaryFile(suffix=".img") as handle:
-        handle.write(data)
-        handle.flush()
-        compute = compute_ssimulacra2_with_alpha if alpha else compute_ssimulacra2
-        return float(compute(str(source), handle.name))
+    """SSIMULACRA2 from the reference package (file paths in, like its CLI).
+
+    With alpha, both images are first blended on a dark and on a light background and the worse
+    score counts: the package's own with-alpha helper drops alpha before blending, so it would
+    compare the colours of invisible pixels.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        candidate = Path(folder) / "candidate.img"
+        candidate.write_bytes(data)
+        if not alpha:
+            return float(compute_ssimulacra2(str(source), str(candidate)))
+        scores = []
+        for background in ALPHA_BACKGROUNDS:
+            paths = []
+            for name, path in (("source", source), ("candidate", candidate)):
+                blended = Path(folder) / f"{name}-{background}.png"
+                with Image.open(path) as image:
+                    flatten(image, background).save(blended)
+                paths.append(str(blended))
+            scores.append(float(compute_ssimulacra2(*paths)))
+        return min(scores)
+
+
+def flatten(image: Image.Image, background: float) -> Image.Image:
+    """An RGBA image blended on a grey level (0-1), in sRGB like the package's alpha_blend."""
+    rgba = image.convert("RGBA")
+    grey = round(background * 255)
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (grey, grey, grey, 255)), rgba).convert("RGB")
 
 
 def timed(function, *args):  # type: ignore[no-untyped-def]

@@ -29,3 +29,17 @@ def test_identical_scores_100_and_blur_scores_lower() -> None:
     reference = Reference(source)
     assert reference.score(source.copy()) == 100.0
     assert reference.score(source.filter(ImageFilter.GaussianBlur(2))) < 90.0
+
+
+def test_alpha_counts_what_shows_on_dark_and_light_backgrounds() -> None:
+    source = images.photo(64, 48).convert("RGBA")
+    alpha = Image.new("L", source.size, 255)
+    alpha.paste(0, (0, 0, 32, 48))  # the left half is fully transparent
+    source.putalpha(alpha)
+    reference = Reference(source)
+    hidden = source.copy()
+    hidden.paste((255, 0, 0, 0), (0, 0, 32, 48))  # other colours under alpha 0: nothing shows
+    assert reference.score(hidden) == 100.0
+    faded = source.copy()
+    faded.putalpha(Image.new("L", source.size, 128))  # half transparent: shows on either background
+    assert reference.score(faded) < 50.0

@@ -4,7 +4,8 @@
   and progressive pass (`mozjpeg-lossless-optimization`): same pixels, ~7% fewer bytes.
 - PNG: Pillow writes it fast (zlib level 1), oxipng (`pyoxipng`) recompresses it losslessly;
   quality < 100 first reduces it to a palette with libimagequant (`imagequant`).
-- WebP and AVIF: Pillow's built-in libwebp and libavif, at speed settings chosen in README.
+- WebP and AVIF: Pillow's built-in libwebp and libavif (libaom tuned for SSIMULACRA2), at speed
+  settings chosen in README; AVIF's speed scales with the image's size (`avif_speed`).
 - GIF: Pillow (only ever written for GIF inputs).
 
 Every encoder takes an already upright, already resized RGB/RGBA/L/LA image (or a list of
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +45,15 @@ LOSSY = {"jpeg", "webp", "avif"}
 PNG_LEVEL = 2
 #: libwebp effort (0-6): 4 costs ~2.5x less than 6 for a few percent more bytes.
 WEBP_METHOD = 4
-#: libavif speed (0-10): 8 costs ~1/3 of 6 for ~5% more bytes.
-AVIF_SPEED = 8
+#: libaom's tuning for SSIMULACRA2 itself (libaom >= 3.13): ~3% fewer bytes at equal score.
+AVIF_TUNE = "ssimulacra2"
+#: libavif speed (0-10) of the quality search's trials: ~1/3 of speed 6's cost.
+AVIF_PROBE_SPEED = 8
+#: CPU milliseconds per megapixel of one AVIF encode by speed (0.4 MP photos, this machine), and
+#: how many quality steps lower than the probe speed's choice the same score usually sits.
+AVIF_COSTS: dict[int, tuple[float, int]] = {5: (3300.0, 3), 6: (760.0, 2), 7: (450.0, 1), 8: (275.0, 0)}
+#: An AVIF encode may cost this much CPU: the slowest (smallest) speed within it is used.
+AVIF_BUDGET_MS = 1500.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,13 @@ def has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info
 
 
-def encode(picture: Image.Image | Animation, fmt: str, quality: int, metadata: Metadata) -> bytes:
-    """Encode a still image or an animation in `fmt` ('jpeg', 'png', ...) at `quality` (1-100)."""
+def encode(
+    picture: Image.Image | Animation, fmt: str, quality: int, metadata: Metadata, speed: int | None = None
+) -> bytes:
+    """Encode a still image or an animation in `fmt` ('jpeg', 'png', ...) at `quality` (1-100).
+
+    AVIF is encoded at `speed`, by default the slowest that `avif_speed` allows for its size.
+    """
     if isinstance(picture, Animation):
         return _encode_animation(picture, fmt, quality, metadata)
     if fmt == "jpeg":
@@ -79,8 +93,32 @@ def encode(picture: Image.Image | Animation, fmt: str, quality: int, metadata: M
     if fmt == "png":
         return encode_png(quantize(picture, quality) if quality < 100 else picture, metadata)
     buffer = io.BytesIO()
-    picture.save(buffer, **_pillow_params(fmt, quality, metadata))
+    params = _pillow_params(fmt, quality, metadata)
+    if fmt == "avif":
+        params.update(speed=avif_speed(picture.size) if speed is None else speed)
+    picture.save(buffer, **params)
     return buffer.getvalue()
+
+
+def avif_speed(size: tuple[int, int]) -> int:
+    """The slowest AVIF speed whose encode of an image this size fits in `AVIF_BUDGET_MS` of CPU."""
+    megapixels = size[0] * size[1] / 1e6
+    affordable = [speed for speed, (cost, _) in AVIF_COSTS.items() if cost * megapixels <= AVIF_BUDGET_MS]
+    return min(affordable, default=AVIF_PROBE_SPEED)
+
+
+def trial_encoder(image: Image.Image, fmt: str, metadata: Metadata) -> Callable[[int], bytes]:
+    """Bytes at a quality for the quality search, cheaper than `encode`.
+
+    JPEG trials skip the lossless mozjpeg pass (same pixels); AVIF trials use the probe speed,
+    whose pixels differ a little from the final speed's (`worker.quality` refines for that).
+    """
+    if fmt == "jpeg":
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return lambda quality: bytes(pyjpegli.encode(rgb.tobytes(), rgb.width, rgb.height, quality))
+    if fmt == "avif":
+        return lambda quality: encode(image, fmt, quality, metadata, speed=AVIF_PROBE_SPEED)
+    return lambda quality: encode(image, fmt, quality, metadata)
 
 
 def _pillow_params(fmt: str, quality: int, metadata: Metadata) -> dict[str, Any]:
@@ -92,7 +130,8 @@ def _pillow_params(fmt: str, quality: int, metadata: Metadata) -> dict[str, Any]
         params.update(method=WEBP_METHOD, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
         params.update(lossless=True, quality=100) if quality >= 100 else params.update(quality=quality)
     elif fmt == "avif":
-        params.update(quality=quality, speed=AVIF_SPEED, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
+        params.update(quality=quality, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
+        params.update(speed=AVIF_PROBE_SPEED, advanced=[("tune", AVIF_TUNE)])
     elif fmt == "gif":
         params.update(optimize=True, comment=b"")
     elif fmt == "png":

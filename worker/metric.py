@@ -85,8 +85,8 @@ class _Scale:
 
 
 def linear_rgb(image: Image.Image, background: float = 0.5) -> Array:
-    """Linear-light RGB floats of an image; alpha is blended on grey, as the reference package does."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    """Linear-light RGB floats of an image; alpha is blended (in sRGB) on a grey `background`."""
+    if _has_alpha(image):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[..., 3:4]
         srgb = rgba[..., :3] * alpha + (1.0 - alpha) * background
@@ -143,56 +143,79 @@ def _score(parts: list[npt.NDArray[np.float64]]) -> float:
     return 100.0 - 10.0 * float(total**0.6276336467831387) if total > 0 else 100.0
 
 
+#: Backgrounds a transparent image is blended on; its score is the worse of the two, so a change
+#: hidden on a light background still counts on a dark one (the reference package's with-alpha
+#: helper means to do this, but drops alpha before blending and so compares hidden colours).
+ALPHA_BACKGROUNDS = (0.1, 0.9)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
 class Reference:
     """A source image prepared once, to be compared with many candidate encodings of it."""
 
     def __init__(self, image: Image.Image) -> None:
         self.size = image.size
-        self._scales: list[_Scale] = []
-        linear = linear_rgb(image)
-        for _ in range(_SCALES):
-            if linear.shape[0] < 8 or linear.shape[1] < 8:
-                break
-            xyb = _positive_xyb(linear)
-            mu = _blur(xyb)
-            variance = _blur(xyb * xyb) - mu * mu
-            spread = np.abs(xyb - mu) + np.float32(1.0)
-            self._scales.append(_Scale(xyb, mu, variance, spread))
-            linear = _half(linear)
+        self._backgrounds = ALPHA_BACKGROUNDS if _has_alpha(image) else (0.5,)
+        self._pyramids = [_pyramid(linear_rgb(image, background)) for background in self._backgrounds]
 
     def score(self, candidate: Image.Image) -> float:
         """SSIMULACRA2 of `candidate` against this source (100 = identical, 70 = 'medium')."""
         if candidate.size != self.size:
             raise ValueError("the candidate must have the source's dimensions")
-        linear = linear_rgb(candidate)
-        parts = []
-        for scale in self._scales:
-            xyb = _positive_xyb(linear)
-            mu = _blur(xyb)
-            # ssim = max(1 - (1 - (mu_s - mu)^2) * (2 cov + C2) / (var_s + C2 + var), 0), fused in place.
-            cov = _blur(scale.xyb * xyb)
-            cov -= scale.mu * mu
-            cov *= 2.0
-            cov += _C2
-            own = _blur(xyb * xyb)
-            own -= mu * mu
-            own += scale.variance
-            own += _C2
-            shift = scale.mu - mu
-            shift *= shift
-            np.subtract(1.0, shift, out=shift)
-            cov *= shift
-            cov /= own
-            np.subtract(1.0, cov, out=cov)
-            ssim = np.maximum(cov, np.float32(0.0))
-            # Ringing and blurring: how much more (or less) the candidate departs from its local mean.
-            ratio = np.abs(xyb - mu)
-            ratio += np.float32(1.0)
-            ratio /= scale.spread
-            ratio -= np.float32(1.0)
-            ssim1, ssim4 = _norms(ssim)
-            ring1, ring4 = _norms(np.maximum(ratio, np.float32(0.0)))
-            blur1, blur4 = _norms(np.maximum(-ratio, np.float32(0.0)))
-            parts.append(np.stack([ssim1, ssim4, ring1, ring4, blur1, blur4], axis=1))
-            linear = _half(linear)
-        return _score(parts)
+        return min(
+            _compare(pyramid, linear_rgb(candidate, background))
+            for pyramid, background in zip(self._pyramids, self._backgrounds, strict=True)
+        )
+
+
+def _pyramid(linear: Array) -> list[_Scale]:
+    """The source's half of every scale."""
+    scales = []
+    for _ in range(_SCALES):
+        if linear.shape[0] < 8 or linear.shape[1] < 8:
+            break
+        xyb = _positive_xyb(linear)
+        mu = _blur(xyb)
+        variance = _blur(xyb * xyb) - mu * mu
+        spread = np.abs(xyb - mu) + np.float32(1.0)
+        scales.append(_Scale(xyb, mu, variance, spread))
+        linear = _half(linear)
+    return scales
+
+
+def _compare(pyramid: list[_Scale], linear: Array) -> float:
+    """The candidate's half: its own pyramid compared scale by scale with the source's."""
+    parts = []
+    for scale in pyramid:
+        xyb = _positive_xyb(linear)
+        mu = _blur(xyb)
+        # ssim = max(1 - (1 - (mu_s - mu)^2) * (2 cov + C2) / (var_s + C2 + var), 0), fused in place.
+        cov = _blur(scale.xyb * xyb)
+        cov -= scale.mu * mu
+        cov *= 2.0
+        cov += _C2
+        own = _blur(xyb * xyb)
+        own -= mu * mu
+        own += scale.variance
+        own += _C2
+        shift = scale.mu - mu
+        shift *= shift
+        np.subtract(1.0, shift, out=shift)
+        cov *= shift
+        cov /= own
+        np.subtract(1.0, cov, out=cov)
+        ssim = np.maximum(cov, np.float32(0.0))
+        # Ringing and blurring: how much more (or less) the candidate departs from its local mean.
+        ratio = np.abs(xyb - mu)
+        ratio += np.float32(1.0)
+        ratio /= scale.spread
+        ratio -= np.float32(1.0)
+        ssim1, ssim4 = _norms(ssim)
+        ring1, ring4 = _norms(np.maximum(ratio, np.float32(0.0)))
+        blur1, blur4 = _norms(np.maximum(-ratio, np.float32(0.0)))
+        parts.append(np.stack([ssim1, ssim4, ring1, ring4, blur1, blur4], axis=1))
+        linear = _half(linear)
+    return _score(parts)

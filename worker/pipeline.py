@@ -95,15 +95,21 @@ def _compress_image(
     return fmt, choice, size
 
 
-def _choose(picture: Image.Image, fmt: str, options: Options, metadata: codecs.Metadata) -> quality.Choice:
+def _choose(
+    picture: Image.Image,
+    fmt: str,
+    options: Options,
+    metadata: codecs.Metadata,
+    reference: Reference | None = None,
+) -> quality.Choice:
     """Encode a still image in `fmt`, choosing the quality as the options ask."""
     if options.max_bytes is not None:
         return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata)
     if options.quality is None and fmt in codecs.LOSSY:
-        return quality.for_target(picture, fmt, quality.TARGETS[options.target], metadata)
+        return quality.for_target(picture, fmt, quality.TARGETS[options.target], metadata, reference)
     level = AUTO_PNG_QUALITY if options.quality is None else options.quality
     if fmt == "png" and level < 100:
-        return _palette_png(picture, level, quality.TARGETS[options.target], metadata)
+        return _palette_png(picture, level, quality.TARGETS[options.target], metadata, reference)
     return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
 
 
@@ -118,14 +124,14 @@ def _fixed(
 
 
 def _palette_png(
-    picture: Image.Image, level: int, target: float, metadata: codecs.Metadata
+    picture: Image.Image, level: int, target: float, metadata: codecs.Metadata, reference: Reference | None
 ) -> quality.Choice:
     """A palette PNG if it still meets the perceptual target, else the lossless one."""
     palette = codecs.quantize(picture, level)
     if palette.mode == "P":
         data = codecs.encode_png(palette, metadata)
         with Image.open(io.BytesIO(data)) as decoded:
-            score = Reference(picture).score(decoded)
+            score = (reference or Reference(picture)).score(decoded)
         if score >= target:
             return quality.Choice(data, level, score)
     return quality.Choice(codecs.encode_png(picture, metadata), 100)
@@ -145,10 +151,11 @@ def _smallest(
     auto = Options(
         quality=None if options.quality != 100 else 100, target=options.target, max_bytes=options.max_bytes
     )
+    reference = Reference(picture) if auto.quality is None and auto.max_bytes is None else None
     results: list[tuple[str, quality.Choice]] = []
     for fmt in candidates:
         try:
-            results.append((fmt, _choose(picture, fmt, auto, metadata)))
+            results.append((fmt, _choose(picture, fmt, auto, metadata, reference)))
         except CannotFit:
             continue
     if not results:

@@ -1,10 +1,13 @@
 """Choosing a quality: the lowest one that meets a perceptual target, or the highest that fits a size.
 
-The target search measures real SSIMULACRA2 (`worker.metric.Reference`, ~14x faster than the
-reference package and equal to it), so a chosen quality meets its target by construction; what
-keeps it cheap is few trials: a warm start from a per-format calibration, then secant steps on
-the measured slope, stopping as soon as a passing quality is within `TOLERANCE` of the target.
-JPEG trials use jpegli alone; mozjpeg's lossless pass (same pixels) runs once, on the winner.
+The target search measures real SSIMULACRA2 (`worker.metric.Reference`, equal to the reference
+package and ~35x faster), so a chosen quality meets its target by construction. It looks for the
+*lowest* passing quality, not just a passing one (each quality step is ~2% of the bytes): a warm
+start from a per-format calibration, then secant steps on the measured slope, until the quality
+just below the lowest passing one is known to fail, or `MAX_TRIALS` are spent.
+Trials use the format's cheap encoder (`codecs.trial_encoder`): jpegli alone for JPEG, whose
+lossless mozjpeg pass runs once, on the winner, and a fast AVIF speed whose choice the slow final
+speed then refines with a few checked encodes of its own.
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import pyjpegli
 from PIL import Image
 
 from shared.errors import CannotFit
@@ -23,12 +25,14 @@ from worker.metric import Reference
 
 #: Named perceptual targets (SSIMULACRA2: 90 visually lossless, 70 medium, 50 low).
 TARGETS: dict[str, float] = {"high": 80.0, "medium": 70.0, "low": 60.0}
-#: Stop searching once a passing quality scores less than this above the target.
-TOLERANCE = 2.0
-#: At most this many trials go on refining once a passing quality is known.
-MAX_TRIALS = 4
+#: Most trials one search may spend (the typical search needs 3 or 4).
+MAX_TRIALS = 6
+#: Most checked encodes the slow final AVIF speed may spend after the fast search.
+MAX_FINAL_TRIALS = 3
+#: Secant steps aim this far above the target, so that the first step down usually still passes.
+MARGIN = 0.25
 #: Warm start per format: the quality that meets 70 on a typical photo, and score points per step.
-_START: dict[str, tuple[int, float]] = {"jpeg": (72, 0.6), "webp": (75, 0.45), "avif": (65, 0.45)}
+_START: dict[str, tuple[int, float]] = {"jpeg": (75, 0.6), "webp": (75, 0.45), "avif": (57, 0.6)}
 
 
 @dataclass(frozen=True)
@@ -42,54 +46,78 @@ class Choice:
     trials: int = 0
 
 
-def _trial_encoder(image: Image.Image, fmt: str, metadata: codecs.Metadata) -> Callable[[int], bytes]:
-    """Bytes whose pixels are those of the final output at a quality (cheaper for JPEG)."""
-    if fmt == "jpeg":
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return lambda quality: bytes(pyjpegli.encode(rgb.tobytes(), rgb.width, rgb.height, quality))
-    return lambda quality: codecs.encode(image, fmt, quality, metadata)
+@dataclass
+class _Search:
+    """The qualities tried so far for one image, encoder and target, with their scores."""
 
+    reference: Reference
+    encode: Callable[[int], bytes]
+    target: float
+    scores: dict[int, float] = field(default_factory=dict)
+    outputs: dict[int, bytes] = field(default_factory=dict)
 
-def for_target(image: Image.Image, fmt: str, target: float, metadata: codecs.Metadata) -> Choice:
-    """The lowest quality of a lossy `fmt` whose output scores at least `target` against `image`."""
-    reference = Reference(image)
-    encode = _trial_encoder(image, fmt, metadata)
-    scores: dict[int, float] = {}
-    outputs: dict[int, bytes] = {}
+    def measure(self, quality: int) -> float:
+        self.outputs[quality] = self.encode(quality)
+        with Image.open(io.BytesIO(self.outputs[quality])) as decoded:
+            self.scores[quality] = self.reference.score(decoded)
+        return self.scores[quality]
 
-    def measure(quality: int) -> float:
-        outputs[quality] = encode(quality)
-        with Image.open(io.BytesIO(outputs[quality])) as decoded:
-            scores[quality] = reference.score(decoded)
-        return scores[quality]
+    def lowest_passing(self) -> int | None:
+        return min((q for q, s in self.scores.items() if s >= self.target), default=None)
 
-    start, slope = _START[fmt]
-    quality = min(100, max(1, round(start + (target - 70.0) / slope)))
-    score = measure(quality)
-    while True:
-        passing = [q for q, s in scores.items() if s >= target]
-        failing = [q for q, s in scores.items() if s < target]
-        low = max(failing, default=0) + 1
-        high = min(passing, default=101) - 1
-        best = min(passing, default=None)
-        if best is not None and (scores[best] - target < TOLERANCE or len(scores) >= MAX_TRIALS):
-            break
-        if low > high:
-            break
-        # Secant step from the nearest measurements, aiming half a point above the target.
-        if len(scores) >= 2:
-            (q1, s1), (q2, s2) = sorted(scores.items(), key=lambda item: abs(item[1] - target))[:2]
-            if q1 != q2 and s1 != s2:
+    def untried(self) -> tuple[int, int]:
+        """The range that may still hold a lower passing quality (empty when the answer is known)."""
+        failing = max((q for q, s in self.scores.items() if s < self.target), default=0)
+        return failing + 1, min(self.lowest_passing() or 101, 101) - 1
+
+    def run(self, quality: int, slope: float, budget: int) -> float:
+        """Secant steps from `quality` until the lowest passing quality is known or `budget` is spent."""
+        score = self.measure(quality)
+        for _ in range(budget - 1):
+            low, high = self.untried()
+            if low > high:
+                break
+            near = sorted(self.scores.items(), key=lambda item: abs(item[1] - self.target))[:2]
+            if len(near) == 2 and near[0][0] != near[1][0] and near[0][1] != near[1][1]:
+                (q1, s1), (q2, s2) = near
                 slope = max(0.1, (s2 - s1) / (q2 - q1))
-        step = (target + 0.5 - score) / slope
-        quality = quality + (math.ceil(step) if step > 0 else math.floor(step))
-        quality = min(high, max(low, quality))
-        score = measure(quality)
-    chosen = min(q for q, s in scores.items() if s >= target) if passing else 100
-    if chosen not in scores:
-        measure(chosen)
-    data = outputs[chosen] if fmt != "jpeg" else codecs.encode(image, fmt, chosen, metadata)
-    return Choice(data, chosen, scores[chosen], len(scores))
+            step = (self.target + MARGIN - score) / slope
+            quality = min(high, max(low, quality + (math.ceil(step) if step > 0 else math.floor(step))))
+            score = self.measure(quality)
+        return slope
+
+
+def for_target(
+    image: Image.Image,
+    fmt: str,
+    target: float,
+    metadata: codecs.Metadata,
+    reference: Reference | None = None,
+) -> Choice:
+    """The lowest quality of a lossy `fmt` whose output scores at least `target` against `image`."""
+    reference = reference or Reference(image)
+    search = _Search(reference, codecs.trial_encoder(image, fmt, metadata), target)
+    start, slope = _START[fmt]
+    slope = search.run(min(100, max(1, round(start + (target - 70.0) / slope))), slope, MAX_TRIALS)
+    if search.lowest_passing() is None and 100 not in search.scores:
+        search.measure(100)
+    chosen = search.lowest_passing()
+    if chosen is None:  # not even quality 100 meets the target: the best score there is
+        chosen = max(search.scores, key=lambda q: (search.scores[q], q))
+    trials = len(search.scores)
+    if fmt == "jpeg":  # the trials' pixels; the lossless pass runs once, here
+        return Choice(codecs.encode(image, fmt, chosen, metadata), chosen, search.scores[chosen], trials)
+    speed = codecs.avif_speed(image.size) if fmt == "avif" else codecs.AVIF_PROBE_SPEED
+    if speed == codecs.AVIF_PROBE_SPEED:  # the trials were the final encodes
+        return Choice(search.outputs[chosen], chosen, search.scores[chosen], trials)
+    # A slower AVIF speed meets the same score a few steps lower: refine, checking each encode.
+    refine = _Search(reference, lambda quality: codecs.encode(image, fmt, quality, metadata, speed), target)
+    refine.run(max(1, chosen - codecs.AVIF_COSTS[speed][1]), slope, MAX_FINAL_TRIALS)
+    trials += len(refine.scores)
+    better = refine.lowest_passing()
+    if better is None:  # the fast encoder's choice is known to pass
+        return Choice(search.outputs[chosen], chosen, search.scores[chosen], trials)
+    return Choice(refine.outputs[better], better, refine.scores[better], trials)
 
 
 def for_size(
