@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 
 def photo(width: int = 320, height: int = 240) -> Image.Image:
@@ -32,3 +32,13 @@ def png_with_alpha() -> bytes:
     image = photo(200, 100).convert("RGBA")
     image.putalpha(Image.linear_gradient("L").resize((200, 100)))
     return encode(image, "PNG")
+
+
+def saturated(width: int = 192, height: int = 128) -> Image.Image:
+    """Fine detail in saturated red and blue: 4:2:0 chroma subsampling blurs it at any quality."""
+    red = Image.new("L", (width, height))
+    blue = Image.new("L", (width, height))
+    red.putdata([230 if (x // 3 + y // 5) % 2 == 0 else 20 for y in range(height) for x in range(width)])
+    blue.putdata([20 if (x // 4 + y // 3) % 2 == 0 else 220 for y in range(height) for x in range(width)])
+    green = Image.linear_gradient("L").rotate(90).resize((width, height)).point(lambda v: v // 6)
+    return Image.merge("RGB", (red, green, blue)).filter(ImageFilter.GaussianBlur(0.6))

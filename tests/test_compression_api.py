@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
+from ssimulacra2 import compute_ssimulacra2
 from starlette.testclient import TestClient
 
 from tests import images
@@ -73,6 +74,19 @@ def test_quality_auto_reports_the_quality_it_chose(client: TestClient, run_jobs:
     job, data = compress(client, run_jobs, images.jpeg(98), "in.jpg", quality="auto", target="low")
     assert job["options"]["quality"] is None and job["options"]["target"] == "low"
     assert 1 <= job["output"]["quality"] < 100 and len(data) == job["output"]["bytes"]
+
+
+def test_quality_auto_writes_saturated_detail_in_4_4_4(
+    client: TestClient, run_jobs: RunJobs, tmp_path: Path
+) -> None:
+    source = images.saturated()
+    data = images.encode(source, "PNG")
+    job, output = compress(client, run_jobs, data, format="jpeg", quality="auto")
+    assert job["status"] == "finished", job
+    assert JpegImagePlugin.get_sampling(opened(output)) == 0  # 4:4:4: 4:2:0 cannot reach the target
+    (tmp_path / "source.png").write_bytes(data)
+    (tmp_path / "output.jpg").write_bytes(output)
+    assert compute_ssimulacra2(str(tmp_path / "source.png"), str(tmp_path / "output.jpg")) >= 70.0
 
 
 def test_max_bytes_is_honoured_or_422(client: TestClient, run_jobs: RunJobs) -> None:

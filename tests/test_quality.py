@@ -6,12 +6,14 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 from ssimulacra2 import compute_ssimulacra2
 
 from shared.errors import CannotFit
+from tests import images
 from tests.conftest import CORPUS
 from worker import codecs, quality
+from worker.metric import Reference
 
 PHOTOS = sorted((CORPUS / "photos").glob("*.png"))[:3] if CORPUS.exists() else []
 
@@ -57,3 +59,15 @@ def test_max_bytes_too_small_raises_cannot_fit() -> None:
     source = Image.effect_noise((200, 200), 80).convert("RGB")
     with pytest.raises(CannotFit, match="max_bytes"):
         quality.for_size(source, "jpeg", 150, 100, codecs.Metadata())
+
+
+def test_saturated_detail_gets_4_4_4_when_4_2_0_cannot_meet_the_target() -> None:
+    source = images.saturated()
+    subsampled = codecs.encode_jpeg(source, 100, codecs.Metadata())
+    reference = Reference(source)
+    assert reference.score(Image.open(io.BytesIO(subsampled))) < quality.TARGETS["medium"]
+    choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata())
+    with Image.open(io.BytesIO(choice.data)) as output:
+        assert JpegImagePlugin.get_sampling(output) == 0
+        assert reference.score(output) >= quality.TARGETS["medium"]
+    assert choice.quality is not None and choice.quality < 100

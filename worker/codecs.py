@@ -1,7 +1,8 @@
 """Encoders: one function per output format, each wrapping the best library we measured for it.
 
 - JPEG: jpegli (`pyjpegli`, 4:2:0 baseline from RGB bytes), then mozjpeg's lossless Huffman
-  and progressive pass (`mozjpeg-lossless-optimization`): same pixels, ~7% fewer bytes.
+  and progressive pass (`mozjpeg-lossless-optimization`): same pixels, ~7% fewer bytes. Where
+  4:2:0 blurs saturated colour too much, libjpeg-turbo (Pillow) writes 4:4:4 instead.
 - PNG: Pillow writes it fast (zlib level 1), oxipng (`pyoxipng`) recompresses it losslessly;
   quality < 100 first reduces it to a palette with libimagequant (`imagequant`).
 - WebP and AVIF: Pillow's built-in libwebp and libavif (libaom tuned for SSIMULACRA2), at speed
@@ -107,7 +108,9 @@ def avif_speed(size: tuple[int, int]) -> int:
     return min(affordable, default=AVIF_PROBE_SPEED)
 
 
-def trial_encoder(image: Image.Image, fmt: str, metadata: Metadata) -> Callable[[int], bytes]:
+def trial_encoder(
+    image: Image.Image, fmt: str, metadata: Metadata, full_chroma: bool = False
+) -> Callable[[int], bytes]:
     """Bytes at a quality for the quality search, cheaper than `encode`.
 
     JPEG trials skip the lossless mozjpeg pass (same pixels); AVIF trials use the probe speed,
@@ -115,7 +118,7 @@ def trial_encoder(image: Image.Image, fmt: str, metadata: Metadata) -> Callable[
     """
     if fmt == "jpeg":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return lambda quality: bytes(pyjpegli.encode(rgb.tobytes(), rgb.width, rgb.height, quality))
+        return lambda quality: _jpeg_pixels(rgb, quality, full_chroma)
     if fmt == "avif":
         return lambda quality: encode(image, fmt, quality, metadata, speed=AVIF_PROBE_SPEED)
     return lambda quality: encode(image, fmt, quality, metadata)
@@ -141,11 +144,19 @@ def _pillow_params(fmt: str, quality: int, metadata: Metadata) -> dict[str, Any]
     return params
 
 
-def encode_jpeg(image: Image.Image, quality: int, metadata: Metadata) -> bytes:
-    """jpegli at `quality`, then mozjpeg's lossless optimisation, then the metadata segments."""
+def encode_jpeg(image: Image.Image, quality: int, metadata: Metadata, full_chroma: bool = False) -> bytes:
+    """A JPEG at `quality` (`_jpeg_pixels`), then mozjpeg's lossless optimisation, then the metadata."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    data = pyjpegli.encode(rgb.tobytes(), rgb.width, rgb.height, quality)
-    return with_segments(optimize_jpeg(data), metadata)
+    return with_segments(optimize_jpeg(_jpeg_pixels(rgb, quality, full_chroma)), metadata)
+
+
+def _jpeg_pixels(rgb: Image.Image, quality: int, full_chroma: bool) -> bytes:
+    """jpegli 4:2:0, or with `full_chroma` libjpeg-turbo 4:4:4 (pyjpegli writes only 4:2:0)."""
+    if not full_chroma:
+        return bytes(pyjpegli.encode(rgb.tobytes(), rgb.width, rgb.height, quality))
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=quality, subsampling="4:4:4")
+    return buffer.getvalue()
 
 
 def optimize_jpeg(data: bytes, keep_icc: bool = False) -> bytes:

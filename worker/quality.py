@@ -31,6 +31,8 @@ MAX_TRIALS = 6
 MAX_FINAL_TRIALS = 3
 #: Secant steps aim this far above the target, so that the first step down usually still passes.
 MARGIN = 0.25
+#: A 4:2:0 JPEG needing this quality or more to meet its target is also tried in 4:4:4.
+FULL_CHROMA_FROM = 90
 #: Warm start per format: the quality that meets 70 on a typical photo, and score points per step.
 _START: dict[str, tuple[int, float]] = {"jpeg": (75, 0.6), "webp": (75, 0.45), "avif": (57, 0.6)}
 
@@ -97,16 +99,10 @@ def for_target(
     """The lowest quality of a lossy `fmt` whose output scores at least `target` against `image`."""
     reference = reference or Reference(image)
     search = _Search(reference, codecs.trial_encoder(image, fmt, metadata), target)
-    start, slope = _START[fmt]
-    slope = search.run(min(100, max(1, round(start + (target - 70.0) / slope))), slope, MAX_TRIALS)
-    if search.lowest_passing() is None and 100 not in search.scores:
-        search.measure(100)
-    chosen = search.lowest_passing()
-    if chosen is None:  # not even quality 100 meets the target: the best score there is
-        chosen = max(search.scores, key=lambda q: (search.scores[q], q))
+    chosen, slope = _lowest(search, fmt, target)
+    if fmt == "jpeg":
+        return _jpeg(image, target, metadata, search, chosen)
     trials = len(search.scores)
-    if fmt == "jpeg":  # the trials' pixels; the lossless pass runs once, here
-        return Choice(codecs.encode(image, fmt, chosen, metadata), chosen, search.scores[chosen], trials)
     speed = codecs.avif_speed(image.size) if fmt == "avif" else codecs.AVIF_PROBE_SPEED
     if speed == codecs.AVIF_PROBE_SPEED:  # the trials were the final encodes
         return Choice(search.outputs[chosen], chosen, search.scores[chosen], trials)
@@ -118,6 +114,46 @@ def for_target(
     if better is None:  # the fast encoder's choice is known to pass
         return Choice(search.outputs[chosen], chosen, search.scores[chosen], trials)
     return Choice(refine.outputs[better], better, refine.scores[better], trials)
+
+
+def _lowest(search: _Search, fmt: str, target: float) -> tuple[int, float]:
+    """Search from the format's warm start: the lowest passing quality (else the best) and the slope."""
+    start, slope = _START[fmt]
+    slope = search.run(min(100, max(1, round(start + (target - 70.0) / slope))), slope, MAX_TRIALS)
+    if search.lowest_passing() is None and 100 not in search.scores:
+        search.measure(100)
+    chosen = search.lowest_passing()
+    if chosen is None:  # not even quality 100 meets the target: the best score there is
+        chosen = max(search.scores, key=lambda q: (search.scores[q], q))
+    return chosen, slope
+
+
+def _jpeg(
+    image: Image.Image, target: float, metadata: codecs.Metadata, search: _Search, chosen: int
+) -> Choice:
+    """The JPEG for a 4:2:0 search's choice, or a 4:4:4 one where 4:2:0 needed a very high quality.
+
+    Saturated colour detail is blurred by 4:2:0 at any quality (one such photo needs q98 at 4:2:0,
+    q77 at 4:4:4), so when 4:2:0 needs FULL_CHROMA_FROM or more, 4:4:4 is searched too and the
+    smaller output that meets the target wins. Trials skip the lossless pass (same pixels).
+    """
+    trials = len(search.scores)
+    subsampled = Choice(codecs.encode_jpeg(image, chosen, metadata), chosen, search.scores[chosen], trials)
+    if chosen < FULL_CHROMA_FROM and search.scores[chosen] >= target:
+        return subsampled
+    full = _Search(search.reference, codecs.trial_encoder(image, "jpeg", metadata, full_chroma=True), target)
+    level, _ = _lowest(full, "jpeg", target)
+    trials += len(full.scores)
+    data = codecs.encode_jpeg(image, level, metadata, full_chroma=True)
+    candidates = [Choice(data, level, full.scores[level]), subsampled]
+    best = min(candidates, key=lambda choice: _rank(choice, target))
+    return Choice(best.data, best.quality, best.score, trials)
+
+
+def _rank(choice: Choice, target: float) -> tuple[int, float]:
+    """Sort key: passing before failing; then fewer bytes if passing, else the higher score."""
+    score = choice.score or 0.0
+    return (0, len(choice.data)) if score >= target else (1, -score)
 
 
 def for_size(
