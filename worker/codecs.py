@@ -134,7 +134,7 @@ def _pillow_params(fmt: str, quality: int, metadata: Metadata) -> dict[str, Any]
         params.update(lossless=True, quality=100) if quality >= 100 else params.update(quality=quality)
     elif fmt == "avif":
         params.update(quality=quality, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
-        params.update(speed=AVIF_PROBE_SPEED, advanced=[("tune", AVIF_TUNE)])
+        params.update(speed=AVIF_PROBE_SPEED, advanced=[("c:tune", AVIF_TUNE)])  # colour planes only
     elif fmt == "gif":
         params.update(optimize=True, comment=b"")
     elif fmt == "png":
