@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageFilter
 from ssimulacra2 import compute_ssimulacra2
 
 from tests import images
+from worker import memory, metric
 from worker.metric import Reference
 
 
@@ -43,3 +45,21 @@ def test_alpha_counts_what_shows_on_dark_and_light_backgrounds() -> None:
     faded = source.copy()
     faded.putalpha(Image.new("L", source.size, 128))  # half transparent: shows on either background
     assert reference.score(faded) < 50.0
+
+
+def test_bands_give_the_whole_image_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Odd sizes, bands that split every scale (and a last band shorter than the blur's halo).
+    source = images.photo(101, 75)
+    candidate = Image.open(io.BytesIO(images.encode(source, "JPEG", quality=40)))
+    whole = Reference(source).score(candidate)
+    monkeypatch.setattr(metric, "BAND_ROWS", 8)
+    assert abs(Reference(source).score(candidate) - whole) < 1e-3
+    monkeypatch.setattr(metric, "CACHE_PIXELS", 0)  # the source's half recomputed for every score
+    reference = Reference(source)
+    assert abs(reference.score(candidate) - whole) < 1e-3 and abs(reference.score(candidate) - whole) < 1e-3
+
+
+def test_running_out_of_memory_is_a_memory_error() -> None:
+    source = images.photo(2000, 1500)
+    with pytest.raises(MemoryError), memory.capped(memory.address_space_mib() + 8):
+        Reference(source).score(source)

@@ -2,16 +2,22 @@
 
 The reference `ssimulacra2` package recomputes both images' pyramids in float64 on every call
 (~0.6-1.8 s per megapixel). A quality search compares one source with many candidates, so
-`Reference` keeps the source's half of the work (XYB pyramid, blurred means and variances)
+`Reference` keeps the source's half of the work (XYB planes, blurred means and variances)
 and each `Reference.score()` only does the candidate's half, in float32. The arithmetic
 follows the package line by line (same blur extent and edge handling, same downsampling,
 same weights), so scores agree with it to a few hundredths; tests check that.
+
+Memory stays bounded whatever the image size: each scale is computed in bands of rows (with
+the blur's 5-row halo) and only sums are kept; full-size float planes are never made. Up to
+`CACHE_PIXELS` the source's half of every band is kept between scores; above, it is recomputed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -74,14 +80,25 @@ _TO_XYB = np.array(
 )
 
 
+#: Rows per band; a band's maps take ~12 arrays of BAND_ROWS x width x 3 floats.
+BAND_ROWS = 256
+#: Images up to this many pixels keep the source's half of every band (~50 bytes per pixel).
+CACHE_PIXELS = 3_000_000
+#: The blur's reach: rows of halo a band needs on each side.
+_RADIUS = 5
+
+
 @dataclass(frozen=True)
-class _Scale:
-    """The source's half of one scale: XYB planes, blurred means, variances, ringing denominators."""
+class _Band:
+    """The source's half of one band: XYB of the rows with their halo, then means, variances and
+    ringing denominators of the band's own rows."""
 
     xyb: Array
     mu: Array
     variance: Array
     spread: Array
+    top: int
+    bottom: int
 
 
 def linear_rgb(image: Image.Image, background: float = 0.5) -> Array:
@@ -100,9 +117,17 @@ def _positive_xyb(linear: Array) -> Array:
     return cast(Array, cv2.transform(np.cbrt(mixed), _TO_XYB))
 
 
-def _blur(plane: Array) -> Array:
-    # The package works on transposed planes: it zero-pads columns and reflects rows (radius 5).
-    rows = cv2.sepFilter2D(plane, -1, _IDENTITY, _KERNEL, borderType=cv2.BORDER_REFLECT)
+def _blur(slab: Array, top: int, bottom: int) -> Array:
+    """The package's blur of a band's rows, from a slab with `top` and `bottom` rows of halo.
+
+    The package works on transposed planes: it reflects rows and zero-pads columns (radius 5).
+    A halo shorter than the radius means the band touches the image's edge, which reflects.
+    """
+    if top < _RADIUS or bottom < _RADIUS:
+        slab = cast(
+            Array, cv2.copyMakeBorder(slab, _RADIUS - top, _RADIUS - bottom, 0, 0, cv2.BORDER_REFLECT)
+        )
+    rows = cv2.sepFilter2D(slab, -1, _IDENTITY, _KERNEL, borderType=cv2.BORDER_REFLECT)[_RADIUS:-_RADIUS]
     return cast(Array, cv2.sepFilter2D(rows, -1, _KERNEL, _IDENTITY, borderType=cv2.BORDER_CONSTANT))
 
 
@@ -115,12 +140,10 @@ def _half(linear: Array) -> Array:
     return cast(Array, cv2.resize(linear, size, interpolation=cv2.INTER_AREA))
 
 
-def _norms(values: Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per-channel 1-norm and 4-norm averages of a non-negative map (cv2.mean sums in doubles, fast)."""
+def _sums(values: Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-channel sums of a non-negative map and of its 4th power (cv2 sums in doubles)."""
     square = values * values
-    mean = np.array(cv2.mean(values)[:3])
-    fourth = np.array(cv2.mean(square * square)[:3])
-    return mean, fourth**0.25
+    return np.array(cv2.sumElems(values)[:3]), np.array(cv2.sumElems(square * square)[:3])
 
 
 def _score(parts: list[npt.NDArray[np.float64]]) -> float:
@@ -153,69 +176,136 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
+class _Levels:
+    """Linear RGB of an image at every measured scale, read band by band.
+
+    Scale 0 is converted from the 8-bit pixels when a band is read (no float copy of a large
+    image); the smaller scales, a third of scale 0 in all, are stored.
+    """
+
+    def __init__(self, image: Image.Image, background: float) -> None:
+        self._first: npt.NDArray[Any] = (
+            linear_rgb(image, background) if _has_alpha(image) else np.asarray(image.convert("RGB"))
+        )
+        self._smaller: list[Array] = []
+        self.count = 0 if min(self.shape(0)) < 8 else 1
+        while 0 < self.count < _SCALES:
+            height, width = self.shape(self.count - 1)
+            if min((height + 1) // 2, (width + 1) // 2) < 8:
+                break
+            half = np.empty(((height + 1) // 2, (width + 1) // 2, 3), dtype=np.float32)
+            for start in range(0, height, 2 * BAND_ROWS):
+                stop = min(height, start + 2 * BAND_ROWS)
+                half[start // 2 : (stop + 1) // 2] = _half(self.rows(self.count - 1, start, stop))
+            self._smaller.append(half)
+            self.count += 1
+
+    def shape(self, level: int) -> tuple[int, int]:
+        array = self._first if level == 0 else self._smaller[level - 1]
+        return array.shape[0], array.shape[1]
+
+    def rows(self, level: int, start: int, stop: int) -> Array:
+        if level:
+            return self._smaller[level - 1][start:stop]
+        part = self._first[start:stop]
+        return cast(Array, part if part.dtype == np.float32 else cv2.LUT(part, _LINEAR))
+
+
 class Reference:
     """A source image prepared once, to be compared with many candidate encodings of it."""
 
     def __init__(self, image: Image.Image) -> None:
         self.size = image.size
         self._backgrounds = ALPHA_BACKGROUNDS if _has_alpha(image) else (0.5,)
-        self._pyramids = [_pyramid(linear_rgb(image, background)) for background in self._backgrounds]
+        with _memory_errors():
+            self._sources = [_Levels(image, background) for background in self._backgrounds]
+        keep = image.width * image.height <= CACHE_PIXELS
+        self._caches: list[dict[tuple[int, int], _Band] | None] = [
+            {} if keep else None for _ in self._backgrounds
+        ]
 
     def score(self, candidate: Image.Image) -> float:
         """SSIMULACRA2 of `candidate` against this source (100 = identical, 70 = 'medium')."""
         if candidate.size != self.size:
             raise ValueError("the candidate must have the source's dimensions")
-        return min(
-            _compare(pyramid, linear_rgb(candidate, background))
-            for pyramid, background in zip(self._pyramids, self._backgrounds, strict=True)
-        )
+        with _memory_errors():
+            return min(
+                _compare(source, _Levels(candidate, background), cache)
+                for source, cache, background in zip(
+                    self._sources, self._caches, self._backgrounds, strict=True
+                )
+            )
 
 
-def _pyramid(linear: Array) -> list[_Scale]:
-    """The source's half of every scale."""
-    scales = []
-    for _ in range(_SCALES):
-        if linear.shape[0] < 8 or linear.shape[1] < 8:
-            break
-        xyb = _positive_xyb(linear)
-        mu = _blur(xyb)
-        variance = _blur(xyb * xyb) - mu * mu
-        spread = np.abs(xyb - mu) + np.float32(1.0)
-        scales.append(_Scale(xyb, mu, variance, spread))
-        linear = _half(linear)
-    return scales
+@contextmanager
+def _memory_errors() -> Iterator[None]:
+    """OpenCV reports a failed allocation (under the worker's memory cap) as MemoryError, like numpy."""
+    try:
+        yield
+    except cv2.error as error:
+        if getattr(error, "code", None) == cv2.Error.StsNoMem:
+            raise MemoryError("not enough memory to compare the images") from None
+        raise
 
 
-def _compare(pyramid: list[_Scale], linear: Array) -> float:
-    """The candidate's half: its own pyramid compared scale by scale with the source's."""
+def _compare(source: _Levels, candidate: _Levels, cache: dict[tuple[int, int], _Band] | None) -> float:
     parts = []
-    for scale in pyramid:
-        xyb = _positive_xyb(linear)
-        mu = _blur(xyb)
-        # ssim = max(1 - (1 - (mu_s - mu)^2) * (2 cov + C2) / (var_s + C2 + var), 0), fused in place.
-        cov = _blur(scale.xyb * xyb)
-        cov -= scale.mu * mu
-        cov *= 2.0
-        cov += _C2
-        own = _blur(xyb * xyb)
-        own -= mu * mu
-        own += scale.variance
-        own += _C2
-        shift = scale.mu - mu
-        shift *= shift
-        np.subtract(1.0, shift, out=shift)
-        cov *= shift
-        cov /= own
-        np.subtract(1.0, cov, out=cov)
-        ssim = np.maximum(cov, np.float32(0.0))
-        # Ringing and blurring: how much more (or less) the candidate departs from its local mean.
-        ratio = np.abs(xyb - mu)
-        ratio += np.float32(1.0)
-        ratio /= scale.spread
-        ratio -= np.float32(1.0)
-        ssim1, ssim4 = _norms(ssim)
-        ring1, ring4 = _norms(np.maximum(ratio, np.float32(0.0)))
-        blur1, blur4 = _norms(np.maximum(-ratio, np.float32(0.0)))
-        parts.append(np.stack([ssim1, ssim4, ring1, ring4, blur1, blur4], axis=1))
-        linear = _half(linear)
+    for level in range(source.count):
+        height, width = source.shape(level)
+        totals = np.zeros((6, 3))  # per channel: sums of ssim, ssim^4, ring, ring^4, blur, blur^4
+        for start in range(0, height, BAND_ROWS):
+            stop = min(height, start + BAND_ROWS)
+            band = cache.get((level, start)) if cache is not None else None
+            if band is None:
+                band = _source_band(source, level, start, stop)
+                if cache is not None:
+                    cache[(level, start)] = band
+            totals += _band_sums(band, candidate.rows(level, start - band.top, stop + band.bottom))
+        means = totals / (height * width)
+        fourth = means[1::2] ** 0.25
+        parts.append(np.stack([means[0], fourth[0], means[2], fourth[1], means[4], fourth[2]], axis=1))
     return _score(parts)
+
+
+def _source_band(source: _Levels, level: int, start: int, stop: int) -> _Band:
+    """The source's half of the band of rows [start, stop) of one scale."""
+    low, high = max(0, start - _RADIUS), min(source.shape(level)[0], stop + _RADIUS)
+    top, bottom = start - low, high - stop
+    xyb = _positive_xyb(source.rows(level, low, high))
+    mu = _blur(xyb, top, bottom)
+    variance = _blur(xyb * xyb, top, bottom) - mu * mu
+    spread = np.abs(xyb[top : top + stop - start] - mu) + np.float32(1.0)
+    return _Band(xyb, mu, variance, spread, top, bottom)
+
+
+def _band_sums(band: _Band, linear: Array) -> npt.NDArray[np.float64]:
+    """The candidate's half of one band (`linear` holds its rows with the halo): the six sums."""
+    xyb = _positive_xyb(linear)
+    mu = _blur(xyb, band.top, band.bottom)
+    # ssim = max(1 - (1 - (mu_s - mu)^2) * (2 cov + C2) / (var_s + var + C2), 0), fused in place.
+    cov = _blur(band.xyb * xyb, band.top, band.bottom)
+    cov -= band.mu * mu
+    cov *= 2.0
+    cov += _C2
+    own = _blur(xyb * xyb, band.top, band.bottom)
+    own -= mu * mu
+    own += band.variance
+    own += _C2
+    shift = band.mu - mu
+    shift *= shift
+    np.subtract(1.0, shift, out=shift)
+    cov *= shift
+    cov /= own
+    np.subtract(1.0, cov, out=cov)
+    ssim = np.maximum(cov, np.float32(0.0))
+    # Ringing and blurring: how much more (or less) the candidate departs from its local mean.
+    ratio = np.abs(xyb[band.top : band.top + len(mu)] - mu)
+    ratio += np.float32(1.0)
+    ratio /= band.spread
+    ratio -= np.float32(1.0)
+    sums = [
+        *_sums(ssim),
+        *_sums(np.maximum(ratio, np.float32(0.0))),
+        *_sums(np.maximum(-ratio, np.float32(0.0))),
+    ]
+    return np.array(sums)
