@@ -6,8 +6,9 @@ worker's heartbeat (three commands, each its own round trip) four times per job 
 `idle` state twice, and a job heartbeat that its next save writes again: about 20 round trips
 per job where 9 carry everything. Here:
 
-- a heartbeat's commands go in one pipeline, and a heartbeat is skipped while the last one
-  sent keeps the worker's key alive at least as long (less a few seconds) as the one asked for;
+- a heartbeat's commands go in one pipeline, and a heartbeat (alone or in one of RQ's
+  transactions, none of which reads its replies) is skipped while the last one sent keeps the
+  worker's key alive at least as long (less a few seconds) as the one asked for;
 - setting the state the worker is already in is skipped;
 - after a job, the `idle` state and the heartbeat go together;
 - the end-of-run job heartbeat is kept on the job and saved with its result (unless the job
@@ -44,13 +45,13 @@ class ImgpressWorker(SimpleWorker):
         """RQ's heartbeat in one round trip, or none while a recent one still covers `timeout`."""
         timeout = timeout or self.worker_ttl + 60
         moment = time.monotonic()
+        if self._alive_until - moment >= timeout - HEARTBEAT_SLACK_SECONDS:
+            return
         if pipeline is not None:
-            # Part of someone else's transaction: it may shorten the key's life (jobs use a
-            # shorter TTL), so the next heartbeat of our own is never skipped on its account.
+            # Part of someone else's transaction, which may not run: count it only where it
+            # shortens the key's life (jobs use a shorter TTL than the idle worker).
             super().heartbeat(timeout, pipeline)
             self._alive_until = min(self._alive_until, moment + timeout)
-            return
-        if self._alive_until - moment >= timeout - HEARTBEAT_SLACK_SECONDS:
             return
         with self.connection.pipeline(transaction=False) as own:
             super().heartbeat(timeout, own)
