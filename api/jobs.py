@@ -97,7 +97,8 @@ async def wait_for_job(
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(changed.wait(), timeout=remaining)
+                async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+                    await changed.wait()
             except TimeoutError:
                 break
             changed.clear()
