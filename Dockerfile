@@ -30,4 +30,4 @@ USER imgpress
 ENV IMGPRESS_DATA_DIR=/data
 EXPOSE 8000
 
-CMD ["uvicorn", "--factory", "api.app:app_from_env", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "--factory", "api.app:app_from_env", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

@@ -18,7 +18,11 @@ def main() -> int:
     except SettingsError as exc:
         print(f"imgpress: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # Every request is logged once, as JSON, by api.observability: uvicorn's access log would
+    # only repeat it (and cost a second log line per request).
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
+    )
     return 0
 
 

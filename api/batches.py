@@ -36,7 +36,7 @@ async def receive_batch(request: Request) -> Batch:
     try:
         options, callback_url = await parse_fields(request, received[0].fields)
         for _ in received[1:]:  # one upload was counted before the body; count the others
-            await run_in_threadpool(check_rate, found.redis, settings, owner or client_address(request))
+            await check_rate(found.async_redis, settings, owner or client_address(request))
     except BaseException:
         for upload in received:
             upload.path.unlink(missing_ok=True)

@@ -44,7 +44,7 @@ async def job_events(request: Request, job_id: str) -> AsyncIterator[ServerSentE
     with found.events.watch(job_id) as changed:
         while True:
             try:
-                job = await run_in_threadpool(jobs.load, found.redis, job_id)
+                job = changed.announced(job_id) or await jobs.load_async(found.async_redis, job_id)
             except (JobExpired, JobNotFound):
                 yield _event("deleted", {"id": job_id}, f"{job_id}:deleted")
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from api.ratelimit import check_rate
 from api.uploads import Upload
@@ -14,10 +15,10 @@ from shared.schema import InputInfo, Job, JobError, JobStatus, utc_now
 from shared.settings import Settings
 
 
-def admit(connection: Redis, settings: Settings, who: str) -> None:
+async def admit(connection: AsyncRedis, settings: Settings, who: str) -> None:
     """Before reading an upload: count it against `who`'s rate limit, refuse it if the queue is full."""
-    check_rate(connection, settings, who)
-    if jobs.queued_count(connection) >= settings.max_queued:
+    await check_rate(connection, settings, who)
+    if await jobs.queued_count(connection) >= settings.max_queued:
         raise QueueFull()
 
 
@@ -30,6 +31,7 @@ def accept(
     *,
     batch_id: str | None = None,
     callback_url: str | None = None,
+    job_id: str | None = None,
 ) -> Job:
     """Check an upload and queue it as a new job; on any refusal no file is left behind.
 
@@ -40,7 +42,7 @@ def accept(
         sniffed = imaging.sniff(upload.head)
         header = imaging.read_header(upload.path, sniffed, settings.max_pixels)
         job = Job(
-            id=storage.new_job_id(),
+            id=job_id or storage.new_job_id(),
             status=JobStatus.QUEUED,
             created_at=utc_now(),
             input=InputInfo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Awaitable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -31,7 +32,7 @@ async def admit(request: Request, min_quality: int = 1) -> str | None:
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
     owner = caller(request)
-    await run_in_threadpool(intake.admit, found.redis, found.settings, owner or client_address(request))
+    await intake.admit(found.async_redis, found.settings, owner or client_address(request))
     return owner
 
 
@@ -47,7 +48,7 @@ async def parse_fields(
     return options, await run_in_threadpool(callbacks.check_url, url, services(request).settings)
 
 
-async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
+async def submit_upload(request: Request, *, min_quality: int = 1, job_id: str | None = None) -> Job:
     """Receive the request's upload and queue it as a job (shared with the seed routes)."""
     found = services(request)
     owner = await admit(request, min_quality)
@@ -58,7 +59,7 @@ async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
         upload.path.unlink(missing_ok=True)
         raise
     return await run_in_threadpool(
-        functools.partial(intake.accept, callback_url=callback_url),
+        functools.partial(intake.accept, callback_url=callback_url, job_id=job_id),
         found.redis,
         found.settings,
         upload,
@@ -69,28 +70,40 @@ async def submit_upload(request: Request, *, min_quality: int = 1) -> Job:
 
 async def load_job(request: Request, job_id: str) -> Job:
     """The caller's job named in the request; JobNotFound or JobExpired if there is none."""
-    job = await jobs.load_async(services(request).async_redis, job_id)
+    return owned(request, await jobs.load_async(services(request).async_redis, job_id))
+
+
+def owned(request: Request, job: Job) -> Job:
+    """The job if it belongs to the caller; JobNotFound (as for any other id) if not."""
     if job.owner != caller(request):
         raise JobNotFound()
     return job
 
 
-async def wait_for_job(request: Request, job_id: str, seconds: float) -> Job:
-    """The job once it has finished or failed, or as it is after `seconds`."""
+async def wait_for_job(
+    request: Request, job_id: str, seconds: float, first: Awaitable[Job] | None = None
+) -> Job:
+    """The job once it has finished or failed, or as it is after `seconds`.
+
+    `first`, if given, is the upload that creates the job: it runs inside the watch (so no
+    change can slip by) and its answer is the job's first state, with no read back.
+    """
     found = services(request)
-    deadline = time.monotonic() + seconds
     with found.events.watch(job_id) as changed:
-        job = await load_job(request, job_id)
+        job = await (first if first is not None else load_job(request, job_id))
+        deadline = time.monotonic() + seconds
         while not job.status.is_terminal:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(changed.wait(), timeout=remaining)
+                async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+                    await changed.wait()
             except TimeoutError:
                 break
             changed.clear()
-            job = await load_job(request, job_id)
+            announced = changed.announced(job_id)
+            job = owned(request, announced) if announced else await load_job(request, job_id)
     return job
 
 
@@ -126,9 +139,11 @@ async def create_job(request: Request) -> Response:
     scripts a round trip.
     """
     seconds = parse_wait(request)
-    job = await submit_upload(request)
     if seconds:
-        job = await wait_for_job(request, job.id, seconds)
+        job_id = storage.new_job_id()
+        job = await wait_for_job(request, job_id, seconds, submit_upload(request, job_id=job_id))
+    else:
+        job = await submit_upload(request)
     status = 200 if job.status.is_terminal else 202
     return JSONResponse(resource(job), status_code=status, headers={"Location": job_url(job.id)})
 

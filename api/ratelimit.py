@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 import time
 
-from redis import Redis
+from redis.asyncio import Redis
 
 from shared import names
 from shared.errors import RateLimited
 from shared.settings import Settings
 
 
-def check_rate(connection: Redis, settings: Settings, who: str) -> None:
+async def check_rate(connection: Redis, settings: Settings, who: str) -> None:
     """Count one upload for `who`; raise RateLimited once the window's allowance is used."""
     if settings.rate_limit is None:
         return
@@ -24,9 +24,9 @@ def check_rate(connection: Redis, settings: Settings, who: str) -> None:
     now = time.time()
     window = int(now // period)
     key = names.rate_key(who, window)
-    with connection.pipeline() as pipe:
+    async with connection.pipeline() as pipe:
         pipe.incr(key)
         pipe.expire(key, period + 1)
-        used = int(pipe.execute()[0])
+        used = int((await pipe.execute())[0])
     if used > allowed:
         raise RateLimited(retry_after=max(1, math.ceil((window + 1) * period - now)))

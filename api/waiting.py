@@ -1,7 +1,8 @@
 """Waking requests that wait for a job to change, from one Redis pub/sub subscription.
 
-The worker publishes every status change on `names.EVENTS_CHANNEL`; one listener per API
-process fans the news out to the requests waiting on that job. Nothing polls or sleeps.
+The worker publishes every status change on `names.EVENTS_CHANNEL`, the message being the job's
+new record; one listener per API process fans the news out to the requests waiting on that
+job, with the record, so they need not read it back from Redis. Nothing polls or sleeps.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import names
+from shared.schema import Job
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +27,38 @@ log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
 
 
+class Watch(asyncio.Event):
+    """Set whenever a watched job changes; keeps the newest record each change announced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def announce(self, job_id: str, record: dict[str, Any] | None) -> None:
+        """Note a change of `job_id` (with its new record, if the message carried one) and wake the waiter."""
+        if record is None:
+            self._records.pop(job_id, None)  # the waiter must read the job's state itself
+        else:
+            self._records[job_id] = record
+        self.set()
+
+    def announced(self, job_id: str) -> Job | None:
+        """The newest state of `job_id` announced since the last call, or None: then read it from Redis."""
+        record = self._records.pop(job_id, None)
+        return None if record is None else Job.from_dict(record)
+
+
 class JobEvents:
     """The process's subscription to job status changes."""
 
     def __init__(self, connection: Redis) -> None:
         self._connection = connection
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[str, set[Watch]] = defaultdict(set)
 
     @contextmanager
-    def watch(self, *job_ids: str) -> Iterator[asyncio.Event]:
-        """An event set whenever one of `job_ids` changes, for as long as the block runs."""
-        event = asyncio.Event()
+    def watch(self, *job_ids: str) -> Iterator[Watch]:
+        """A Watch set whenever one of `job_ids` changes, for as long as the block runs."""
+        event = Watch()
         for job_id in job_ids:
             self._waiters[job_id].add(event)
         try:
@@ -47,10 +71,10 @@ class JobEvents:
                     if not waiters:
                         del self._waiters[job_id]
 
-    def _notify(self, job_id: str | None) -> None:
-        targets = self._waiters.get(job_id, set()) if job_id else set().union(*self._waiters.values())
-        for event in targets:
-            event.set()
+    def _notify_all(self) -> None:
+        for job_id, waiters in self._waiters.items():
+            for event in waiters:
+                event.announce(job_id, None)
 
     async def run(self) -> None:
         """Listen until cancelled, subscribing again whenever the connection drops."""
@@ -59,7 +83,7 @@ class JobEvents:
                 async with self._connection.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(names.EVENTS_CHANNEL)
                     # Anything published while we were away is lost: let every waiter re-read.
-                    self._notify(None)
+                    self._notify_all()
                     async for message in pubsub.listen():
                         self._dispatch(message)
             except asyncio.CancelledError:
@@ -74,10 +98,16 @@ class JobEvents:
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     def _dispatch(self, message: dict[str, object]) -> None:
+        data = message.get("data")
         try:
-            data = message.get("data")
-            job_id = json.loads(data)["id"] if isinstance(data, bytes | str) else None
-        except (ValueError, KeyError, TypeError):
+            decoded = json.loads(data) if isinstance(data, bytes | str) else None
+        except ValueError:
             return
-        if isinstance(job_id, str):
-            self._notify(job_id)
+        job_id = decoded.get("id") if isinstance(decoded, dict) else None
+        if not isinstance(job_id, str) or job_id not in self._waiters:
+            return
+        assert isinstance(decoded, dict)
+        # A record has the job's input; a deletion ({"id", "status": "deleted"}) has none.
+        record = decoded if "input" in decoded else None
+        for event in self._waiters[job_id]:
+            event.announce(job_id, record)

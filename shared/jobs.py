@@ -2,7 +2,8 @@
 
 A record is a JSON string at `names.job_key(id)`. Updates use `SET ... XX` so a job deleted
 while a worker holds it is never brought back. Every status change is published on
-`names.EVENTS_CHANNEL` so waiting clients wake without polling.
+`names.EVENTS_CHANNEL` so waiting clients wake without polling: the message is the new record
+itself (so a waiter need not read it back), or `{"id", "status": "deleted"}` for a deletion.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.client import Pipeline
 from rq import Queue
 
 from shared import names, storage
@@ -28,24 +30,27 @@ def submit(connection: Redis, settings: Settings, job: Job) -> None:
     after upload, so a job that never runs is still cleaned up by the sweep.
     """
     provisional_expiry = time.time() + settings.retention_seconds + settings.job_timeout_seconds
+    # One transaction, one round trip: the record is never without its queue entry or expiry.
     with connection.pipeline() as pipe:
+        pipe.multi()  # RQ adds its commands to a transaction it finds started
         pipe.set(names.job_key(job.id), json.dumps(job.to_dict()))
         pipe.zadd(names.EXPIRY_KEY, {job.id: provisional_expiry})
+        Queue(names.QUEUE, connection=connection).enqueue(
+            names.COMPRESS_TASK,
+            job.id,
+            job_id=job.id,
+            job_timeout=settings.job_timeout_seconds,
+            result_ttl=settings.retention_seconds,
+            failure_ttl=settings.retention_seconds,
+            description=f"compress {job.input.media_type} ({job.input.bytes} bytes)",
+            pipeline=pipe,
+        )
         pipe.execute()
-    Queue(names.QUEUE, connection=connection).enqueue(
-        names.COMPRESS_TASK,
-        job.id,
-        job_id=job.id,
-        job_timeout=settings.job_timeout_seconds,
-        result_ttl=settings.retention_seconds,
-        failure_ttl=settings.retention_seconds,
-        description=f"compress {job.input.media_type} ({job.input.bytes} bytes)",
-    )
 
 
-def queued_count(connection: Redis) -> int:
-    """How many compression jobs wait in the queue."""
-    return int(Queue(names.QUEUE, connection=connection).count)
+async def queued_count(connection: AsyncRedis) -> int:
+    """How many compression jobs wait in the queue (the length of RQ's list, as Queue.count reads it)."""
+    return int(await connection.llen(Queue.redis_queue_namespace_prefix + names.QUEUE))
 
 
 def load(connection: Redis, job_id: str) -> Job:
@@ -82,15 +87,16 @@ def parse(raw: bytes | str) -> Job:
     return Job.from_dict(json.loads(raw))
 
 
-def update(connection: Redis, job: Job, expires_at_epoch: float | None = None) -> bool:
-    """Save a changed job and announce it; False if the job was deleted meanwhile."""
-    with connection.pipeline() as pipe:
-        pipe.set(names.job_key(job.id), json.dumps(job.to_dict()), xx=True)
-        if expires_at_epoch is not None:
-            pipe.zadd(names.EXPIRY_KEY, {job.id: expires_at_epoch}, xx=True)
-        pipe.publish(names.EVENTS_CHANNEL, json.dumps({"id": job.id, "status": job.status.value}))
-        stored = pipe.execute()[0]
-    return bool(stored)
+def stage_update(pipe: Pipeline, job: Job, expires_at_epoch: float | None = None) -> None:
+    """Add saving a changed job and announcing it to a transaction.
+
+    Staged first, the transaction's first result is false if the job was deleted meanwhile.
+    """
+    record = json.dumps(job.to_dict())
+    pipe.set(names.job_key(job.id), record, xx=True)
+    if expires_at_epoch is not None:
+        pipe.zadd(names.EXPIRY_KEY, {job.id: expires_at_epoch}, xx=True)
+    pipe.publish(names.EVENTS_CHANNEL, record)
 
 
 def delete(connection: Redis, data_dir: Path, job_id: str) -> None:

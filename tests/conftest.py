@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import SimpleWorker
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from shared import names
 from shared.settings import Settings
 from worker import tasks
+from worker.rqworker import ImgpressWorker
 
 #: Database numbers: API/unit tests and end-to-end stacks never share one.
 UNIT_DB = 9
@@ -147,7 +147,7 @@ def run_jobs(
     tasks.settings.cache_clear()
 
     def run() -> None:
-        worker = SimpleWorker(list(names.WORKER_QUEUES), connection=connection)
+        worker = ImgpressWorker(list(names.WORKER_QUEUES), connection=connection)
         worker.work(burst=True, logging_level="WARNING")
 
     yield run

@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 
 
 def worker_command(redis_url: str, workers: int) -> list[str]:
-    """`rq worker-pool` running SimpleWorkers on every imgpress queue, maintenance first."""
+    """`rq worker-pool` running imgpress's SimpleWorker on every imgpress queue, maintenance first."""
     return [
         str(BIN / "rq"),
         "worker-pool",
@@ -31,7 +31,7 @@ def worker_command(redis_url: str, workers: int) -> list[str]:
         "--num-workers",
         str(workers),
         "--worker-class",
-        "rq.worker.SimpleWorker",
+        "worker.rqworker.ImgpressWorker",
         *names.WORKER_QUEUES,
     ]
 

@@ -21,6 +21,7 @@ import yaml
 
 from shared import names
 from shared.settings import ENVIRONMENT
+from worker.rqworker import ImgpressWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIABLES = {variable for variable, _parse, _default in ENVIRONMENT.values()}
@@ -141,12 +142,13 @@ def test_worker_runs_stock_rq_worker_pool_on_maintenance_queue_first() -> None:
     assert params["url"] == environment("worker")["IMGPRESS_REDIS_URL"]
     # The class must exist and be the in-process one the benchmarks chose.
     module, _, name = params["worker_class"].rpartition(".")
-    assert getattr(importlib.import_module(module), name) is rq.SimpleWorker
+    assert getattr(importlib.import_module(module), name) is ImgpressWorker
+    assert issubclass(ImgpressWorker, rq.SimpleWorker)
 
 
 def test_scripts_run_starts_the_same_worker_command() -> None:
     run = (ROOT / "scripts" / "run").read_text()
-    assert "worker-pool" in run and "--worker-class rq.worker.SimpleWorker" in run
+    assert "worker-pool" in run and "--worker-class worker.rqworker.ImgpressWorker" in run
     assert "imgpress-maintenance imgpress" in run
 
 

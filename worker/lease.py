@@ -6,20 +6,27 @@ and fails it with `worker_lost`. Such jobs are failed rather than retried: a fil
 one worker is likely to kill the next.
 
 Workers run jobs in-process (SimpleWorker), so RQ's timeout is a SIGALRM that cannot stop a
-decoder stuck in C code. The same thread is the watchdog: past the job timeout plus a grace
-period it calls `on_overrun` (which records the failure and ends the process; `rq
+decoder stuck in C code. The renewing thread is also the watchdog: past the job timeout plus a
+grace period it calls `on_overrun` (which records the failure and ends the process; `rq
 worker-pool` starts a fresh worker).
+
+One thread per process serves every job in turn (starting a thread per job cost more than the
+lease's Redis writes), and the claim is taken and given back inside the transactions that
+record the job's start and end, so holding a lease adds no round trip of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import names
@@ -31,42 +38,90 @@ log = logging.getLogger(__name__)
 OVERRUN_GRACE_SECONDS = 15
 
 
+@dataclass
+class Claim:
+    """The lease on one job, while a worker runs it."""
+
+    connection: Redis
+    job_id: str
+    #: time.monotonic() past which the job is stuck.
+    deadline: float
+    on_overrun: Callable[[], None]
+    taken: bool = False
+
+    def take(self, pipe: Pipeline) -> None:
+        """Add taking the lease to a transaction (the one that marks the job started)."""
+        pipe.set(names.lease_key(self.job_id), "1", ex=names.LEASE_SECONDS)
+        pipe.sadd(names.STARTED_KEY, self.job_id)
+        self.taken = True
+
+    def give_back(self, pipe: Pipeline) -> None:
+        """Add giving the lease back to a transaction (the one that records the job's end)."""
+        pipe.delete(names.lease_key(self.job_id))
+        pipe.srem(names.STARTED_KEY, self.job_id)
+        self.taken = False
+
+
+class _Renewer:
+    """The process's lease thread: renews the claim in hand and watches its deadline."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.lock = threading.Lock()
+        self.current: Claim | None = None
+        self.thread: threading.Thread | None = None
+
+    def watch(self, claim: Claim | None) -> None:
+        with self.lock:
+            self.current = claim
+            if claim is not None and (self.thread is None or not self.thread.is_alive()):
+                self.thread = threading.Thread(target=self.run, name="imgpress-lease", daemon=True)
+                self.thread.start()
+
+    def run(self) -> None:
+        while True:
+            time.sleep(names.LEASE_SECONDS / 3)
+            with self.lock:
+                claim = self.current
+            if claim is None:
+                continue
+            if time.monotonic() > claim.deadline:
+                log.error("job %s: still running past its timeout; giving up on this worker", claim.job_id)
+                claim.on_overrun()
+                return
+            if claim.taken:
+                try:
+                    claim.connection.expire(names.lease_key(claim.job_id), names.LEASE_SECONDS)
+                except RedisError as exc:
+                    log.warning("job %s: could not renew its lease: %s", claim.job_id, exc)
+
+
+_RENEWER = _Renewer()
+# A forked child has no lease thread and must not inherit a lock held by one.
+os.register_at_fork(after_in_child=_RENEWER.reset)
+
+
 @contextmanager
-def holding(connection: Redis, job_id: str, timeout: float, on_overrun: Callable[[], None]) -> Iterator[None]:
-    """Hold the lease on `job_id` for the duration of the block; call `on_overrun` if it hangs."""
-    with connection.pipeline() as pipe:
-        pipe.set(names.lease_key(job_id), "1", ex=names.LEASE_SECONDS)
-        pipe.sadd(names.STARTED_KEY, job_id)
-        pipe.execute()
-    stop = threading.Event()
-    deadline = time.monotonic() + timeout + OVERRUN_GRACE_SECONDS
-    renewer = threading.Thread(
-        target=_renew, args=(connection, job_id, stop, deadline, on_overrun), daemon=True
-    )
-    renewer.start()
+def holding(
+    connection: Redis, job_id: str, timeout: float, on_overrun: Callable[[], None]
+) -> Iterator[Claim]:
+    """Renew the claim on `job_id` while the block runs; call `on_overrun` if it hangs.
+
+    The caller takes the claim (`Claim.take`) and gives it back (`Claim.give_back`) in its own
+    transactions; one still taken when the block ends is given back here.
+    """
+    claim = Claim(connection, job_id, time.monotonic() + timeout + OVERRUN_GRACE_SECONDS, on_overrun)
+    _RENEWER.watch(claim)
     try:
-        yield
+        yield claim
     finally:
-        stop.set()
-        renewer.join()
-        with connection.pipeline() as pipe:
-            pipe.delete(names.lease_key(job_id))
-            pipe.srem(names.STARTED_KEY, job_id)
-            pipe.execute()
-
-
-def _renew(
-    connection: Redis, job_id: str, stop: threading.Event, deadline: float, on_overrun: Callable[[], None]
-) -> None:
-    while not stop.wait(names.LEASE_SECONDS / 3):
-        if time.monotonic() > deadline:
-            log.error("job %s: still running past its timeout; giving up on this worker", job_id)
-            on_overrun()
-            return
-        try:
-            connection.expire(names.lease_key(job_id), names.LEASE_SECONDS)
-        except RedisError as exc:
-            log.warning("job %s: could not renew its lease: %s", job_id, exc)
+        _RENEWER.watch(None)
+        if claim.taken:
+            with connection.pipeline() as pipe:
+                claim.give_back(pipe)
+                pipe.execute()
 
 
 def lost_jobs(connection: Redis) -> list[str]:

@@ -17,7 +17,7 @@ from redis import Redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import jobs, logs, metrics, schedules, storage
+from shared import allocator, jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
@@ -30,8 +30,9 @@ WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped 
 
 @cache
 def settings() -> Settings:
-    """The worker's settings, read from the environment once per process (logging set up too)."""
+    """The worker's settings, read once per process; logging and the allocator are set up then too."""
     logs.configure()
+    allocator.keep_freed_memory()
     return Settings.from_env(os.environ)
 
 
@@ -43,23 +44,29 @@ def _connection() -> Redis:
 
 
 def compress(job_id: str) -> dict[str, Any]:
-    """Compress one uploaded image and record the outcome on its job."""
+    """Compress one uploaded image and record the outcome on its job.
+
+    Three round trips of our own: read the record; mark it started and take the lease; record
+    the end, schedule the expiry and give the lease back.
+    """
     config = settings()
     connection = _connection()
     try:
         job = jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
         return {"status": "deleted"}
-    started = job.started()
+    job = job.started()
 
     def overrun() -> None:
-        fail(connection, config, started, failure_for(JobTimeoutException(), config))
+        fail(connection, config, job, failure_for(JobTimeoutException(), config))
         os._exit(70)  # the decoder is stuck in C code; the worker pool starts a fresh worker
 
-    with lease.holding(connection, job_id, config.job_timeout_seconds, overrun):
-        job = started
-        if not jobs.update(connection, job):
-            return {"status": "deleted"}
+    with lease.holding(connection, job_id, config.job_timeout_seconds, overrun) as claim:
+        with connection.pipeline() as pipe:
+            jobs.stage_update(pipe, job)
+            claim.take(pipe)
+            if not pipe.execute()[0]:
+                return {"status": "deleted"}
         clock = time.perf_counter()
         try:
             with memory.capped(config.worker_memory_mb):
@@ -72,7 +79,7 @@ def compress(job_id: str) -> dict[str, Any]:
                 )
         except Exception as exc:
             error = failure_for(exc, config)
-            fail(connection, config, job, error)
+            fail(connection, config, job, error, claim)
             record_end(job, None, error, time.perf_counter() - clock)
             if error.code == "internal_error":
                 log.exception("job %s: unexpected error", job_id)
@@ -80,13 +87,7 @@ def compress(job_id: str) -> dict[str, Any]:
             return {"status": "failed", "code": error.code}
         record_end(job, output, None, time.perf_counter() - clock)
         expires = time.time() + config.retention_seconds
-        finished = job.finished(output, _timestamp(expires))
-        if jobs.update(connection, finished, expires):
-            schedules.schedule_expiry(connection, job_id, expires)
-            webhooks.announce_end(connection, config, finished, expires)
-        else:
-            # Deleted by its owner while we worked on it: do not leave the result behind.
-            storage.delete_job_files(config.data_dir, job_id)
+        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim)
     return {"status": "finished", "bytes": output.bytes}
 
 
@@ -127,17 +128,35 @@ def failure_for(exc: Exception, config: Settings) -> JobError:
     return JobError("internal_error", "The image could not be processed.")
 
 
-def fail(connection: Redis, config: Settings, job: Job, error: JobError) -> None:
+def fail(
+    connection: Redis, config: Settings, job: Job, error: JobError, claim: lease.Claim | None = None
+) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
     storage.delete_input(config.data_dir, job.id)
     storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
     expires = time.time() + config.retention_seconds
-    failed = job.failed(error, _timestamp(expires))
-    if jobs.update(connection, failed, expires):
-        schedules.schedule_expiry(connection, job.id, expires)
-        webhooks.announce_end(connection, config, failed, expires)
+    end(connection, config, job.failed(error, _timestamp(expires)), expires, claim)
+
+
+def end(
+    connection: Redis, config: Settings, ended: Job, expires: float, claim: lease.Claim | None = None
+) -> None:
+    """Record a job's end, schedule its expiry and give back its lease in one transaction; then its webhooks.
+
+    A job deleted by its owner meanwhile is not brought back (its expiry, then, finds nothing
+    left to delete) and the files just made are removed.
+    """
+    with connection.pipeline() as pipe:
+        jobs.stage_update(pipe, ended, expires)
+        # rq-scheduler writes through whatever client it is given: here, this transaction.
+        schedules.schedule_expiry(pipe, ended.id, expires)
+        if claim is not None:
+            claim.give_back(pipe)
+        stored = pipe.execute()[0]
+    if stored:
+        webhooks.announce_end(connection, config, ended, expires)
     else:
-        storage.delete_job_files(config.data_dir, job.id)
+        storage.delete_job_files(config.data_dir, ended.id)
 
 
 def _timestamp(epoch: float) -> str:
