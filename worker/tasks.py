@@ -17,7 +17,7 @@ from redis import Redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import allocator, jobs, logs, metrics, schedules, storage
+from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
@@ -30,9 +30,8 @@ WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped 
 
 @cache
 def settings() -> Settings:
-    """The worker's settings, read once per process; logging and the allocator are set up then too."""
+    """The worker's settings, read once per process; logging is set up then too."""
     logs.configure()
-    allocator.keep_freed_memory()
     return Settings.from_env(os.environ)
 
 
