@@ -17,11 +17,11 @@ from redis import Redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import allocator, jobs, logs, metrics, schedules, storage
+from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
-from worker import lease, memory, pipeline, webhooks
+from worker import allocator, lease, memory, pipeline, webhooks
 
 log = logging.getLogger("imgpress.jobs")
 
