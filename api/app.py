@@ -26,7 +26,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
-from shared import allocator, logs, schedules, storage
+from shared import logs, schedules, storage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,6 @@ def create_app(settings: Settings) -> Starlette:
             redis.close()
 
     logs.configure()
-    allocator.keep_freed_memory()
     middleware = [Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware, settings=settings)]
     if settings.cors_origins:
         # Before the key check, so browsers' preflight requests are answered without a key.

@@ -1,4 +1,4 @@
-"""The allocator keeps an image's worth of freed memory for reuse instead of faulting it in again."""
+"""A worker's allocator keeps an image's worth of freed memory for reuse instead of faulting it in again."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import resource
 
 import pytest
 
-from shared import allocator
+from worker import allocator
 
 EIGHT_MIB = 8 * 1024 * 1024
 
