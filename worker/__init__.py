@@ -8,8 +8,8 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from shared import allocator  # noqa: E402 - after the thread settings above
+from worker import allocator  # noqa: E402 - after the thread settings above
 
 # Every process that runs the pipeline (workers, the benchmarks' raw limit) reuses freed image
-# buffers instead of faulting new pages in for each array (`shared/allocator.py`).
+# buffers instead of faulting new pages in for each array (`worker/allocator.py`).
 allocator.keep_freed_memory()

@@ -21,7 +21,7 @@ from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
-from worker import allocator, lease, memory, pipeline, webhooks
+from worker import lease, memory, pipeline, webhooks
 
 log = logging.getLogger("imgpress.jobs")
 
