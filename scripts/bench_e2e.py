@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import multiprocessing
 import os
 import sys
@@ -35,7 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import latency_summary, listening_pid  # noqa: E402
+from measure import latency_summary, listening_pid, print_report  # noqa: E402
 
 from shared.options import Options  # noqa: E402
 from worker import pipeline  # noqa: E402
@@ -274,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_throughput": round((args.count / wall) / (args.count / raw_wall), 3),
         "ratio_cpu": round(service_cpu_ms / raw_cpu_ms, 3),
     }
-    for key, value in report.items():
-        print(f"{key:>26}: {value}", file=sys.stderr)
-    print(json.dumps(report))
+    print_report(report)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import shutil
 import sys
@@ -35,6 +34,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="imgpr
 
 import redis  # noqa: E402
 from bench_e2e import DEFAULT_IMAGES, load_images  # noqa: E402
+from measure import print_report  # noqa: E402
 from PIL import Image  # noqa: E402
 from rq.worker import BaseWorker  # noqa: E402
 
@@ -161,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "redis_cpu_ms_per_job": round((redis_after - redis_cpu) * per_job, 3),
         "redis_commands_per_job": round((commands_after - commands) / args.count, 1),
     }
-    for key, value in report.items():
-        print(f"{key:>26}: {value}", file=sys.stderr)
-    print(json.dumps(report))
+    print_report(report)
     return 0
 
 

@@ -1,9 +1,12 @@
-"""Small measuring helpers the benchmark scripts share: latency percentiles, who listens on a port."""
+"""Small measuring helpers the benchmark scripts share: latency percentiles, who listens on a port,
+the report printed at the end."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import sys
 from pathlib import Path
 
 
@@ -42,3 +45,10 @@ def listening_pid(port: int) -> int | None:
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
     return None
+
+
+def print_report(report: dict[str, object]) -> None:
+    """One line per figure on stderr for people, then the whole report as one JSON line on stdout."""
+    for key, value in report.items():
+        print(f"{key:>26}: {value}", file=sys.stderr)
+    print(json.dumps(report))
