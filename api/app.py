@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -67,20 +68,10 @@ def create_app(settings: Settings) -> Starlette:
         storage.ensure_dirs(settings.data_dir)
         # One immediate retry on a fresh connection: after a Redis restart the pooled
         # connections are dead, and the first command on each must not become a 503.
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError],
-        )
-        async_redis = AsyncRedis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=AsyncRetry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError],
-        )
+        timeouts = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
+        retry_once: dict[str, Any] = {"retry_on_error": [RedisConnectionError], **timeouts}
+        redis = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 1), **retry_once)
+        async_redis = AsyncRedis.from_url(settings.redis_url, retry=AsyncRetry(NoBackoff(), 1), **retry_once)
         # The subscription waits for messages indefinitely, so it has no read timeout.
         pubsub_redis = AsyncRedis.from_url(
             settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30

@@ -161,6 +161,31 @@ class _Base(ABC):
             return None
         return self._next_delay(attempt, answer, f"HTTP {answer.status_code}")
 
+    def _submit_request(
+        self, source: Source, filename: str | None, wait: float, options: dict[str, Any]
+    ) -> tuple[UploadBody, dict[str, Any]]:
+        """The body and request arguments of an upload (POST /v1/jobs), `wait` capped at 30 s."""
+        upload = UploadBody(source)
+        params = upload_params(filename_of(source, filename), options)
+        wait = min(wait, MAX_WAIT_SECONDS)
+        if wait:
+            params["wait"] = f"{wait:g}"
+        headers = {"content-type": "application/octet-stream", **upload.headers()}
+        return upload, {"params": params, "headers": headers, "timeout": self.timeout + wait}
+
+    def _status_request(self, wait: float) -> dict[str, Any]:
+        """The request arguments of GET /v1/jobs/{id}, `wait` capped at 30 s."""
+        wait = min(wait, MAX_WAIT_SECONDS)
+        return {"params": {"wait": f"{wait:g}"} if wait else {}, "timeout": self.timeout + wait}
+
+
+def _check_finished(job: Job) -> None:
+    """Raise the job's own error if it failed, or not_finished if it has not ended yet."""
+    if job.status is JobStatus.FAILED:
+        raise failure_of(job)
+    if job.status is not JobStatus.FINISHED:
+        raise error_for("not_finished")
+
 
 class Client(_Base):
     """A blocking client; use it as a context manager so its connections are closed."""
@@ -201,24 +226,12 @@ class Client(_Base):
     def submit(self, source: Source, *, filename: str | None = None, wait: float = 0, **options: Any) -> Job:
         """Upload an image (path, bytes or binary file) and queue it; the job, once ended if that
         happens within `wait` seconds (at most 30)."""
-        upload = UploadBody(source)
-        params = upload_params(filename_of(source, filename), options)
-        wait = min(wait, MAX_WAIT_SECONDS)
-        if wait:
-            params["wait"] = f"{wait:g}"
-        headers = {"content-type": "application/octet-stream", **upload.headers()}
-        timeout = self.timeout + wait
-        return job_from(
-            self._request("POST", "/v1/jobs", upload, params=params, headers=headers, timeout=timeout)
-        )
+        upload, arguments = self._submit_request(source, filename, wait, options)
+        return job_from(self._request("POST", "/v1/jobs", upload, **arguments))
 
     def status(self, job_id: str, wait: float = 0) -> Job:
         """The job now, or once it ends if that is within `wait` seconds (at most 30)."""
-        wait = min(wait, MAX_WAIT_SECONDS)
-        params = {"wait": f"{wait:g}"} if wait else {}
-        return job_from(
-            self._request("GET", f"/v1/jobs/{job_id}", params=params, timeout=self.timeout + wait)
-        )
+        return job_from(self._request("GET", f"/v1/jobs/{job_id}", **self._status_request(wait)))
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once it has finished or failed; as it is if `timeout` seconds pass first."""
@@ -256,10 +269,7 @@ class Client(_Base):
         job = self.submit(source, filename=filename, wait=MAX_WAIT_SECONDS, **options)
         if not job.status.is_terminal:
             job = self.wait(job.id)
-        if job.status is JobStatus.FAILED:
-            raise failure_of(job)
-        if job.status is not JobStatus.FINISHED:
-            raise error_for("not_finished")
+        _check_finished(job)
         output = self.download(job.id)
         return Result(job, output.data, output.filename)
 
@@ -307,23 +317,12 @@ class AsyncClient(_Base):
     ) -> Job:
         """Upload an image (path, bytes or binary file) and queue it; the job, once ended if that
         happens within `wait` seconds (at most 30)."""
-        upload = UploadBody(source)
-        params = upload_params(filename_of(source, filename), options)
-        wait = min(wait, MAX_WAIT_SECONDS)
-        if wait:
-            params["wait"] = f"{wait:g}"
-        headers = {"content-type": "application/octet-stream", **upload.headers()}
-        timeout = self.timeout + wait
-        return job_from(
-            await self._request("POST", "/v1/jobs", upload, params=params, headers=headers, timeout=timeout)
-        )
+        upload, arguments = self._submit_request(source, filename, wait, options)
+        return job_from(await self._request("POST", "/v1/jobs", upload, **arguments))
 
     async def status(self, job_id: str, wait: float = 0) -> Job:
         """The job now, or once it ends if that is within `wait` seconds (at most 30)."""
-        wait = min(wait, MAX_WAIT_SECONDS)
-        params = {"wait": f"{wait:g}"} if wait else {}
-        timeout = self.timeout + wait
-        return job_from(await self._request("GET", f"/v1/jobs/{job_id}", params=params, timeout=timeout))
+        return job_from(await self._request("GET", f"/v1/jobs/{job_id}", **self._status_request(wait)))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once it has finished or failed; as it is if `timeout` seconds pass first."""
@@ -361,10 +360,7 @@ class AsyncClient(_Base):
         job = await self.submit(source, filename=filename, wait=MAX_WAIT_SECONDS, **options)
         if not job.status.is_terminal:
             job = await self.wait(job.id)
-        if job.status is JobStatus.FAILED:
-            raise failure_of(job)
-        if job.status is not JobStatus.FINISHED:
-            raise error_for("not_finished")
+        _check_finished(job)
         output = await self.download(job.id)
         return Result(job, output.data, output.filename)
 

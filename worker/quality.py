@@ -70,7 +70,7 @@ class _Search:
     def untried(self) -> tuple[int, int]:
         """The range that may still hold a lower passing quality (empty when the answer is known)."""
         failing = max((q for q, s in self.scores.items() if s < self.target), default=0)
-        return failing + 1, min(self.lowest_passing() or 101, 101) - 1
+        return failing + 1, (self.lowest_passing() or 101) - 1
 
     def run(self, quality: int, slope: float, budget: int) -> float:
         """Secant steps from `quality` until the lowest passing quality is known or `budget` is spent."""
@@ -103,8 +103,8 @@ def for_target(
     if fmt == "jpeg":
         return _jpeg(image, target, metadata, search, chosen)
     trials = len(search.scores)
-    speed = codecs.avif_speed(image.size) if fmt == "avif" else codecs.AVIF_PROBE_SPEED
-    if speed == codecs.AVIF_PROBE_SPEED:  # the trials were the final encodes
+    speed = codecs.avif_speed(image.size) if fmt == "avif" else None
+    if speed is None or speed == codecs.AVIF_PROBE_SPEED:  # the trials were the final encodes
         return Choice(search.outputs[chosen], chosen, search.scores[chosen], trials)
     # A slower AVIF speed meets the same score a few steps lower: refine, checking each encode.
     refine = _Search(reference, lambda quality: codecs.encode(image, fmt, quality, metadata, speed), target)
