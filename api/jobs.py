@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Awaitable
 
@@ -132,11 +133,41 @@ async def finished_output(request: Request, job_id: str) -> Response:
     return result_response(request, job, storage.output_path(services(request).settings.data_dir, job_id))
 
 
+def prefers_image(accept: str) -> bool:
+    """Whether an Accept header ranks some image type above JSON (`Accept: image/*` does)."""
+    image = data = -1.0
+    for item in accept.split(","):
+        media_type, *parameters = (part.strip().lower() for part in item.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if media_type.startswith("image/"):
+            image = max(image, weight)
+        elif media_type in ("application/json", "application/*", "*/*"):
+            data = max(data, weight)
+    return image > 0 and image > data
+
+
+def output_answer(request: Request, job: Job) -> Response:
+    """A finished job's output as the answer to its upload, the job resource in `Imgpress-Job`."""
+    response = result_response(request, job, storage.output_path(services(request).settings.data_dir, job.id))
+    response.headers["Location"] = job_url(job.id)
+    response.headers["Imgpress-Job"] = json.dumps(resource(job), separators=(",", ":"))
+    response.headers["Vary"] = "Accept"
+    return response
+
+
 async def create_job(request: Request) -> Response:
     """POST /v1/jobs: upload an image (multipart or raw body) and queue it.
 
     With ?wait=N the answer comes when the job ends (200) or N seconds pass (202), saving
-    scripts a round trip.
+    scripts a round trip; with `Accept: image/*` too, a finished job's answer is the
+    compressed image itself, saving the download's.
     """
     seconds = parse_wait(request)
     if seconds:
@@ -144,8 +175,11 @@ async def create_job(request: Request) -> Response:
         job = await wait_for_job(request, job_id, seconds, submit_upload(request, job_id=job_id))
     else:
         job = await submit_upload(request)
+    if job.status is JobStatus.FINISHED and prefers_image(request.headers.get("accept", "")):
+        return output_answer(request, job)
     status = 200 if job.status.is_terminal else 202
-    return JSONResponse(resource(job), status_code=status, headers={"Location": job_url(job.id)})
+    headers = {"Location": job_url(job.id), "Vary": "Accept"}
+    return JSONResponse(resource(job), status_code=status, headers=headers)
 
 
 async def get_job(request: Request) -> Response:

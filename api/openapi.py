@@ -89,7 +89,16 @@ OPERATIONS: dict[Endpoint, Operation] = {
     ),
     jobs.create_job: Operation(
         {
-            200: {**schemas.JOB_RESPONSE, "description": "Ended (finished or failed) within ?wait= seconds."},
+            200: {
+                "description": (
+                    "Ended (finished or failed) within ?wait= seconds: the job resource, or with"
+                    " `Accept: image/*` a finished job's compressed image, its resource in `Imgpress-Job`."
+                ),
+                "headers": {
+                    "Imgpress-Job": {"description": "The job resource (JSON), with an image answer."}
+                },
+                "content": {**schemas.JOB_RESPONSE["content"], **schemas.IMAGE_RESPONSE["content"]},
+            },
             202: {
                 **schemas.JOB_RESPONSE,
                 "description": "Queued.",

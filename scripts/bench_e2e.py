@@ -5,8 +5,9 @@
         --count 200 --concurrency 8 [--megapixels 12] [--multipart]
 
 Sends N real photos (../shared/corpus/photos, or --images DIR, as JPEG q90, optionally
-upscaled to --megapixels) at concurrency C, waits with `?wait=` (one long poll, no polling
-loop), downloads and verifies each result. Reports images/s, latency p50/p95/p99, CPU per
+upscaled to --megapixels) at concurrency C, each upload waiting with `?wait=` and answered
+with the output itself (`Accept: image/*`; `--separate-download`: the job, then GET its
+result), and verifies each result. Reports images/s, latency p50/p95/p99, CPU per
 image of the API, worker and Redis process trees (from /proc, including reaped work-horses)
 and their peak RSS. Then runs the raw limit in the same run: the same images through the same
 pipeline function with the same settings in 2 processes, no HTTP, no queue. Prints the ratios
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import multiprocessing
 import os
 import sys
@@ -145,41 +147,59 @@ def worker_pids(redis_url: str) -> list[int]:
 # ---------------------------------------------------------------- the service run
 
 
-def one(client: httpx.Client, data: bytes, multipart: bool) -> float:
+@dataclass(frozen=True)
+class Way:
+    """How the service run sends each image and gets its output back."""
+
+    multipart: bool = False
+    #: POST ?wait= answers with the job, then GET /result (two requests); by default the
+    #: upload accepts `image/*` and is answered with the output itself (one request).
+    separate_download: bool = False
+
+    @property
+    def name(self) -> str:
+        return ("multipart" if self.multipart else "raw") + ("+download" if self.separate_download else "")
+
+
+def one(client: httpx.Client, data: bytes, way: Way) -> float:
     started = time.perf_counter()
     # The fastest way to wait: the upload itself holds until the job ends (?wait=).
-    if multipart:
-        response = client.post(
-            "/v1/jobs", params={"wait": 30}, files={"file": ("photo.jpg", data, "image/jpeg")}
-        )
+    headers = {} if way.separate_download else {"accept": "image/*, application/json;q=0.5"}
+    if way.multipart:
+        upload = {"file": ("photo.jpg", data, "image/jpeg")}
+        response = client.post("/v1/jobs", params={"wait": 30}, files=upload, headers=headers)
     else:
-        response = client.post(
-            "/v1/jobs", params={"wait": 30}, content=data, headers={"content-type": "image/jpeg"}
-        )
+        headers["content-type"] = "image/jpeg"
+        response = client.post("/v1/jobs", params={"wait": 30}, content=data, headers=headers)
     response.raise_for_status()
-    job = response.json()
-    job_id = job["id"]
-    if job["status"] != "finished":
-        raise RuntimeError(f"job {job_id} ended {job['status']}: {job.get('error')}")
-    result = client.get(f"/v1/jobs/{job_id}/result")
-    result.raise_for_status()
-    if len(result.content) != job["output"]["bytes"]:
+    if way.separate_download:
+        job = response.json()
+        if job["status"] != "finished":
+            raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+        response = client.get(f"/v1/jobs/{job['id']}/result")
+        response.raise_for_status()
+    elif response.headers["content-type"].startswith("image/"):
+        job = json.loads(response.headers["imgpress-job"])
+    else:
+        job = response.json()
+        raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+    if len(response.content) != job["output"]["bytes"]:
         raise RuntimeError("download does not match the job's output size")
-    with Image.open(io.BytesIO(result.content)) as image:
+    with Image.open(io.BytesIO(response.content)) as image:
         if image.size != (job["output"]["width"], job["output"]["height"]):
             raise RuntimeError("downloaded image has the wrong size")
     return (time.perf_counter() - started) * 1000
 
 
 def run_service(
-    url: str, images: list[bytes], count: int, concurrency: int, multipart: bool
+    url: str, images: list[bytes], count: int, concurrency: int, way: Way
 ) -> tuple[float, list[float]]:
     local = threading.local()
 
     def task(index: int) -> float:
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=url, timeout=60)
-        return one(local.client, images[index % len(images)], multipart)
+        return one(local.client, images[index % len(images)], way)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -230,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--quality", type=int, default=80)
     parser.add_argument("--multipart", action="store_true", help="upload multipart instead of raw bodies")
+    parser.add_argument(
+        "--separate-download",
+        action="store_true",
+        help="take the job from the upload's answer, then GET its result (two requests per image)",
+    )
     args = parser.parse_args(argv)
+    way = Way(args.multipart, args.separate_download)
     host = urlsplit(args.url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("only a service on this machine (loopback)")
@@ -244,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         images
     )
 
-    run_service(args.url, images, min(8, args.count), args.concurrency, args.multipart)  # warm up
+    run_service(args.url, images, min(8, args.count), args.concurrency, way)  # warm up
     before = {name: usage(pids) for name, pids in (("api", [api]), ("worker", workers), ("redis", [redis]))}
     client_before = time.process_time()
-    wall, latencies = run_service(args.url, images, args.count, args.concurrency, args.multipart)
+    wall, latencies = run_service(args.url, images, args.count, args.concurrency, way)
     client_cpu = time.process_time() - client_before
     after = {name: usage(pids) for name, pids in (("api", [api]), ("worker", workers), ("redis", [redis]))}
     cpu = {name: (after[name].cpu_seconds - before[name].cpu_seconds) / args.count * 1000 for name in after}
@@ -256,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_cpu_ms = raw_cpu / args.count * 1000
     service_cpu_ms = sum(cpu.values())
     report = {
-        "variant": "multipart" if args.multipart else "raw",
+        "variant": way.name,
         "images": args.count,
         "concurrency": args.concurrency,
         "megapixels": round(pixels / 1e6, 2),

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.cli_report import FileOutcome, Report
-from shared.client import AsyncClient, RetryPolicy, failure_of
+from shared.client import AsyncClient, RetryPolicy
+from shared.client_answers import failure_of
 from shared.client_errors import ServerUnreachable
 from shared.errors import ImgpressError, JobNotFinished
 from shared.schema import JobStatus

@@ -19,51 +19,26 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import Message
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
+from shared.client_answers import Download, Result, download_from, failure_of, job_from, output_or_job
 from shared.client_errors import error_for, from_response, from_transport, retry_after
 from shared.errors import ImgpressError
 from shared.schema import Job, JobStatus
 from shared.upload_body import Source, UploadBody, filename_of, upload_params
 
+__all__ = ["AsyncClient", "Client", "Download", "Result", "Retry", "RetryPolicy"]
+
 #: The server holds `?wait=` requests at most this long.
 MAX_WAIT_SECONDS = 30.0
 RETRY_STATUSES = frozenset({429, 503})
+#: What `compress` accepts from its upload: the output itself if the job finishes in time, else the job.
+IMAGE_OR_JOB = "image/*, application/json;q=0.5"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class Download:
-    """A finished job's output: its bytes and the file name the server suggests for it."""
-
-    data: bytes
-    filename: str
-
-
-@dataclass(frozen=True)
-class Result:
-    """A finished job and its compressed bytes."""
-
-    job: Job
-    data: bytes
-    #: The server's name for the output, with the output format's extension.
-    filename: str
-
-    @property
-    def saved_bytes(self) -> int:
-        """Bytes saved compared with the upload."""
-        return self.job.input.bytes - len(self.data)
-
-    @property
-    def media_type(self) -> str:
-        """The output's media type."""
-        assert self.job.output is not None
-        return self.job.output.media_type
 
 
 @dataclass(frozen=True)
@@ -89,28 +64,6 @@ class RetryPolicy:
         if asked is None:
             asked = self.backoff * 2**attempt * (0.5 + random.random() / 2)
         return min(asked, self.max_delay)
-
-
-def job_from(response: httpx.Response) -> Job:
-    """The job in a successful answer, or the error the answer stands for."""
-    if response.is_success:
-        return Job.from_dict(response.json())
-    raise from_response(response)
-
-
-def download_from(response: httpx.Response) -> Download:
-    """The output in a result answer, or the error the answer stands for."""
-    if not response.is_success:
-        raise from_response(response)
-    header = Message()
-    header["content-disposition"] = response.headers.get("content-disposition", "")
-    return Download(response.content, header.get_filename() or "")
-
-
-def failure_of(job: Job) -> ImgpressError:
-    """The error a failed job ended with, as the exception the client raises."""
-    assert job.error is not None
-    return error_for(job.error.code, job.error.message)
 
 
 class _Base(ABC):
@@ -162,7 +115,7 @@ class _Base(ABC):
         return self._next_delay(attempt, answer, f"HTTP {answer.status_code}")
 
     def _submit_request(
-        self, source: Source, filename: str | None, wait: float, options: dict[str, Any]
+        self, source: Source, filename: str | None, wait: float, options: dict[str, Any], accept: str = ""
     ) -> tuple[UploadBody, dict[str, Any]]:
         """The body and request arguments of an upload (POST /v1/jobs), `wait` capped at 30 s."""
         upload = UploadBody(source)
@@ -171,6 +124,8 @@ class _Base(ABC):
         if wait:
             params["wait"] = f"{wait:g}"
         headers = {"content-type": "application/octet-stream", **upload.headers()}
+        if accept:
+            headers["accept"] = accept
         return upload, {"params": params, "headers": headers, "timeout": self.timeout + wait}
 
     def _status_request(self, wait: float) -> dict[str, Any]:
@@ -265,10 +220,12 @@ class Client(_Base):
             raise from_response(response)
 
     def compress(self, source: Source, *, filename: str | None = None, **options: Any) -> Result:
-        """Upload, wait for the end and download: the whole round trip in one call."""
-        job = self.submit(source, filename=filename, wait=MAX_WAIT_SECONDS, **options)
-        if not job.status.is_terminal:
-            job = self.wait(job.id)
+        """Upload, wait for the end and download: one request when the job ends within 30 s."""
+        upload, arguments = self._submit_request(source, filename, MAX_WAIT_SECONDS, options, IMAGE_OR_JOB)
+        answer = output_or_job(self._request("POST", "/v1/jobs", upload, **arguments))
+        if isinstance(answer, Result):
+            return answer
+        job = answer if answer.status.is_terminal else self.wait(answer.id)
         _check_finished(job)
         output = self.download(job.id)
         return Result(job, output.data, output.filename)
@@ -356,10 +313,12 @@ class AsyncClient(_Base):
             raise from_response(response)
 
     async def compress(self, source: Source, *, filename: str | None = None, **options: Any) -> Result:
-        """Upload, wait for the end and download: the whole round trip in one call."""
-        job = await self.submit(source, filename=filename, wait=MAX_WAIT_SECONDS, **options)
-        if not job.status.is_terminal:
-            job = await self.wait(job.id)
+        """Upload, wait for the end and download: one request when the job ends within 30 s."""
+        upload, arguments = self._submit_request(source, filename, MAX_WAIT_SECONDS, options, IMAGE_OR_JOB)
+        answer = output_or_job(await self._request("POST", "/v1/jobs", upload, **arguments))
+        if isinstance(answer, Result):
+            return answer
+        job = answer if answer.status.is_terminal else await self.wait(answer.id)
         _check_finished(job)
         output = await self.download(job.id)
         return Result(job, output.data, output.filename)

@@ -13,6 +13,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.jobs import prefers_image
 from shared import storage
 from shared.settings import Settings
 from tests import images
@@ -348,3 +349,20 @@ def test_input_serves_the_original_while_the_job_keeps_it(client: TestClient, ru
     failed = upload(client, images.jpeg()[:2500], "cut.jpg")
     run_jobs()
     assert client.get(f"/v1/jobs/{failed['id']}/input").status_code == 410
+
+
+@pytest.mark.parametrize(
+    ("accept", "image"),
+    [
+        ("image/*", True),
+        ("image/webp, image/*;q=0.8, application/json;q=0.5", True),
+        ("image/*;q=0.4, application/json", False),
+        ("*/*", False),
+        ("application/json, image/*", False),
+        ("image/*;q=0", False),
+        ("image/*;q=bad", False),
+        ("", False),
+    ],
+)
+def test_image_answer_only_when_the_client_ranks_images_first(accept: str, image: bool) -> None:
+    assert prefers_image(accept) is image

@@ -107,8 +107,14 @@ def test_compress_round_trip_and_job_calls(stack: Stack, tmp_path: Path) -> None
     source = tmp_path / "photo.jpg"
     source.write_bytes(images.jpeg())
     with Client(stack.url) as imgpress:
+        sent: list[httpx.Request] = []
+        imgpress._http.event_hooks["request"].append(sent.append)
         result = imgpress.compress(source, quality=60)
+        # One request: the upload waits for the job and answers with the output itself.
+        assert [(request.method, request.url.path) for request in sent] == [("POST", "/v1/jobs")]
         assert isinstance(result, Result) and result.media_type == "image/jpeg"
+        assert result.filename == "photo.jpg" and result.job.output is not None
+        assert result.job.output.bytes == len(result.data)
         assert result.job.input.filename == "photo.jpg" and result.job.options.quality == 60
         assert 0 < len(result.data) < source.stat().st_size
         assert imgpress.status(result.job.id).status is JobStatus.FINISHED

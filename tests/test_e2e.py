@@ -132,6 +132,42 @@ def test_sweep_removes_files_no_job_owns(stack: Stack) -> None:
     assert eventually(lambda: not orphan.parent.exists())
 
 
+def test_upload_that_accepts_an_image_is_answered_with_the_output(stack: Stack, http: httpx.Client) -> None:
+    original = images.jpeg()
+    answer = http.post(
+        "/v1/jobs",
+        params={"wait": 20, "filename": "photo.jpg"},
+        content=original,
+        headers={"content-type": "image/jpeg", "accept": "image/*, application/json;q=0.5"},
+    )
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+    job = json.loads(answer.headers["imgpress-job"])
+    assert job["status"] == "finished" and answer.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["output"]["bytes"] == len(answer.content) < len(original)
+    assert 'filename="photo.jpg"' in answer.headers["content-disposition"]
+    assert http.get(f"/v1/jobs/{job['id']}/result").content == answer.content
+    with Image.open(io.BytesIO(answer.content)) as image:
+        assert image.format == "JPEG"
+
+    # A job that fails has no image to send: the answer is its resource, as without the header.
+    failed = http.post(
+        "/v1/jobs",
+        params={"wait": 20},
+        content=original[:2500],
+        headers={"content-type": "image/jpeg", "accept": "image/*"},
+    )
+    assert failed.status_code == 200 and failed.json()["status"] == "failed"
+    assert "imgpress-job" not in failed.headers
+    # A browser's `*/*` (or no Accept at all) keeps the JSON answer.
+    plain = http.post(
+        "/v1/jobs",
+        params={"wait": 20},
+        content=original,
+        headers={"content-type": "image/jpeg", "accept": "*/*"},
+    )
+    assert plain.json()["status"] == "finished"
+
+
 def test_metrics_count_real_jobs_across_processes(stack: Stack, http: httpx.Client) -> None:
     def value(text: str, name: str) -> float:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
