@@ -6,6 +6,8 @@ worker's heartbeat (three commands, each its own round trip) four times per job 
 `idle` state twice, and a job heartbeat that its next save writes again: about 20 round trips
 per job where 9 carry everything. Here:
 
+- RQ's two preparation transactions (the execution and the worker's state; the job's state)
+  go as one;
 - a heartbeat's commands go in one pipeline, and a heartbeat (alone or in one of RQ's
   transactions, none of which reads its replies) is skipped while the last one sent keeps the
   worker's key alive at least as long (less a few seconds) as the one asked for;
@@ -23,6 +25,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import now
@@ -40,6 +43,8 @@ class ImgpressWorker(SimpleWorker):
 
     #: Until when (time.monotonic()) the heartbeats known to be sent keep the worker's key alive.
     _alive_until = 0.0
+    #: The job whose preparation went with its execution's (see `prepare_execution`).
+    _prepared: str | None = None
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat in one round trip, or none while a recent one still covers `timeout`."""
@@ -63,6 +68,34 @@ class ImgpressWorker(SimpleWorker):
         if pipeline is None and state == self.get_state():
             return
         super().set_state(state, pipeline)
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's execution record, worker state and the job's own preparation, in one transaction.
+
+        Stock RQ writes the job's part in a second transaction from `prepare_job_execution`,
+        which is then skipped for this job.
+        """
+        with self.connection.pipeline() as pipeline:
+            heartbeat_ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            self.heartbeat(heartbeat_ttl, pipeline=pipeline)
+            job.heartbeat(now(), heartbeat_ttl, pipeline=pipeline)
+            job.prepare_for_execution(self.name, pipeline=pipeline)
+            pipeline.persist(job.key)
+            if len(self.queues) == 1:  # as perform_job decides for prepare_job_execution
+                pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
+            pipeline.execute()
+        self._prepared = job.id
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Nothing for the job `prepare_execution` has just prepared; RQ's own otherwise."""
+        if self._prepared == job.id:
+            self._prepared = None
+            return
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job in this process, then mark the worker idle and alive in one round trip."""
