@@ -103,7 +103,7 @@ def bench_photo(path: Path, rows: list[dict[str, object]], costs: dict[str, list
     row["auto"] = min(sizes.values())
     # quality=auto as the service runs it: JPEG, target medium.
     choice, search_ms = timed(quality.for_target, image, "jpeg", quality.TARGETS["medium"], NONE)
-    _, one_ms = timed(codecs.encode_jpeg, image, choice.quality or 100, NONE)
+    _, one_ms = timed(codecs.encode_jpeg, image, choice.quality or 100, NONE, False, True)
     score = reference_score(path, choice.data)
     row["qauto"] = len(choice.data)
     row["qauto_q"] = choice.quality

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pyjpegli
 import pytest
 from PIL import Image, JpegImagePlugin
 from ssimulacra2 import compute_ssimulacra2
@@ -71,3 +72,32 @@ def test_saturated_detail_gets_4_4_4_when_4_2_0_cannot_meet_the_target() -> None
         assert JpegImagePlugin.get_sampling(output) == 0
         assert reference.score(output) >= quality.TARGETS["medium"]
     assert choice.quality is not None and choice.quality < 100
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_auto_quality_jpeg_is_mozjpeg_on_the_reshaped_jpegli_tables() -> None:
+    source = crop(PHOTOS[0])
+    choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata())
+    assert choice.quality is not None
+    tables = codecs.jpeg_tables(choice.quality)
+    with Image.open(io.BytesIO(choice.data)) as output:
+        assert output.info.get("progressive") and JpegImagePlugin.get_sampling(output) == 2  # 4:2:0
+        # Pillow lists each table's 64 steps in natural order, like jpeg_tables.
+        assert [list(output.quantization[k]) for k in (0, 1)] == [list(t.flatten()) for t in tables]
+    # Trellis quantisation: fewer bytes than plain libjpeg-turbo on the same tables and sampling.
+    plain = io.BytesIO()
+    qtables = [[int(v) for v in t.flatten()] for t in tables]
+    source.save(plain, format="JPEG", qtables=qtables, subsampling="4:2:0", optimize=True, progressive=True)
+    assert len(choice.data) < len(plain.getvalue())
+
+
+def test_jpeg_tables_are_jpeglis_tilted_and_baseline() -> None:
+    for level in (1, 50, 75, 100):
+        tables = codecs.jpeg_tables(level)
+        assert tables.shape == (2, 8, 8) and tables.min() >= 1 and tables.max() <= 255
+    with Image.open(io.BytesIO(pyjpegli.encode(bytes(16 * 16 * 3), 16, 16, 75))) as probe:
+        jpegli = [[probe.quantization[k][8 * row : 8 * row + 8] for row in range(8)] for k in (0, 1)]
+    luma, chroma = codecs.jpeg_tables(75).tolist()
+    # Below jpegli's steps at DC, above them at the highest frequency; chroma a little finer.
+    assert luma[0][0] < jpegli[0][0][0] and luma[7][7] > jpegli[0][7][7]
+    assert chroma[0][0] <= jpegli[1][0][0] and sum(map(sum, chroma)) < sum(map(sum, jpegli[1]))
