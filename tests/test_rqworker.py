@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import redis
+from rq import Queue, get_current_job
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.suspension import resume, suspend
 from rq.worker import BaseWorker, SimpleWorker
 from starlette.testclient import TestClient
 
@@ -49,3 +51,23 @@ def test_imgpress_worker_keeps_rq_state_in_fewer_transactions(
     # One transaction fewer to prepare a job, and fewer round trips for the heartbeats.
     assert ours.get("exec", 0) <= stock.get("exec", 0) - 1
     assert sum(ours.values()) < sum(stock.values())
+
+
+def suspend_workers() -> None:
+    """A job that runs `rq suspend` (what an operator would, from outside)."""
+    job = get_current_job()
+    assert job is not None
+    suspend(job.connection)
+
+
+def test_suspension_still_stops_the_worker_between_jobs(
+    client: TestClient, connection: redis.Redis, run_jobs: object
+) -> None:
+    Queue(names.QUEUE, connection=connection).enqueue(suspend_workers)
+    answer = client.post("/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"})
+    ImgpressWorker(list(names.WORKER_QUEUES), connection=connection).work(burst=True, logging_level="WARNING")
+    # Suspended after the first job: the upload is still waiting, as with stock RQ.
+    assert client.get(f"/v1/jobs/{answer.json()['id']}").json()["status"] == "queued"
+    resume(connection)
+    ImgpressWorker(list(names.WORKER_QUEUES), connection=connection).work(burst=True, logging_level="WARNING")
+    assert client.get(f"/v1/jobs/{answer.json()['id']}").json()["status"] == "finished"

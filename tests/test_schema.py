@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from shared.options import Options
-from shared.schema import InputInfo, Job, JobError, JobStatus, OutputInfo, from_timestamp, utc_now
+from shared.schema import PARTS, InputInfo, Job, JobError, JobStatus, OutputInfo, from_timestamp, utc_now
 
 
 def queued() -> Job:
@@ -23,6 +24,25 @@ def test_round_trip_through_json() -> None:
     assert Job.from_dict(json.loads(json.dumps(job.to_dict()))) == job
     failed = queued().failed(JobError("corrupt_image", "broken"), utc_now())
     assert Job.from_dict(json.loads(json.dumps(failed.to_dict()))) == failed
+
+
+def test_to_dict_is_asdict_with_the_derived_fields() -> None:
+    finished = queued().started().finished(OutputInfo("image/jpeg", 600, 4, 3, 70, "jpeg"), utc_now())
+    failed = queued().failed(JobError("corrupt_image", "broken"), utc_now())
+    for job in (queued(), finished, failed):
+        expected = dataclasses.asdict(job) | {"status": job.status.value}
+        assert job.to_dict() == expected | {"saved_bytes": job.saved_bytes, "saved_ratio": job.saved_ratio}
+    # to_dict() copies PARTS one level deep: every nested dataclass is one, holding no dataclass itself.
+    nested = {
+        f.name for f in dataclasses.fields(finished) if dataclasses.is_dataclass(getattr(finished, f.name))
+    }
+    assert nested <= set(PARTS)
+    for name in PARTS:
+        part = getattr(finished, name) or getattr(failed, name)
+        assert not any(
+            isinstance(value, dict | list | tuple) or dataclasses.is_dataclass(value)
+            for value in vars(part).values()
+        )
 
 
 def test_savings_are_derived() -> None:

@@ -12,7 +12,8 @@ per job where 9 carry everything. Here:
   transactions, none of which reads its replies) is skipped while the last one sent keeps the
   worker's key alive at least as long (less a few seconds) as the one asked for;
 - setting the state the worker is already in is skipped;
-- after a job, the `idle` state and the heartbeat go together;
+- after a job, the `idle` state, the heartbeat and RQ's check for `rq suspend` (which it makes
+  before each dequeue) go together;
 - the end-of-run job heartbeat is kept on the job and saved with its result (unless the job
   has callbacks, which RQ runs in between).
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
+from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
@@ -45,6 +47,8 @@ class ImgpressWorker(SimpleWorker):
     _alive_until = 0.0
     #: The job whose preparation went with its execution's (see `prepare_execution`).
     _prepared: str | None = None
+    #: Whether the end of the last job found workers not suspended (see `check_for_suspension`).
+    _running_checked = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat in one round trip, or none while a recent one still covers `timeout`."""
@@ -98,14 +102,23 @@ class ImgpressWorker(SimpleWorker):
         super().prepare_job_execution(job, remove_from_intermediate_queue)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run the job in this process, then mark the worker idle and alive in one round trip."""
+        """Run the job in this process, then mark the worker idle and alive and check that workers
+        are not suspended (what RQ does next, before its next dequeue) in one round trip."""
         execution = self.prepare_execution(job)
         self.perform_job(job, queue, execution)
         with self.connection.pipeline(transaction=False) as pipeline:
             self.set_state(WorkerStatus.IDLE, pipeline)
             super().heartbeat(self.worker_ttl + 60, pipeline)
-            pipeline.execute()
+            pipeline.exists(WORKERS_SUSPENDED)
+            self._running_checked = not pipeline.execute()[-1]
         self._alive_until = time.monotonic() + self.worker_ttl + 60
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it."""
+        if self._running_checked:
+            self._running_checked = False
+            return
+        super().check_for_suspension(burst)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """Note the job's end; its heartbeat is written with its result unless callbacks run first."""
