@@ -24,6 +24,7 @@ from starlette.routing import Mount, Route
 from api import batches, health, jobs, observability, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
+from api.intake import QueueDepth
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
@@ -85,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
             # registers the sweep again.
             log.warning("could not register the periodic sweep: %s", exc)
         try:
-            yield {"services": Services(settings, redis, async_redis, events)}
+            yield {"services": Services(settings, redis, async_redis, events, QueueDepth())}
         finally:
             listener.cancel()
             # Bounded: a shutdown must never hang on the subscription.

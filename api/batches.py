@@ -44,6 +44,7 @@ async def receive_batch(request: Request) -> Batch:
     batch = await run_in_threadpool(
         intake.accept_batch, found.redis, settings, received, options, owner, callback_url
     )
+    found.queue_depth.queued(len(batch.job_ids))
     # Its jobs may all have ended before the record existed: the worker could not announce it then.
     await run_in_threadpool(callbacks.announce_batch_if_done, found.redis, settings, batch.id)
     return batch

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -14,11 +17,40 @@ from shared.options import Options
 from shared.schema import InputInfo, Job, JobError, JobStatus, utc_now
 from shared.settings import Settings
 
+#: How long a read of the queue's length may stand in for the next ones (see QueueDepth).
+DEPTH_REUSE_SECONDS = 0.5
 
-async def admit(connection: AsyncRedis, settings: Settings, who: str) -> None:
+
+class QueueDepth:
+    """The compression queue's length as one API process knows it, read only when it matters.
+
+    A read (one round trip) is reused for DEPTH_REUSE_SECONDS while it, plus the jobs this
+    process has queued since, stays under half the limit: far from the limit an upload is
+    admitted without asking Redis; nearer, every upload reads the length, as it always did.
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._read_at = -math.inf
+
+    async def full(self, connection: AsyncRedis, limit: int) -> bool:
+        """Whether `limit` or more jobs wait."""
+        moment = time.monotonic()
+        if moment - self._read_at < DEPTH_REUSE_SECONDS and 2 * self._depth < limit:
+            return False
+        self._depth = await jobs.queued_count(connection)
+        self._read_at = moment
+        return self._depth >= limit
+
+    def queued(self, count: int) -> None:
+        """Count jobs this process has just queued."""
+        self._depth += count
+
+
+async def admit(connection: AsyncRedis, settings: Settings, who: str, depth: QueueDepth) -> None:
     """Before reading an upload: count it against `who`'s rate limit, refuse it if the queue is full."""
     await check_rate(connection, settings, who)
-    if await jobs.queued_count(connection) >= settings.max_queued:
+    if await depth.full(connection, settings.max_queued):
         raise QueueFull()
 
 

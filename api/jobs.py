@@ -33,7 +33,7 @@ async def admit(request: Request, min_quality: int = 1) -> str | None:
     # Query options are known before the body: refuse a bad one without reading the upload.
     Options.parse(request.query_params, min_quality=min_quality)
     owner = caller(request)
-    await intake.admit(found.async_redis, found.settings, owner or client_address(request))
+    await intake.admit(found.async_redis, found.settings, owner or client_address(request), found.queue_depth)
     return owner
 
 
@@ -59,7 +59,7 @@ async def submit_upload(request: Request, *, min_quality: int = 1, job_id: str |
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
-    return await run_in_threadpool(
+    job = await run_in_threadpool(
         functools.partial(intake.accept, callback_url=callback_url, job_id=job_id),
         found.redis,
         found.settings,
@@ -67,6 +67,8 @@ async def submit_upload(request: Request, *, min_quality: int = 1, job_id: str |
         options,
         owner,
     )
+    found.queue_depth.queued(1)
+    return job
 
 
 async def load_job(request: Request, job_id: str) -> Job:

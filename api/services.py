@@ -8,6 +8,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from starlette.requests import Request
 
+from api.intake import QueueDepth
 from api.waiting import JobEvents
 from shared.settings import Settings
 
@@ -22,6 +23,8 @@ class Services:
     #: For reads from the event loop (job records), with short timeouts.
     async_redis: AsyncRedis
     events: JobEvents
+    #: The queue's length for admission checks, read from Redis when it matters.
+    queue_depth: QueueDepth
 
 
 def services(request: Request) -> Services:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -9,12 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 from PIL import Image
+from redis.asyncio import Redis as AsyncRedis
 from starlette.testclient import TestClient
 
+from api import intake
 from api.app import create_app
 from api.jobs import prefers_image
-from shared import storage
+from shared import names, storage
 from shared.settings import Settings
 from tests import images
 from tests.conftest import free_port
@@ -334,6 +338,32 @@ def test_full_queue_is_503_with_retry_after(settings: Settings) -> None:
         assert response.json()["error"]["code"] == "queue_full"
         assert int(response.headers["retry-after"]) > 0
         assert len(leftover_files(settings)) == 2
+
+
+def test_queue_depth_is_read_again_near_the_limit_and_when_stale(
+    redis_url: str, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "rq:queue:" + names.QUEUE
+
+    async def scenario() -> list[bool]:
+        reader = AsyncRedis.from_url(redis_url)
+        depth = intake.QueueDepth()
+        try:
+            seen = [await depth.full(reader, 10)]  # read: 0 waiting
+            connection.rpush(key, *[f"other-{n}" for n in range(12)])  # another API process's uploads
+            seen.append(await depth.full(reader, 10))  # fresh and far below the limit: not read
+            depth.queued(5)  # this process queued 5: now halfway, so every check reads
+            seen.append(await depth.full(reader, 10))
+            connection.delete(key)
+            seen.append(await depth.full(reader, 10))  # read: empty again
+            connection.rpush(key, *[f"other-{n}" for n in range(12)])
+            monkeypatch.setattr(intake, "DEPTH_REUSE_SECONDS", 0.0)  # stale at once
+            seen.append(await depth.full(reader, 10))
+            return seen
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(scenario()) == [False, False, True, False, True]
 
 
 def test_input_serves_the_original_while_the_job_keeps_it(client: TestClient, run_jobs: RunJobs) -> None:
