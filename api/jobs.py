@@ -132,7 +132,12 @@ async def finished_output(request: Request, job_id: str) -> Response:
         raise JobFailed(job.error.code, job.error.message)
     if job.status is not JobStatus.FINISHED:
         raise JobNotFinished()
-    return result_response(request, job, storage.output_path(services(request).settings.data_dir, job_id))
+    return output_response(request, job)
+
+
+def output_response(request: Request, job: Job) -> Response:
+    """A finished job's output file as the response (downloads.result_response)."""
+    return result_response(request, job, storage.output_path(services(request).settings.data_dir, job.id))
 
 
 def prefers_image(accept: str) -> bool:
@@ -157,7 +162,7 @@ def prefers_image(accept: str) -> bool:
 
 def output_answer(request: Request, job: Job) -> Response:
     """A finished job's output as the answer to its upload, the job resource in `Imgpress-Job`."""
-    response = result_response(request, job, storage.output_path(services(request).settings.data_dir, job.id))
+    response = output_response(request, job)
     response.headers["Location"] = job_url(job.id)
     response.headers["Imgpress-Job"] = json.dumps(resource(job), separators=(",", ":"))
     response.headers["Vary"] = "Accept"

@@ -35,6 +35,7 @@ import numpy.typing as npt
 import oxipng
 import pyjpegli
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
 #: Output formats by their option name -> (Pillow format name, media type).
 OUTPUTS: dict[str, tuple[str, str]] = {
@@ -65,12 +66,6 @@ LUMA_TILT = 0.45
 CHROMA_SCALE = 0.9
 #: Sampling factors (vertical, horizontal) of Y, Cb and Cr: chroma halved both ways (4:2:0).
 _SUBSAMPLED = np.array([[2, 2], [1, 1], [1, 1]])
-#: The natural (row-major) index of each coefficient in a DQT segment's zigzag order.
-_ZIGZAG = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,
-    7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
-    39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-]  # fmt: skip
 
 #: oxipng effort: level 2 gave 0.75 of plain Pillow's bytes, level 4 0.74 at several times the cost.
 PNG_LEVEL = 2
@@ -220,29 +215,16 @@ def jpeg_tables(quality: int) -> npt.NDArray[np.uint16]:
     jpegli's tables for that quality (they do not depend on the image: read from a tiny encode),
     tilted and scaled by LUMA_TILT and CHROMA_SCALE, kept to baseline JPEG's 8-bit steps.
     """
-    tables = _dqt_tables(bytes(pyjpegli.encode(bytes(8 * 8 * 3), 8, 8, quality)))
+    with JpegImageFile(io.BytesIO(bytes(pyjpegli.encode(bytes(8 * 8 * 3), 8, 8, quality)))) as probe:
+        # Pillow reads the DQT segments into natural (row-major) order.
+        tables = {
+            index: np.array(steps, dtype=np.float64).reshape(8, 8)
+            for index, steps in probe.quantization.items()
+        }
     frequency = np.add.outer(np.arange(8), np.arange(8)) / 14.0  # 0 at DC, 1 at the highest
     luma = tables[0] * (1.0 + LUMA_TILT * (frequency - 0.5))
     chroma = tables[1] * CHROMA_SCALE
     return np.clip(np.round(np.stack([luma, chroma])), 1, 255).astype(np.uint16)
-
-
-def _dqt_tables(jpeg: bytes) -> dict[int, npt.NDArray[np.float64]]:
-    """The quantisation tables of a JPEG's DQT segments by table id, as 8x8 natural-order arrays."""
-    tables: dict[int, npt.NDArray[np.float64]] = {}
-    position = 2
-    while position + 4 <= len(jpeg) and jpeg[position + 1] != 0xDA:  # up to the first scan
-        (length,) = struct.unpack(">H", jpeg[position + 2 : position + 4])
-        segment = jpeg[position + 4 : position + 2 + length]
-        while jpeg[position + 1] == 0xDB and segment:
-            size = 2 if segment[0] >> 4 else 1
-            values = np.frombuffer(segment[1 : 1 + 64 * size], dtype=">u2" if size == 2 else np.uint8)
-            table = np.zeros(64)
-            table[_ZIGZAG] = values
-            tables[segment[0] & 15] = table.reshape(8, 8)
-            segment = segment[1 + 64 * size :]
-        position += 2 + length
-    return tables
 
 
 def optimize_jpeg(data: bytes, keep_icc: bool = False) -> bytes:
