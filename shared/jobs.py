@@ -30,14 +30,18 @@ def submit(connection: Redis, settings: Settings, job: Job) -> None:
     after upload, so a job that never runs is still cleaned up by the sweep.
     """
     provisional_expiry = time.time() + settings.retention_seconds + settings.job_timeout_seconds
+    record = json.dumps(job.to_dict())
     # One transaction, one round trip: the record is never without its queue entry or expiry.
     with connection.pipeline() as pipe:
         pipe.multi()  # RQ adds its commands to a transaction it finds started
-        pipe.set(names.job_key(job.id), json.dumps(job.to_dict()))
+        pipe.set(names.job_key(job.id), record)
         pipe.zadd(names.EXPIRY_KEY, {job.id: provisional_expiry})
+        # The record goes with the task too, sparing the worker a read before it starts: only
+        # workers change a record once queued (the API deletes; `SET ... XX` then sees it gone).
         Queue(names.QUEUE, connection=connection).enqueue(
             names.COMPRESS_TASK,
             job.id,
+            record,
             job_id=job.id,
             job_timeout=settings.job_timeout_seconds,
             result_ttl=settings.retention_seconds,

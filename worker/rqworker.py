@@ -12,8 +12,12 @@ per job where 9 carry everything. Here:
   transactions, none of which reads its replies) is skipped while the last one sent keeps the
   worker's key alive at least as long (less a few seconds) as the one asked for;
 - setting the state the worker is already in is skipped;
-- after a job, the `idle` state, the heartbeat and RQ's check for `rq suspend` (which it makes
-  before each dequeue) go together;
+- a job's success is recorded in one transaction that also carries the `idle` state, the
+  heartbeat and RQ's check for `rq suspend` (which it makes before each dequeue); stock RQ first
+  WATCHes and reads the job's dependents (two round trips). imgpress queues no job that depends
+  on another, so the transaction only checks that there are none, and hands a job that has
+  some to RQ's own `enqueue_dependents`;
+- after a failed job, the `idle` state, the heartbeat and the suspension check go together;
 - the end-of-run job heartbeat is kept on the job and saved with its result (unless the job
   has callbacks, which RQ runs in between).
 
@@ -27,8 +31,10 @@ import time
 from typing import TYPE_CHECKING
 
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.rate_limit import release_slot
+from rq.registry import StartedJobRegistry
 from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
@@ -49,6 +55,8 @@ class ImgpressWorker(SimpleWorker):
     _prepared: str | None = None
     #: Whether the end of the last job found workers not suspended (see `check_for_suspension`).
     _running_checked = False
+    #: Whether the last job's end has already marked the worker idle (see `handle_job_success`).
+    _back_to_idle = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat in one round trip, or none while a recent one still covers `timeout`."""
@@ -102,16 +110,62 @@ class ImgpressWorker(SimpleWorker):
         super().prepare_job_execution(job, remove_from_intermediate_queue)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run the job in this process, then mark the worker idle and alive and check that workers
-        are not suspended (what RQ does next, before its next dequeue) in one round trip."""
+        """Run the job in this process; unless its success did, mark the worker idle and alive and
+        check that workers are not suspended (what RQ does next) in one round trip."""
         execution = self.prepare_execution(job)
+        self._back_to_idle = False
         self.perform_job(job, queue, execution)
+        if self._back_to_idle:
+            return
         with self.connection.pipeline(transaction=False) as pipeline:
-            self.set_state(WorkerStatus.IDLE, pipeline)
-            super().heartbeat(self.worker_ttl + 60, pipeline)
-            pipeline.exists(WORKERS_SUSPENDED)
-            self._running_checked = not pipeline.execute()[-1]
+            self._stage_idle(pipeline)
+            self._idle_staged(pipeline.execute()[-1])
+
+    def _stage_idle(self, pipeline: Pipeline) -> None:
+        """Add the idle state, the heartbeat and the check for `rq suspend` (last) to a pipeline."""
+        self.set_state(WorkerStatus.IDLE, pipeline)
+        super().heartbeat(self.worker_ttl + 60, pipeline)
+        pipeline.exists(WORKERS_SUSPENDED)
+
+    def _idle_staged(self, suspended: int) -> None:
+        """Note what the round trip with `_stage_idle`'s commands has done."""
+        self._running_checked = not suspended
         self._alive_until = time.monotonic() + self.worker_ttl + 60
+        self._back_to_idle = True
+
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
+        """RQ's record of a success (counters, result, registries) and the return to idle, in one
+        transaction with no read before it; RQ's own for a job that repeats."""
+        if job.repeats_left:
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            return
+        with self.connection.pipeline() as pipeline:
+            pipeline.exists(job.dependents_key)
+            self.increment_successful_job_count(pipeline=pipeline)
+            assert job.started_at is not None and job.ended_at is not None
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl != 0:
+                job._handle_success(
+                    result_ttl,
+                    pipeline=pipeline,
+                    worker_name=self.name,
+                    execution_id=execution.id,
+                    execution_started_at=execution.created_at,
+                    execution_ended_at=job.ended_at,
+                )
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            job._status = JobStatus.FINISHED
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            self._stage_idle(pipeline)
+            replies = pipeline.execute()
+        self._idle_staged(replies[-1])
+        if replies[0]:  # someone else queued jobs that wait for this one
+            queue.enqueue_dependents(job)
+        release_slot(job)
+        self.log.info("Successfully completed job %s in %ss", job.id, job.ended_at - job.started_at)
 
     def check_for_suspension(self, burst: bool) -> None:
         """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it."""

@@ -42,16 +42,17 @@ def _connection() -> Redis:
     return job.connection
 
 
-def compress(job_id: str) -> dict[str, Any]:
+def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     """Compress one uploaded image and record the outcome on its job.
 
-    Three round trips of our own: read the record; mark it started and take the lease; record
-    the end, schedule the expiry and give the lease back.
+    `record` is the job's record as queued (jobs queued without it are read first). Two round
+    trips of our own: mark it started and take the lease; record the end, schedule the expiry
+    and give the lease back.
     """
     config = settings()
     connection = _connection()
     try:
-        job = jobs.load(connection, job_id)
+        job = jobs.parse(record) if record else jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
         return {"status": "deleted"}
     job = job.started()
@@ -77,16 +78,19 @@ def compress(job_id: str) -> dict[str, Any]:
                     pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames),
                 )
         except Exception as exc:
+            seconds = time.perf_counter() - clock
             error = failure_for(exc, config)
             fail(connection, config, job, error, claim)
-            record_end(job, None, error, time.perf_counter() - clock)
+            record_end(job, None, error, seconds)
             if error.code == "internal_error":
                 log.exception("job %s: unexpected error", job_id)
                 raise
             return {"status": "failed", "code": error.code}
-        record_end(job, output, None, time.perf_counter() - clock)
+        seconds = time.perf_counter() - clock
         expires = time.time() + config.retention_seconds
+        # The waiting client hears of the end first; the metrics and log line follow.
         end(connection, config, job.finished(output, _timestamp(expires)), expires, claim)
+        record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
 
 
