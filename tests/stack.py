@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,7 +57,10 @@ class Stack:
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         """Start one process, logging to log_dir/name.log."""
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        process = subprocess.Popen(command, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own, so that stop() can end the process's children with it.
+        process = subprocess.Popen(
+            command, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.processes[name] = process
         return process
@@ -106,6 +110,11 @@ class Stack:
         raise RuntimeError(f"stack not ready; logs in {self.log_dir}")
 
     def stop(self) -> None:
+        """SIGTERM every process, then SIGKILL whatever is left of each one's process group.
+
+        A worker pool left behind (one that lost Redis waits for its workers for ever) would
+        reconnect to a later test's Redis if that one got the same port, and take its jobs.
+        """
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -113,8 +122,10 @@ class Stack:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def rss_kib(self, name: str) -> int:
         """Peak resident memory (VmHWM) of one process, in KiB."""

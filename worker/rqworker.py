@@ -7,7 +7,8 @@ worker's heartbeat (three commands, each its own round trip) four times per job 
 per job where 9 carry everything. Here:
 
 - RQ's two preparation transactions (the execution and the worker's state; the job's state)
-  go as one;
+  go as one, and for a compression job with the job's own first transaction
+  (`worker.handoff`);
 - a heartbeat's commands go in one pipeline, and a heartbeat (alone or in one of RQ's
   transactions, none of which reads its replies) is skipped while the last one sent keeps the
   worker's key alive at least as long (less a few seconds) as the one asked for;
@@ -38,6 +39,9 @@ from rq.registry import StartedJobRegistry
 from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
+
+from shared import names
+from worker import handoff
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -85,20 +89,25 @@ class ImgpressWorker(SimpleWorker):
         """RQ's execution record, worker state and the job's own preparation, in one transaction.
 
         Stock RQ writes the job's part in a second transaction from `prepare_job_execution`,
-        which is then skipped for this job.
+        which is then skipped for this job. For a compression job the transaction is left
+        unsent, for the job's first transaction to carry (`worker.handoff`).
         """
-        with self.connection.pipeline() as pipeline:
-            heartbeat_ttl = self.get_heartbeat_ttl(job)
-            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
-            self.executions[execution.id] = execution
-            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
-            self.heartbeat(heartbeat_ttl, pipeline=pipeline)
-            job.heartbeat(now(), heartbeat_ttl, pipeline=pipeline)
-            job.prepare_for_execution(self.name, pipeline=pipeline)
-            pipeline.persist(job.key)
-            if len(self.queues) == 1:  # as perform_job decides for prepare_job_execution
-                pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
-            pipeline.execute()
+        pipeline = self.connection.pipeline()
+        heartbeat_ttl = self.get_heartbeat_ttl(job)
+        execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
+        self.executions[execution.id] = execution
+        self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+        self.heartbeat(heartbeat_ttl, pipeline=pipeline)
+        job.heartbeat(now(), heartbeat_ttl, pipeline=pipeline)
+        job.prepare_for_execution(self.name, pipeline=pipeline)
+        pipeline.persist(job.key)
+        if len(self.queues) == 1:  # as perform_job decides for prepare_job_execution
+            pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
+        if job.func_name == names.COMPRESS_TASK:
+            handoff.hold(pipeline)
+        else:
+            with pipeline:
+                pipeline.execute()
         self._prepared = job.id
         return execution
 
@@ -175,7 +184,11 @@ class ImgpressWorker(SimpleWorker):
         super().check_for_suspension(burst)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
-        """Note the job's end; its heartbeat is written with its result unless callbacks run first."""
+        """Note the job's end; its heartbeat is written with its result unless callbacks run first.
+
+        The job's preparation, if the job left it unsent, is sent first.
+        """
+        handoff.release()
         if job.success_callback or job.failure_callback:
             super().handle_execution_ended(job, queue, heartbeat_ttl)
             return

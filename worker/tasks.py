@@ -21,7 +21,7 @@ from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
-from worker import lease, memory, pipeline, webhooks
+from worker import handoff, lease, memory, pipeline, webhooks
 
 log = logging.getLogger("imgpress.jobs")
 
@@ -45,9 +45,9 @@ def _connection() -> Redis:
 def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     """Compress one uploaded image and record the outcome on its job.
 
-    `record` is the job's record as queued (jobs queued without it are read first). Two round
-    trips of our own: mark it started and take the lease; record the end, schedule the expiry
-    and give the lease back.
+    `record` is the job's record as queued (jobs queued without it are read first). Two
+    transactions: mark it started and take the lease (under ImgpressWorker, together with RQ's
+    own start: `worker.handoff`); record the end, schedule the expiry and give the lease back.
     """
     config = settings()
     connection = _connection()
@@ -62,10 +62,11 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
         os._exit(70)  # the decoder is stuck in C code; the worker pool starts a fresh worker
 
     with lease.holding(connection, job_id, config.job_timeout_seconds, overrun) as claim:
-        with connection.pipeline() as pipe:
+        pipe, first = handoff.transaction(connection)  # with the worker's own, under ImgpressWorker
+        with pipe:
             jobs.stage_update(pipe, job)
             claim.take(pipe)
-            if not pipe.execute()[0]:
+            if not pipe.execute()[first]:
                 return {"status": "deleted"}
         clock = time.perf_counter()
         try:
