@@ -9,18 +9,21 @@ upscaled to --megapixels) at concurrency C, each upload waiting with `?wait=` an
 with the output itself (`Accept: image/*`; `--separate-download`: the job, then GET its
 result), and verifies each result. Reports images/s, latency p50/p95/p99, CPU per
 image of the API, worker and Redis process trees (from /proc, including reaped work-horses)
-and their peak RSS. Then runs the raw limit in the same run: the same images through the same
-pipeline function with the same settings in 2 processes, no HTTP, no queue. Prints the ratios
-and ends with one JSON line.
+and their peak RSS, with the kernel's share of the CPU. The raw limit runs in the same run:
+the same images through the same pipeline function with the same settings in 2 processes, no
+HTTP, no queue, taking turns with the service (--rounds, default 3) so that a host's drift
+weighs on both. Prints the ratios and ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -28,6 +31,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,7 +62,7 @@ def load_images(folder: Path, megapixels: float | None, limit: int) -> list[byte
         if megapixels:
             scale = (megapixels * 1e6 / (picture.width * picture.height)) ** 0.5
             picture = picture.resize(
-                (round(picture.width * scale), round(picture.height * scale)), Image.LANCZOS
+                (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS
             )
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=90)
@@ -74,6 +78,8 @@ def load_images(folder: Path, megapixels: float | None, limit: int) -> list[byte
 @dataclass
 class Usage:
     cpu_seconds: float
+    #: The part of cpu_seconds spent in the kernel (system calls, page faults).
+    system_seconds: float
     peak_rss_mib: float
 
 
@@ -105,7 +111,7 @@ def tree(pid: int) -> list[int]:
 
 def usage(pids: list[int]) -> Usage:
     """CPU (own + reaped children) and summed peak RSS of these process trees."""
-    cpu = 0.0
+    cpu = system = 0.0
     rss_kib = 0
     for root in pids:
         for pid in tree(root):
@@ -116,14 +122,15 @@ def usage(pids: list[int]) -> Usage:
                 continue
             # utime, stime (own) and cutime, cstime (reaped children, e.g. RQ's work-horses):
             # fields 14-17 of /proc/pid/stat. Live descendants count their own time only.
-            ticks = sum(int(value) for value in fields[11:13])
+            user, kernel = int(fields[11]), int(fields[12])
             if pid == root:
-                ticks += sum(int(value) for value in fields[13:15])
-            cpu += ticks / TICKS
+                user, kernel = user + int(fields[13]), kernel + int(fields[14])
+            cpu += (user + kernel) / TICKS
+            system += kernel / TICKS
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     rss_kib += int(line.split()[1])
-    return Usage(cpu, rss_kib / 1024)
+    return Usage(cpu, system, rss_kib / 1024)
 
 
 def _cmdline(pid: int) -> str:
@@ -162,8 +169,26 @@ class Way:
         return ("multipart" if self.multipart else "raw") + ("+download" if self.separate_download else "")
 
 
-def one(client: httpx.Client, data: bytes, way: Way) -> float:
+#: Where one image's time goes, from the client's clock and the job's own timestamps (same
+#: machine, so one clock; the job's are in milliseconds): sent -> record created (the upload),
+#: -> started (the queue), -> finished (the worker's run), -> the answer read (the way back).
+STAGES = ("upload", "queue", "run", "answer")
+
+
+@dataclass(frozen=True)
+class Trip:
+    latency_ms: float
+    #: Milliseconds spent in each of STAGES.
+    stages_ms: tuple[float, ...]
+
+
+def _epoch_ms(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp() * 1000
+
+
+def one(client: httpx.Client, data: bytes, way: Way) -> Trip:
     started = time.perf_counter()
+    sent = time.time() * 1000
     # The fastest way to wait: the upload itself holds until the job ends (?wait=).
     headers = {} if way.separate_download else {"accept": "image/*, application/json;q=0.5"}
     if way.multipart:
@@ -189,34 +214,38 @@ def one(client: httpx.Client, data: bytes, way: Way) -> float:
     with Image.open(io.BytesIO(response.content)) as image:
         if image.size != (job["output"]["width"], job["output"]["height"]):
             raise RuntimeError("downloaded image has the wrong size")
-    return (time.perf_counter() - started) * 1000
+    latency = (time.perf_counter() - started) * 1000
+    moments = [sent, *(_epoch_ms(job[key]) for key in ("created_at", "started_at", "finished_at"))]
+    moments.append(sent + latency)
+    return Trip(latency, tuple(later - earlier for earlier, later in itertools.pairwise(moments)))
 
 
 def run_service(
     url: str, images: list[bytes], count: int, concurrency: int, way: Way
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[Trip]]:
     local = threading.local()
 
-    def task(index: int) -> float:
+    def task(index: int) -> Trip:
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=url, timeout=60)
         return one(local.client, images[index % len(images)], way)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(task, range(count)))
-    return time.perf_counter() - started, latencies
+        trips = list(pool.map(task, range(count)))
+    return time.perf_counter() - started, trips
 
 
 # ---------------------------------------------------------------- the raw limit
 
 
-def _raw_one(args: tuple[bytes, int]) -> float:
+def _raw_one(args: tuple[bytes, int]) -> tuple[float, float]:
+    """One encode's CPU seconds, and the part of them spent in the kernel."""
     data, quality = args
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "input"
         source.write_bytes(data)
-        started = time.process_time()
+        started, kernel = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_stime
         pipeline.compress(
             source,
             Path(folder) / "output",
@@ -224,17 +253,23 @@ def _raw_one(args: tuple[bytes, int]) -> float:
             Options.parse({"quality": str(quality)}),
             pipeline.Limits(max_pixels=200_000_000, max_frames=1000),
         )
-        return time.process_time() - started
+        return time.process_time() - started, resource.getrusage(resource.RUSAGE_SELF).ru_stime - kernel
 
 
-def run_raw(images: list[bytes], count: int, quality: int) -> tuple[float, list[float]]:
-    """Wall seconds for `count` encodes in 2 processes, and each encode's CPU seconds."""
+def run_raw(images: list[bytes], count: int, quality: int) -> tuple[float, list[tuple[float, float]]]:
+    """Wall seconds for `count` encodes in 2 processes, and each encode's CPU and kernel seconds."""
     work = [(images[i % len(images)], quality) for i in range(count)]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         pool.map(_raw_one, work[:2])  # warm both processes
         started = time.perf_counter()
         cpu = pool.map(_raw_one, work, chunksize=1)
         return time.perf_counter() - started, cpu
+
+
+def split(count: int, rounds: int) -> list[int]:
+    """`count` images in `rounds` near-equal parts (none empty)."""
+    rounds = max(1, min(rounds, count))
+    return [count // rounds + (1 if index < count % rounds else 0) for index in range(rounds)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--quality", type=int, default=80)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternate service and raw limit this many times (same totals)"
+    )
     parser.add_argument("--multipart", action="store_true", help="upload multipart instead of raw bodies")
     parser.add_argument(
         "--separate-download",
@@ -272,21 +310,42 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     run_service(args.url, images, min(8, args.count), args.concurrency, way)  # warm up
-    before = {name: usage(pids) for name, pids in (("api", [api]), ("worker", workers), ("redis", [redis]))}
-    client_before = time.process_time()
-    wall, latencies = run_service(args.url, images, args.count, args.concurrency, way)
-    client_cpu = time.process_time() - client_before
-    after = {name: usage(pids) for name, pids in (("api", [api]), ("worker", workers), ("redis", [redis]))}
-    cpu = {name: (after[name].cpu_seconds - before[name].cpu_seconds) / args.count * 1000 for name in after}
+    processes = {"api": [api], "worker": workers, "redis": [redis]}
+    cpu = dict.fromkeys(processes, 0.0)
+    system = dict.fromkeys(processes, 0.0)
+    wall = raw_wall = client_cpu = 0.0
+    trips: list[Trip] = []
+    raw_cpus: list[tuple[float, float]] = []
+    # Service and raw limit take turns, so a host that speeds up or slows down during the run
+    # (shared VMs drift by 10-30 % within minutes) weighs on both sides alike.
+    for part in split(args.count, args.rounds):
+        before = {name: usage(pids) for name, pids in processes.items()}
+        client_before = time.process_time()
+        seconds, times = run_service(args.url, images, part, args.concurrency, way)
+        client_cpu += time.process_time() - client_before
+        after = {name: usage(pids) for name, pids in processes.items()}
+        for name in processes:
+            cpu[name] += (after[name].cpu_seconds - before[name].cpu_seconds) / args.count * 1000
+            system[name] += (after[name].system_seconds - before[name].system_seconds) / args.count * 1000
+        wall += seconds
+        trips += times
+        seconds, encodes = run_raw(images, part, args.quality)
+        raw_wall += seconds
+        raw_cpus += encodes
 
-    raw_wall, raw_cpus = run_raw(images, args.count, args.quality)
-    raw_cpu_ms = sum(raw_cpus) / args.count * 1000
-    encode_p50_ms = statistics.median(raw_cpus) * 1000
-    latency = latency_summary(latencies)
+    raw_cpu_ms = sum(total for total, _ in raw_cpus) / args.count * 1000
+    raw_system_ms = sum(kernel for _, kernel in raw_cpus) / args.count * 1000
+    encode_p50_ms = statistics.median(total for total, _ in raw_cpus) * 1000
+    latency = latency_summary([trip.latency_ms for trip in trips])
+    stages = {
+        f"stage_ms_p50_{stage}": round(statistics.median(trip.stages_ms[index] for trip in trips), 2)
+        for index, stage in enumerate(STAGES)
+    }
     service_cpu_ms = sum(cpu.values())
     report = {
         "variant": way.name,
         "images": args.count,
+        "rounds": len(split(args.count, args.rounds)),
         "concurrency": args.concurrency,
         "megapixels": round(pixels / 1e6, 2),
         "images_per_s": round(args.count / wall, 2),
@@ -294,13 +353,18 @@ def main(argv: list[str] | None = None) -> int:
         **latency,
         "encode_ms_p50": round(encode_p50_ms, 2),
         "latency_p50_over_encode_ms": round(latency["latency_ms_p50"] - encode_p50_ms, 2),
+        **stages,
         "cpu_ms_per_image_api": round(cpu["api"], 2),
         "cpu_ms_per_image_worker": round(cpu["worker"], 2),
         "cpu_ms_per_image_redis": round(cpu["redis"], 2),
         "cpu_ms_per_image_client": round(client_cpu / args.count * 1000, 2),
         "cpu_ms_per_image_raw": round(raw_cpu_ms, 2),
-        "peak_rss_mib_api": round(after["api"].peak_rss_mib, 1),
-        "peak_rss_mib_worker": round(after["worker"].peak_rss_mib, 1),
+        # The kernel's share (system calls, page faults), which instruction counts do not see.
+        "system_ms_per_image_api": round(system["api"], 2),
+        "system_ms_per_image_worker": round(system["worker"], 2),
+        "system_ms_per_image_raw": round(raw_system_ms, 2),
+        "peak_rss_mib_api": round(usage([api]).peak_rss_mib, 1),
+        "peak_rss_mib_worker": round(usage(workers).peak_rss_mib, 1),
         "ratio_throughput": round((args.count / wall) / (args.count / raw_wall), 3),
         "ratio_cpu": round(service_cpu_ms / raw_cpu_ms, 3),
     }

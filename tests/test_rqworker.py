@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import redis
 from rq import Queue, get_current_job
 from rq.job import Job as RQJob
@@ -113,3 +116,16 @@ def test_a_job_deleted_as_it_starts_still_ends_in_rq_registries(
         assert ran.started_at and ran.worker_name
     assert StartedJobRegistry(names.QUEUE, connection=connection).get_job_ids() == []
     assert not connection.exists(names.job_key(job_id))  # not brought back by the start
+
+
+def test_the_worker_class_brings_the_pipeline_before_the_pool_forks() -> None:
+    # `rq worker-pool` imports the worker class, then forks its workers: the tasks module and
+    # the codecs must come with the class, or each worker's first job pays for importing them.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, worker.rqworker; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for module in ("worker.tasks", "worker.pipeline", "worker.codecs", "PIL.Image"):
+        assert f"'{module}'" in loaded

@@ -22,6 +22,10 @@ per job where 9 carry everything. Here:
 - the end-of-run job heartbeat is kept on the job and saved with its result (unless the job
   has callbacks, which RQ runs in between).
 
+The tasks module (the image pipeline, its codecs, numpy, httpx) is imported with this class,
+that is before `rq worker-pool` forks its workers: otherwise each worker's first job imported
+it, about 0.4 s added to that job's wait (docs/BENCHMARKS.md), after every start and restart.
+
 Everything RQ, `rq info` and rq-dashboard read is still written: the worker's key, state,
 heartbeat, counters and executions, the registries, the job's status and result.
 """
@@ -42,6 +46,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from shared import names
 from worker import handoff
+from worker import tasks as _tasks  # noqa: F401 - imported before the pool forks (see above)
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
