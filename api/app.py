@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
@@ -28,7 +29,7 @@ from api.intake import QueueDepth
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
-from shared import logs, schedules, storage
+from shared import imaging, logs, schedules, storage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         storage.ensure_dirs(settings.data_dir)
+        await run_in_threadpool(imaging.load_checkers)  # and starts the threads uploads are checked in
         # One immediate retry on a fresh connection: after a Redis restart the pooled
         # connections are dead, and the first command on each must not become a 503.
         timeouts = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}

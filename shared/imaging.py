@@ -92,6 +92,15 @@ def sniff(head: bytes) -> str:
     return media_type
 
 
+def load_checkers() -> None:
+    """Load libmagic's database and Pillow's common format plugins now, not on the first upload.
+
+    Both load on first use: about 30 ms of the first upload an API process receives.
+    """
+    magic.from_buffer(b"\x89PNG\r\n\x1a\n", mime=True)
+    Image.preinit()
+
+
 @contextmanager
 def decoding_errors() -> Iterator[None]:
     """Translate anything Pillow raises while reading an image into the imgpress error tree."""
