@@ -103,10 +103,11 @@ class JobEvents:
             decoded = json.loads(data) if isinstance(data, bytes | str) else None
         except ValueError:
             return
-        job_id = decoded.get("id") if isinstance(decoded, dict) else None
+        if not isinstance(decoded, dict):
+            return
+        job_id = decoded.get("id")
         if not isinstance(job_id, str) or job_id not in self._waiters:
             return
-        assert isinstance(decoded, dict)
         # A record has the job's input; a deletion ({"id", "status": "deleted"}) has none.
         record = decoded if "input" in decoded else None
         for event in self._waiters[job_id]:
