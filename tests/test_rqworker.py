@@ -14,7 +14,8 @@ from rq.suspension import resume, suspend
 from rq.worker import BaseWorker, SimpleWorker
 from starlette.testclient import TestClient
 
-from shared import names
+from shared import names, storage
+from shared.settings import Settings
 from tests import images
 from worker.rqworker import ImgpressWorker
 
@@ -100,7 +101,7 @@ def run_until_empty(connection: redis.Redis) -> None:
 
 
 def test_a_job_deleted_as_it_starts_still_ends_in_rq_registries(
-    client: TestClient, connection: redis.Redis, run_jobs: object
+    client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: object
 ) -> None:
     job_id = client.post("/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"}).json()[
         "id"
@@ -116,6 +117,8 @@ def test_a_job_deleted_as_it_starts_still_ends_in_rq_registries(
         assert ran.started_at and ran.worker_name
     assert StartedJobRegistry(names.QUEUE, connection=connection).get_job_ids() == []
     assert not connection.exists(names.job_key(job_id))  # not brought back by the start
+    # The image was encoded while the start was in flight; what that wrote is gone too.
+    assert not storage.job_dir(settings.data_dir, job_id).exists()
 
 
 def test_the_worker_class_brings_the_pipeline_before_the_pool_forks() -> None:

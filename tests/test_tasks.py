@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import pytest
 import redis
 from rq import Queue
+from rq.worker import SimpleWorker
 from starlette.testclient import TestClient
 
 from shared import jobs, names, schedules, storage
 from shared.settings import Settings
 from tests import images
+from worker.rqworker import ImgpressWorker
 
 RunJobs = Callable[[], None]
 
@@ -23,14 +27,20 @@ def upload(client: TestClient) -> str:
     return str(response.json()["id"])
 
 
+@pytest.mark.parametrize("worker_class", [ImgpressWorker, SimpleWorker])
 def test_finished_job_has_its_expiry_scheduled(
-    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs, worker_class: type[SimpleWorker]
 ) -> None:
+    # ImgpressWorker sends the expiry with its record of the outcome; a stock worker runs the
+    # task, which then sends it itself.
     job_id = upload(client)
-    run_jobs()
-    scheduled = {job.id for job in schedules._scheduler(connection).get_jobs()}
-    assert f"expire-{job_id}" in scheduled
+    worker_class(list(names.WORKER_QUEUES), connection=connection).work(burst=True, logging_level="WARNING")
+    scheduled = {job.id: (job, at) for job, at in schedules._scheduler(connection).get_jobs(with_times=True)}
     assert names.SWEEP_SCHEDULE_ID in scheduled
+    expiry, at = scheduled[f"expire-{job_id}"]
+    assert expiry.func_name == names.EXPIRE_TASK and list(expiry.args) == [job_id]
+    record = client.get(f"/v1/jobs/{job_id}").json()
+    assert at.replace(tzinfo=UTC) == datetime.fromisoformat(record["expires_at"]).replace(microsecond=0)
 
 
 def test_expire_task_deletes_files_and_record(

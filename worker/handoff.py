@@ -1,20 +1,37 @@
-"""The worker's record that a job starts, left open for the job's own first transaction to carry.
+"""What a job's transactions and the worker's share, so that fewer of them wait on Redis.
 
-RQ records that a job starts (its execution, the worker busy, the job started) in a transaction
-just before running it, and a compression job's first act is a transaction of its own (its
-record marked started, its lease taken). `ImgpressWorker` leaves its transaction here, unsent,
-for the compression task, which adds its commands and sends both in one round trip: one fewer
-between the upload and the encode. A transaction the job does not take is sent when the job
-ends, before RQ records the outcome. Under a stock worker nothing is held and the task sends
-its own. One job runs at a time per worker process, on its main thread.
+- **The start.** RQ records that a job starts (its execution, the worker busy, the job started)
+  in a transaction just before running it, and a compression job's first act is a transaction
+  of its own (its record marked started, its lease taken). `ImgpressWorker` leaves its
+  transaction here, unsent, for the compression task, which adds its commands and sends both
+  in one round trip. A transaction the job does not take is sent when the job ends, before RQ
+  records the outcome. Under a stock worker nothing is held and the task sends its own.
+- **In flight.** The task has that transaction sent by the process's sender thread
+  (`send_in_background`) and encodes the image meanwhile, reading the replies afterwards: the
+  encode no longer waits a round trip to begin.
+- **After the end.** Writes that need not go with the job's end (its expiry in rq-scheduler)
+  are `defer`red: under `ImgpressWorker` they ride on the transaction in which the worker
+  records the job's outcome, so the client waiting for the end hears of it sooner and no round
+  trip is added; under a stock worker they are sent at once.
+
+One job runs at a time per worker process, on its main thread.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
 
 _held: Pipeline | None = None
+#: Whether an ImgpressWorker runs the current job and will send what is deferred.
+_carried = False
+_deferred: list[Callable[[Pipeline], None]] = []
+_sender: ThreadPoolExecutor | None = None
 
 
 def hold(pipeline: Pipeline) -> None:
@@ -42,3 +59,63 @@ def transaction(connection: Redis) -> tuple[Pipeline, int]:
     if pipeline is None:
         return connection.pipeline(), 0
     return pipeline, len(pipeline.command_stack)
+
+
+def send_in_background(pipeline: Pipeline) -> Future[list[Any]]:
+    """Send a transaction from the process's sender thread and read its replies there.
+
+    The caller goes on at once; `.result()` gives the replies or raises the transaction's error.
+    """
+    global _sender
+    if _sender is None:
+        _sender = ThreadPoolExecutor(1, thread_name_prefix="imgpress-sender")
+    return _sender.submit(_execute, pipeline)
+
+
+def _execute(pipeline: Pipeline) -> list[Any]:
+    with pipeline:
+        return pipeline.execute()
+
+
+def _forget_sender() -> None:
+    global _sender
+    _sender = None  # its thread is not in a forked child (RQ's forking workers)
+
+
+os.register_at_fork(after_in_child=_forget_sender)
+
+
+def carry() -> None:
+    """Take on sending what the next job defers (worker side, as it prepares the job)."""
+    global _carried
+    _carried = True
+    _deferred.clear()
+
+
+def defer(connection: Redis, stage: Callable[[Pipeline], None]) -> None:
+    """Have `stage`'s writes sent with the worker's record of the job's outcome, or now if none will be."""
+    if _carried:
+        _deferred.append(stage)
+    else:
+        send(connection, stage)
+
+
+def send(connection: Redis, stage: Callable[[Pipeline], None]) -> None:
+    """Send `stage`'s writes now, in a transaction of their own."""
+    with connection.pipeline() as pipeline:
+        stage(pipeline)
+        pipeline.execute()
+
+
+def stage_deferred(pipeline: Pipeline) -> None:
+    """Add what the job deferred to a transaction the worker sends as the job ends (worker side)."""
+    for stage in _deferred:
+        stage(pipeline)
+    done()
+
+
+def done() -> None:
+    """The job is over: nothing more is carried (worker side); what was not sent is left to the sweep."""
+    global _carried
+    _carried = False
+    _deferred.clear()

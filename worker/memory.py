@@ -3,7 +3,8 @@
 RLIMIT_AS bounds the address space, so a hostile file that makes a decoder allocate too much
 gets a MemoryError (reported as `too_large`) instead of eating the machine. Workers run jobs
 in-process, so the cap is lowered only around the pipeline and lifted again afterwards: the
-worker's own threads and Redis traffic never run into it.
+worker's bookkeeping never runs into it (the job's start transaction, in flight as the pipeline
+begins, allocates a few KiB against a cap of hundreds of MiB).
 """
 
 from __future__ import annotations

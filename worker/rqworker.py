@@ -20,7 +20,8 @@ per job where 9 carry everything. Here:
   some to RQ's own `enqueue_dependents`;
 - after a failed job, the `idle` state, the heartbeat and the suspension check go together;
 - the end-of-run job heartbeat is kept on the job and saved with its result (unless the job
-  has callbacks, which RQ runs in between).
+  has callbacks, which RQ runs in between);
+- what the job defers (a finished image's expiry in rq-scheduler) goes with the return to idle.
 
 The tasks module (the image pipeline, its codecs, numpy, httpx) is imported with this class,
 that is before `rq worker-pool` forks its workers: otherwise each worker's first job imported
@@ -97,6 +98,7 @@ class ImgpressWorker(SimpleWorker):
         which is then skipped for this job. For a compression job the transaction is left
         unsent, for the job's first transaction to carry (`worker.handoff`).
         """
+        handoff.carry()
         pipeline = self.connection.pipeline()
         heartbeat_ttl = self.get_heartbeat_ttl(job)
         execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
@@ -128,15 +130,20 @@ class ImgpressWorker(SimpleWorker):
         check that workers are not suspended (what RQ does next) in one round trip."""
         execution = self.prepare_execution(job)
         self._back_to_idle = False
-        self.perform_job(job, queue, execution)
-        if self._back_to_idle:
-            return
-        with self.connection.pipeline(transaction=False) as pipeline:
-            self._stage_idle(pipeline)
-            self._idle_staged(pipeline.execute()[-1])
+        try:
+            self.perform_job(job, queue, execution)
+            if self._back_to_idle:
+                return
+            with self.connection.pipeline(transaction=False) as pipeline:
+                self._stage_idle(pipeline)
+                self._idle_staged(pipeline.execute()[-1])
+        finally:
+            handoff.done()
 
     def _stage_idle(self, pipeline: Pipeline) -> None:
-        """Add the idle state, the heartbeat and the check for `rq suspend` (last) to a pipeline."""
+        """Add what the job deferred, the idle state, the heartbeat and the check for `rq suspend`
+        (last) to a pipeline."""
+        handoff.stage_deferred(pipeline)
         self.set_state(WorkerStatus.IDLE, pipeline)
         super().heartbeat(self.worker_ttl + 60, pipeline)
         pipeline.exists(WORKERS_SUSPENDED)

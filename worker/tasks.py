@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
@@ -47,7 +48,8 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 
     `record` is the job's record as queued (jobs queued without it are read first). Two
     transactions: mark it started and take the lease (under ImgpressWorker, together with RQ's
-    own start: `worker.handoff`); record the end, schedule the expiry and give the lease back.
+    own start, and in flight while the image is encoded: `worker.handoff`); record the end,
+    and give the lease back. The expiry is scheduled with RQ's record of the outcome.
     """
     config = settings()
     connection = _connection()
@@ -63,11 +65,10 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 
     with lease.holding(connection, job_id, config.job_timeout_seconds, overrun) as claim:
         pipe, first = handoff.transaction(connection)  # with the worker's own, under ImgpressWorker
-        with pipe:
-            jobs.stage_update(pipe, job)
-            claim.take(pipe)
-            if not pipe.execute()[first]:
-                return {"status": "deleted"}
+        jobs.stage_update(pipe, job)
+        claim.take(pipe)
+        # In flight while the image is encoded; whether the job was deleted meanwhile is read after.
+        start = handoff.send_in_background(pipe)
         clock = time.perf_counter()
         try:
             with memory.capped(config.worker_memory_mb):
@@ -80,19 +81,29 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
                 )
         except Exception as exc:
             seconds = time.perf_counter() - clock
+            if not start.result()[first]:
+                return deleted(config, job_id)
             error = failure_for(exc, config)
-            fail(connection, config, job, error, claim)
+            fail(connection, config, job, error, claim, expiry_later=True)
             record_end(job, None, error, seconds)
             if error.code == "internal_error":
                 log.exception("job %s: unexpected error", job_id)
                 raise
             return {"status": "failed", "code": error.code}
         seconds = time.perf_counter() - clock
+        if not start.result()[first]:
+            return deleted(config, job_id)
         expires = time.time() + config.retention_seconds
         # The waiting client hears of the end first; the metrics and log line follow.
-        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim)
+        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, expiry_later=True)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
+
+
+def deleted(config: Settings, job_id: str) -> dict[str, Any]:
+    """The answer for a job deleted while it ran; what the run wrote goes too."""
+    storage.delete_job_files(config.data_dir, job_id)
+    return {"status": "deleted"}
 
 
 def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seconds: float) -> None:
@@ -133,34 +144,53 @@ def failure_for(exc: Exception, config: Settings) -> JobError:
 
 
 def fail(
-    connection: Redis, config: Settings, job: Job, error: JobError, claim: lease.Claim | None = None
+    connection: Redis,
+    config: Settings,
+    job: Job,
+    error: JobError,
+    claim: lease.Claim | None = None,
+    *,
+    expiry_later: bool = False,
 ) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
     storage.delete_input(config.data_dir, job.id)
     storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
     expires = time.time() + config.retention_seconds
-    end(connection, config, job.failed(error, _timestamp(expires)), expires, claim)
+    end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, expiry_later=expiry_later)
 
 
 def end(
-    connection: Redis, config: Settings, ended: Job, expires: float, claim: lease.Claim | None = None
+    connection: Redis,
+    config: Settings,
+    ended: Job,
+    expires: float,
+    claim: lease.Claim | None = None,
+    *,
+    expiry_later: bool = False,
 ) -> None:
-    """Record a job's end, schedule its expiry and give back its lease in one transaction; then its webhooks.
+    """Record a job's end and give back its lease in one transaction; then its expiry and webhooks.
 
-    A job deleted by its owner meanwhile is not brought back (its expiry, then, finds nothing
-    left to delete) and the files just made are removed.
+    The record's expiry (the sweep's safety net) goes with it. rq-scheduler's expiry job follows
+    in a transaction of its own, or, `expiry_later` (only from the job's own thread), with the
+    worker's record of the job's outcome (`worker.handoff`); lost with the worker, it is left
+    to the sweep. A job deleted by its owner meanwhile is not brought back and the files just
+    made are removed.
     """
     with connection.pipeline() as pipe:
         jobs.stage_update(pipe, ended, expires)
-        # rq-scheduler writes through whatever client it is given: here, this transaction.
-        schedules.schedule_expiry(pipe, ended.id, expires)
         if claim is not None:
             claim.give_back(pipe)
         stored = pipe.execute()[0]
-    if stored:
-        webhooks.announce_end(connection, config, ended, expires)
-    else:
+    if not stored:
         storage.delete_job_files(config.data_dir, ended.id)
+        return
+
+    def schedule(pipe: Pipeline) -> None:
+        # rq-scheduler writes through whatever client it is given: here, a transaction.
+        schedules.schedule_expiry(pipe, ended.id, expires)
+
+    (handoff.defer if expiry_later else handoff.send)(connection, schedule)
+    webhooks.announce_end(connection, config, ended, expires)
 
 
 def _timestamp(epoch: float) -> str:
