@@ -1,4 +1,4 @@
-"""What a job's transactions and the worker's share, so that fewer of them wait on Redis.
+"""Transactions that a job and its worker share, so that fewer round trips hold up an image.
 
 - **The start.** RQ records that a job starts (its execution, the worker busy, the job started)
   in a transaction just before running it, and a compression job's first act is a transaction
