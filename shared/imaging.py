@@ -18,6 +18,7 @@ import magic
 import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from shared import structure
 from shared.errors import CorruptImage, ImgpressError, TooLarge, UnsupportedMedia
 
 #: Pillow format name -> the media type we accept and serve for it.
@@ -129,9 +130,11 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 
 def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
-    """Open an allowed image lazily (header only) and check its size; call inside decoding_errors()."""
+    """Open an allowed image lazily (header only) and check its structure and size; call inside
+    decoding_errors()."""
     # Pillow's own bomb check then fires at twice our limit, before any allocation.
     Image.MAX_IMAGE_PIXELS = max_pixels
+    structure.check(path)
     image = Image.open(path, formats=list(FORMATS))
     try:
         check_pixels(image.width, image.height, max_pixels)

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from api import intake
 from api.app import create_app
 from api.jobs import prefers_image
-from shared import names, storage
+from shared import names, storage, structure
 from shared.settings import Settings
 from tests import images
 from tests.conftest import free_port
@@ -128,6 +128,15 @@ def test_non_image_is_415_and_leaves_no_file(client: TestClient, settings: Setti
     response = client.post("/v1/jobs", files={"file": ("notes.jpg", b"just some text, not a JPEG\n" * 40)})
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "unsupported_media"
+    assert leftover_files(settings) == []
+
+
+def test_segment_flood_is_422_at_upload_and_leaves_no_file(client: TestClient, settings: Settings) -> None:
+    # 1.6 MB of empty JPEG segments: Pillow alone would spend 0.4 s and 60 MB reading the header.
+    flood = images.jpeg()[:2] + b"\xff\xe5\x00\x02" * 400_000 + images.jpeg()[2:]
+    response = client.post("/v1/jobs", content=flood, headers={"content-type": "image/jpeg"})
+    assert response.status_code == 422
+    assert response.json()["error"] == {"code": "corrupt_image", "message": structure.TOO_MUCH}
     assert leftover_files(settings) == []
 
 

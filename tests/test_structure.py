@@ -1,0 +1,130 @@
+"""The bounded walk before Pillow reads a header: real images pass, segment floods are refused."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from shared import imaging, structure
+from shared.errors import CorruptImage
+from tests import images
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def jpeg_with(segments: bytes, count: int) -> bytes:
+    """A real JPEG with `segments` repeated `count` times right after its start marker."""
+    data = images.jpeg()
+    return data[:2] + segments * count + data[2:]
+
+
+def jpeg_after_first_segment(stray: bytes) -> bytes:
+    """A real JPEG with `stray` bytes after its first segment."""
+    data = images.jpeg()
+    end = 4 + struct.unpack_from(">H", data, 4)[0]
+    return data[:end] + stray + data[end:]
+
+
+def png_with_chunks(count: int) -> bytes:
+    """A real PNG with `count` empty private chunks between its header and its pixels."""
+    data = images.encode(images.photo(64, 48), "PNG")
+    pixels = data.index(b"IDAT") - 4
+    return data[:pixels] + _png_chunk(b"prVt", b"") * count + data[pixels:]
+
+
+def gif_with(blocks: bytes, count: int) -> bytes:
+    """A real GIF with `blocks` repeated `count` times before its first block."""
+    data = images.encode(images.photo(64, 48), "GIF")
+    flags = data[10]
+    first = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    return data[:first] + blocks * count + data[first:]
+
+
+def gif_with_comments(count: int) -> bytes:
+    """A real GIF with `count` one-byte comment extensions (two sub-blocks each) before its image."""
+    return gif_with(b"\x21\xfe\x01a\x00", count)
+
+
+def _write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    return path
+
+
+def test_real_images_with_metadata_pass(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "a description " * 100
+    text = PngImagePlugin.PngInfo()
+    for index in range(50):
+        text.add_text(f"key{index}", "value " * 20)
+    photo = images.photo()
+    for data in (
+        images.jpeg(exif=exif.tobytes(), icc_profile=b"\0" * 200_000),  # ICC split in 4 segments
+        images.jpeg(progressive=True, comment=b"made here"),
+        images.encode(photo, "PNG", pnginfo=text),
+        images.png_with_alpha(),
+        images.encode(photo, "GIF", comment=b"x" * 2000),
+        images.encode(photo, "WEBP"),
+    ):
+        path = _write(tmp_path, data)
+        structure.check(path)
+        with imaging.open_image(path, 10**7) as image:
+            assert image.size == photo.size or image.size == (200, 100)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda count: jpeg_with(b"\xff\xe5\x00\x02", count),  # empty APP5 segments
+        lambda count: jpeg_with(b"\xff\xfe\x00\x02", count),  # empty comments
+        lambda count: jpeg_with(b"\xff\xd0", count),  # restart markers (no length)
+        png_with_chunks,
+        lambda count: gif_with_comments(count // 2 + 1),
+    ],
+    ids=["jpeg-app", "jpeg-comment", "jpeg-restart", "png-chunks", "gif-comments"],
+)
+def test_segment_floods_are_refused_and_the_limit_is_not_lower(
+    tmp_path: Path, make: Callable[[int], bytes]
+) -> None:
+    with pytest.raises(CorruptImage, match="more metadata"):
+        structure.check(_write(tmp_path, make(structure.MAX_SEGMENTS + 1)))
+    # Some way below the limit the same file is still an image Pillow reads.
+    near = _write(tmp_path, make(structure.MAX_SEGMENTS // 2 - 10))
+    structure.check(near)
+    with imaging.decoding_errors(), imaging.open_image(near, 10**7) as image:
+        image.load()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        jpeg_after_first_segment(b"\x00" * (structure.MAX_STRAY_BYTES + 1)),  # junk between markers
+        jpeg_with(b"\xff", structure.MAX_STRAY_BYTES + 2),  # padding before a marker
+        jpeg_with(b"\xff\x00", structure.MAX_STRAY_BYTES // 2 + 1),  # escaped 0xFF outside a scan
+        images.jpeg()[:2] + b"\xff\xe0\x00\x04ab" + b"\x01" * (structure.MAX_STRAY_BYTES + 1),  # no scan
+        gif_with(b"\x00", structure.MAX_STRAY_BYTES + 1),  # bytes that start no block
+    ],
+    ids=["jpeg-junk", "jpeg-padding", "jpeg-escaped", "jpeg-junk-to-end", "gif-stray"],
+)
+def test_stray_bytes_past_the_limit_are_refused(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(CorruptImage, match="more metadata"):
+        structure.check(_write(tmp_path, data))
+
+
+def test_other_and_tiny_files_pass_to_pillow_untouched(tmp_path: Path) -> None:
+    structure.check(_write(tmp_path, b"\xff\xd8\xff"))
+    structure.check(_write(tmp_path, b"RIFF" + b"\0" * 100))
+    structure.check(_write(tmp_path, images.jpeg()[:3000]))  # truncated: Pillow's to judge
+
+
+def test_the_header_read_refuses_a_flood_before_pillow_sees_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, jpeg_with(b"\xff\xe5\x00\x02", 1_000_000))  # 4 MB of empty segments
+    with pytest.raises(CorruptImage):
+        imaging.read_header(path, "image/jpeg", 10**7)
