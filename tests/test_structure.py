@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -128,3 +130,23 @@ def test_the_header_read_refuses_a_flood_before_pillow_sees_it(tmp_path: Path) -
     path = _write(tmp_path, jpeg_with(b"\xff\xe5\x00\x02", 1_000_000))  # 4 MB of empty segments
     with pytest.raises(CorruptImage):
         imaging.read_header(path, "image/jpeg", 10**7)
+
+
+def test_the_walk_needs_little_address_space(tmp_path: Path) -> None:
+    # A worker checks its input under its RLIMIT_AS cap (IMGPRESS_WORKER_MEMORY_MB), which a
+    # large image decoded just before can leave nearly used up: a memory map of the file failed.
+    big = jpeg_with(b"\xff\xe1\xff\xff" + b"\0" * 65533, 120)  # 7.5 MB of metadata, 120 segments
+    path = _write(tmp_path, big)
+    script = f"""
+import resource
+from pathlib import Path
+from shared import structure
+from worker.memory import address_space_mib
+room = (address_space_mib() + 2) * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (room, resource.RLIM_INFINITY))
+structure.check(Path({str(path)!r}))
+print("checked")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "checked"
