@@ -6,9 +6,10 @@
   transaction here, unsent, for the compression task, which adds its commands and sends both
   in one round trip. A transaction the job does not take is sent when the job ends, before RQ
   records the outcome. Under a stock worker nothing is held and the task sends its own.
-- **In flight.** The task has that transaction sent by the process's sender thread
-  (`send_in_background`) and encodes the image meanwhile, reading the replies afterwards: the
-  encode no longer waits a round trip to begin.
+- **In flight.** The task has its commands added to that transaction and the transaction sent
+  by the process's sender thread (`send_in_background`) and encodes the image meanwhile,
+  reading the replies afterwards: the encode waits neither for a round trip nor for the
+  Python that builds the commands.
 - **After the end.** Writes that need not go with the job's end (its expiry in rq-scheduler)
   are `defer`red: under `ImgpressWorker` they ride on the transaction in which the worker
   records the job's outcome, so the client waiting for the end hears of it sooner and no round
@@ -61,19 +62,21 @@ def transaction(connection: Redis) -> tuple[Pipeline, int]:
     return pipeline, len(pipeline.command_stack)
 
 
-def send_in_background(pipeline: Pipeline) -> Future[list[Any]]:
-    """Send a transaction from the process's sender thread and read its replies there.
+def send_in_background(pipeline: Pipeline, stage: Callable[[Pipeline], None]) -> Future[list[Any]]:
+    """Add `stage`'s commands to a transaction and send it, both in the process's sender thread,
+    which reads the replies too.
 
     The caller goes on at once; `.result()` gives the replies or raises the transaction's error.
     """
     global _sender
     if _sender is None:
         _sender = ThreadPoolExecutor(1, thread_name_prefix="imgpress-sender")
-    return _sender.submit(_execute, pipeline)
+    return _sender.submit(_execute, pipeline, stage)
 
 
-def _execute(pipeline: Pipeline) -> list[Any]:
+def _execute(pipeline: Pipeline, stage: Callable[[Pipeline], None]) -> list[Any]:
     with pipeline:
+        stage(pipeline)
         return pipeline.execute()
 
 

@@ -48,8 +48,9 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 
     `record` is the job's record as queued (jobs queued without it are read first). Two
     transactions: mark it started and take the lease (under ImgpressWorker, together with RQ's
-    own start, and in flight while the image is encoded: `worker.handoff`); record the end,
-    and give the lease back. The expiry is scheduled with RQ's record of the outcome.
+    own start, and staged and sent by another thread while the image is encoded:
+    `worker.handoff`); record the end, and give the lease back. The expiry is scheduled with
+    RQ's record of the outcome.
     """
     config = settings()
     connection = _connection()
@@ -65,10 +66,14 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 
     with lease.holding(connection, job_id, config.job_timeout_seconds, overrun) as claim:
         pipe, first = handoff.transaction(connection)  # with the worker's own, under ImgpressWorker
-        jobs.stage_update(pipe, job)
-        claim.take(pipe)
-        # In flight while the image is encoded; whether the job was deleted meanwhile is read after.
-        start = handoff.send_in_background(pipe)
+
+        def stage_start(pipe: Pipeline) -> None:
+            jobs.stage_update(pipe, job)
+            claim.take(pipe)
+
+        # Staged and sent while the image is encoded; whether the job was deleted meanwhile is
+        # read after. Its result is read before anything else touches the claim.
+        start = handoff.send_in_background(pipe, stage_start)
         clock = time.perf_counter()
         try:
             with memory.capped(config.worker_memory_mb):
