@@ -50,8 +50,13 @@ def gif_with(blocks: bytes, count: int) -> bytes:
 
 
 def gif_with_comments(count: int) -> bytes:
-    """A real GIF with `count` one-byte comment extensions (two sub-blocks each) before its image."""
+    """A real GIF with `count` one-byte comment extensions before its image."""
     return gif_with(b"\x21\xfe\x01a\x00", count)
+
+
+def gif_with_sub_blocks(count: int) -> bytes:
+    """A real GIF with one application extension of `count` one-byte sub-blocks (as XMP reads)."""
+    return gif_with(b"\x21\xff\x0bXMP DataXMP" + b"\x01a" * count + b"\x00", 1)
 
 
 def _write(tmp_path: Path, data: bytes) -> Path:
@@ -88,7 +93,7 @@ def test_real_images_with_metadata_pass(tmp_path: Path) -> None:
         lambda count: jpeg_with(b"\xff\xfe\x00\x02", count),  # empty comments
         lambda count: jpeg_with(b"\xff\xd0", count),  # restart markers (no length)
         png_with_chunks,
-        lambda count: gif_with_comments(count // 2 + 1),
+        gif_with_comments,
     ],
     ids=["jpeg-app", "jpeg-comment", "jpeg-restart", "png-chunks", "gif-comments"],
 )
@@ -118,6 +123,15 @@ def test_segment_floods_are_refused_and_the_limit_is_not_lower(
 def test_stray_bytes_past_the_limit_are_refused(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(CorruptImage, match="more metadata"):
         structure.check(_write(tmp_path, data))
+
+
+def test_a_gif_may_carry_a_large_xmp_packet_but_not_endless_sub_blocks(tmp_path: Path) -> None:
+    large = _write(tmp_path, gif_with_sub_blocks(structure.MAX_SUB_BLOCKS // 2))
+    structure.check(large)
+    with imaging.open_image(large, 10**7) as image:
+        image.load()
+    with pytest.raises(CorruptImage, match="more metadata"):
+        structure.check(_write(tmp_path, gif_with_sub_blocks(structure.MAX_SUB_BLOCKS + 1)))
 
 
 def test_other_and_tiny_files_pass_to_pillow_untouched(tmp_path: Path) -> None:
