@@ -1,12 +1,15 @@
 """A bounded walk over what comes before an image's pixels, made before Pillow reads its header.
 
 Pillow reads a JPEG's markers, a PNG's chunks and a GIF's blocks one at a time in Python until
-the pixels begin, and keeps every JPEG segment in a list. A file made of millions of empty
-segments (four bytes each) therefore costs it seconds of CPU and hundreds of MB while *only
-the header* is read: 49 MB of empty APP5 segments held an API process at 1.7 GB for 14 s. This
-walk steps over the same structure with C-speed searches, reading the file through one small
-window (no memory map: a worker's address space is capped), counts the segments and the stray
-bytes between them, and refuses a file with more than any real image has.
+the pixels begin, keeps every JPEG segment, and parses some segments further (frame headers,
+quantisation tables, Exif, Photoshop resources) or inflates them (compressed PNG text and ICC
+profiles). A file made of millions of empty segments, or of thousands of costly ones, therefore
+costs it seconds of CPU and gigabytes while *only the header* is read: 49 MB of empty APP5
+segments held an API process at 1.7 GB for 14 s. This walk steps over the same structure with
+C-speed searches, reading the file through one small window (no memory map: a worker's address
+space is capped), spends each segment against the budgets in LIMITS (inflating what Pillow
+would inflate, to know its size), and refuses a file that overspends any of them: real images
+stay far below every one. WebP's chunks, demuxed by libwebp, are counted too.
 
 It is a bound, not a parser: wherever Pillow would stop with an error, the walk just stops too.
 """
@@ -16,48 +19,70 @@ from __future__ import annotations
 import os
 import re
 import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from PIL import PngImagePlugin
+
 from shared.errors import CorruptImage
 
-#: Segments (JPEG markers, PNG chunks, GIF extensions) allowed before the pixels. Real images
-#: have tens (a JPEG with an ICC profile split in 255 parts, a few hundred); Pillow spends 2-5 µs
-#: on each and keeps a JPEG's.
-MAX_SEGMENTS = 4096
-#: Bytes that are not segments (padding, junk) allowed between them: Pillow steps over each alone
-#: (about 0.5 µs a byte). A JPEG segment whose stated length is short leaves up to 64 KiB.
-MAX_STRAY_BYTES = 64 * 1024
-#: The data sub-blocks of a GIF's extensions before its first image. Pillow skips each in about
-#: 0.1 µs and keeps nothing of most; an XMP packet reads as one sub-block per 50-100 bytes.
-MAX_SUB_BLOCKS = 256 * 1024
+MIB = 1024 * 1024
+#: What a file may make Pillow do before its pixels, by kind. Real images use a small part of each.
+LIMITS = {
+    # JPEG markers, PNG chunks, GIF extensions: 2-5 µs each in Pillow. Real images have tens
+    # (a JPEG with an ICC profile split in 255 parts, a few hundred).
+    "segments": 4096,
+    # Padding and junk between them, which Pillow steps over a byte at a time (about 0.5 µs); a
+    # JPEG segment whose stated length is short leaves up to 64 KiB.
+    "stray bytes": 64 * 1024,
+    # GIF data sub-blocks, 0.1 µs each; an XMP packet reads as one per 50-100 bytes.
+    "sub-blocks": 256 * 1024,
+    # What Pillow keeps in memory: JPEG APPn and comments, PNG chunks, GIF extension data (a
+    # phone's depth map in extended XMP takes a few MB).
+    "metadata bytes": 16 * MIB,
+    # JPEG frame headers and quantisation tables, parsed entry by entry (real: under 1 KiB).
+    "table bytes": 64 * 1024,
+    # JPEG Exif, joined segment by segment, then its first IFD parsed (real: one segment).
+    "exif bytes": 128 * 1024,
+    # JPEG APP13 (Photoshop) resources, parsed one by one.
+    "photoshop bytes": MIB,
+    # What PNG iCCP, zTXt and compressed iTXt chunks inflate to (Pillow stops each at 1 MiB).
+    "inflated bytes": 16 * MIB,
+    # WebP chunks, each demuxed by libwebp (an animation has one per frame; IMGPRESS_MAX_FRAMES
+    # is 1000 by default).
+    "webp chunks": 64 * 1024,
+}
 TOO_MUCH = "The image has more metadata before its pixels than this service reads."
 
 #: Bytes read at a time; one read covers the header of a typical photo.
 _WINDOW = 64 * 1024
-#: What one step may need to see: the stray bytes allowed, a marker and its length.
-_STEP = MAX_STRAY_BYTES + 8
+#: What one step may need to see: the stray bytes allowed, a marker, its length, a signature.
+_STEP = LIMITS["stray bytes"] + 16
 
 _FILL = re.compile(rb"\xff+")
 _GIF_STRAY = re.compile(rb"[^!,;]*")
 #: JPEG markers Pillow reads a length after, and those it reads alone (its MARKER table).
 _JPEG_WITH_LENGTH = frozenset([*range(0xC0, 0xC8), *range(0xC9, 0xD0), *range(0xDA, 0xF0), 0xFE])
 _JPEG_ALONE = frozenset([0xC8, *range(0xD0, 0xDA), *range(0xF0, 0xFE)])
-_START_OF_SCAN = 0xDA
+#: Frame headers (SOFn, DHP) and quantisation tables (DQT).
+_JPEG_TABLES = frozenset(
+    [*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xDB, 0xDE]
+)
+_START_OF_SCAN, _APP1, _APP13 = 0xDA, 0xE1, 0xED
 _PNG_PIXELS = (b"IDAT", b"fdAT", b"IEND")
+_WEBP_PIXELS = (b"VP8 ", b"VP8L", b"ALPH", b"ANMF")
 
 
 class _Walk:
-    """The file seen through a window, and the segments, stray bytes and sub-blocks counted so far."""
+    """The file seen through a window, and what its segments have spent so far."""
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self.size = size
         self.start = 0
         self.data = b""
-        self.segments = 0
-        self.stray = 0
-        self.sub_blocks = 0
+        self.spent = dict.fromkeys(LIMITS, 0)
 
     def at(self, position: int, need: int) -> tuple[bytes, int]:
         """The window and where `position` is in it, with `need` bytes from there if the file has them."""
@@ -66,18 +91,16 @@ class _Walk:
             self.start, self.data, offset = position, os.pread(self.fd, max(need, _WINDOW), position), 0
         return self.data, offset
 
-    def count(self, segments: int = 0, stray: int = 0, sub_blocks: int = 0) -> None:
-        """Add to the counts; CorruptImage past any limit."""
-        self.segments += segments
-        self.stray += stray
-        self.sub_blocks += sub_blocks
-        if self.segments > MAX_SEGMENTS or self.stray > MAX_STRAY_BYTES or self.sub_blocks > MAX_SUB_BLOCKS:
+    def spend(self, kind: str, amount: int = 1) -> None:
+        """Count `amount` against the budget of `kind`; CorruptImage past it."""
+        self.spent[kind] += amount
+        if self.spent[kind] > LIMITS[kind]:
             raise CorruptImage(TOO_MUCH)
 
 
 def check(path: Path) -> None:
-    """Raise CorruptImage if a JPEG, PNG or GIF has more segments, stray bytes or sub-blocks before
-    its pixels than the limits above; other files pass untouched."""
+    """Raise CorruptImage if a JPEG, PNG, GIF or WebP asks more of its reader before its pixels
+    than LIMITS allow; other files pass untouched."""
     with open(path, "rb", buffering=0) as file:
         size = os.fstat(file.fileno()).st_size
         if size < 16:
@@ -96,6 +119,8 @@ def _step_for(head: bytes) -> Callable[[_Walk], None] | None:
         return _png
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return _gif
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return _webp
     return None
 
 
@@ -103,27 +128,41 @@ def _jpeg(walk: _Walk) -> None:
     """Markers from the first to the start of the scan (Pillow reads past an EOI, so do we)."""
     position = 2
     while position < walk.size:
-        data, offset = walk.at(position, 8)
+        data, offset = walk.at(position, 16)
         end = _marker_end(data, offset)
-        if end + 3 > len(data) and walk.start + len(data) < walk.size:
+        if end + 9 > len(data) and walk.start + len(data) < walk.size:
             # Junk or padding runs past the window: look again with room for all that is allowed.
             data, offset = walk.at(position, _STEP)
             end = _marker_end(data, offset)
         # What lies before the marker's code is junk and padding.
-        walk.count(stray=end - 1 - offset)  # over the limit, or:
+        walk.spend("stray bytes", end - 1 - offset)  # over the limit, or:
         if end + 3 > len(data):
             return  # the file ends within the marker
         code, position = data[end], position + end + 1 - offset
         if code == 0x00:  # an escaped 0xFF: stray data
-            walk.count(stray=2)
+            walk.spend("stray bytes", 2)
             continue
-        walk.count(segments=1)
+        walk.spend("segments")
         if code in _JPEG_WITH_LENGTH:
             if code == _START_OF_SCAN:
                 return
-            position += struct.unpack_from(">H", data, end + 1)[0]
+            length = struct.unpack_from(">H", data, end + 1)[0]
+            _spend_jpeg_segment(walk, code, length, data[end + 3 : end + 9])
+            position += length
         elif code not in _JPEG_ALONE:
             return  # not a marker: Pillow stops with an error here
+
+
+def _spend_jpeg_segment(walk: _Walk, code: int, length: int, opening: bytes) -> None:
+    """Spend a JPEG segment (its length and its first bytes) against the budgets that it uses."""
+    if code in _JPEG_TABLES:
+        walk.spend("table bytes", length)
+    elif 0xE0 <= code <= 0xEF or code == 0xFE:
+        walk.spend("metadata bytes", length)
+        if code == _APP1 and opening == b"Exif\0\0":
+            walk.spend("exif bytes", length)
+        elif code == _APP13:
+            walk.spend("photoshop bytes", length)
 
 
 def _marker_end(data: bytes, offset: int) -> int:
@@ -145,8 +184,27 @@ def _png(walk: _Walk) -> None:
         length, kind = struct.unpack_from(">I4s", data, offset)
         if kind in _PNG_PIXELS:
             return
-        walk.count(segments=1)
+        walk.spend("segments")
+        walk.spend("metadata bytes", length)
+        if kind in (b"iCCP", b"zTXt", b"iTXt"):
+            walk.spend("inflated bytes", _inflated(kind, os.pread(walk.fd, length, position + 8)))
         position += 12 + length
+
+
+def _inflated(kind: bytes, data: bytes) -> int:
+    """How many bytes Pillow inflates from the data of an iCCP, zTXt or iTXt chunk (as it reads them)."""
+    _, _, rest = data.partition(b"\0")
+    if kind == b"iTXt":  # flag, method, language, translated keyword, text
+        parts = rest[2:].split(b"\0", 2)
+        if len(rest) < 2 or rest[0] == 0 or rest[1] != 0 or len(parts) < 3:
+            return 0
+        compressed = parts[2]
+    else:  # method, data
+        compressed = rest[1:]
+    try:
+        return len(zlib.decompressobj().decompress(compressed, PngImagePlugin.MAX_TEXT_CHUNK))
+    except zlib.error:
+        return 0
 
 
 def _gif(walk: _Walk) -> None:
@@ -161,10 +219,10 @@ def _gif(walk: _Walk) -> None:
         if tag != ord("!"):
             stray = _GIF_STRAY.match(data, offset)
             assert stray is not None
-            walk.count(stray=stray.end() - offset)
+            walk.spend("stray bytes", stray.end() - offset)
             position += stray.end() - offset
             continue
-        walk.count(segments=1)
+        walk.spend("segments")
         position = _sub_blocks(walk, position + 2)  # after the introducer and the label
 
 
@@ -172,15 +230,30 @@ def _sub_blocks(walk: _Walk, position: int) -> int:
     """Step over a chain of GIF data sub-blocks; the position after it."""
     while position < walk.size:
         data, offset = walk.at(position, 1)
-        start, last, blocks = offset, len(data), 0
+        start, last, blocks, ended = offset, len(data), 0, False
         # Through the window in one tight loop: a chain of tiny sub-blocks is the costly case.
         while offset < last:
             size = data[offset]
             offset += 1 + size
             blocks += 1
             if size == 0:
-                walk.count(sub_blocks=blocks)
-                return position + offset - start
-        walk.count(sub_blocks=blocks)
+                ended = True
+                break
+        walk.spend("sub-blocks", blocks)
+        walk.spend("metadata bytes", offset - start - blocks)
         position += offset - start
+        if ended:
+            return position
     return position
+
+
+def _webp(walk: _Walk) -> None:
+    """The RIFF container's chunks, all of which libwebp's demuxer reads."""
+    position = 12
+    while position + 8 <= walk.size:
+        data, offset = walk.at(position, 8)
+        kind, length = struct.unpack_from("<4sI", data, offset)
+        walk.spend("webp chunks")
+        if kind not in _WEBP_PIXELS:  # Pillow holds the whole file; libwebp copies metadata again
+            walk.spend("metadata bytes", length)
+        position += 8 + length + (length & 1)

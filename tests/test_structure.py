@@ -16,6 +16,8 @@ from shared import imaging, structure
 from shared.errors import CorruptImage
 from tests import images
 
+MIB = 1024 * 1024
+
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -34,11 +36,34 @@ def jpeg_after_first_segment(stray: bytes) -> bytes:
     return data[:end] + stray + data[end:]
 
 
-def png_with_chunks(count: int) -> bytes:
-    """A real PNG with `count` empty private chunks between its header and its pixels."""
+def png_with(chunk: bytes, count: int) -> bytes:
+    """A real PNG with `chunk` repeated `count` times between its header and its pixels."""
     data = images.encode(images.photo(64, 48), "PNG")
     pixels = data.index(b"IDAT") - 4
-    return data[:pixels] + _png_chunk(b"prVt", b"") * count + data[pixels:]
+    return data[:pixels] + chunk * count + data[pixels:]
+
+
+def png_with_chunks(count: int) -> bytes:
+    """A real PNG with `count` empty private chunks between its header and its pixels."""
+    return png_with(_png_chunk(b"prVt", b""), count)
+
+
+def jpeg_segment(code: int, payload: bytes) -> bytes:
+    """One JPEG segment with a length."""
+    return bytes([0xFF, code]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def webp_with(chunk: bytes, count: int) -> bytes:
+    """A real WebP with `chunk` repeated `count` times after its first chunk."""
+    data = images.encode(images.photo(64, 48), "WEBP")
+    first_end = 12 + 8 + struct.unpack_from("<I", data, 16)[0]
+    body = data[12:first_end] + chunk * count + data[first_end:]
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def webp_with_chunks(count: int) -> bytes:
+    """A real WebP with `count` empty unknown chunks after its first chunk."""
+    return webp_with(b"ZZZZ\0\0\0\0", count)
 
 
 def gif_with(blocks: bytes, count: int) -> bytes:
@@ -79,11 +104,16 @@ def test_real_images_with_metadata_pass(tmp_path: Path) -> None:
         images.png_with_alpha(),
         images.encode(photo, "GIF", comment=b"x" * 2000),
         images.encode(photo, "WEBP"),
+        images.encode(photo, "WEBP", save_all=True, append_images=[photo.rotate(180)] * 3, exif=b"Exif"),
+        jpeg_with(jpeg_segment(0xE1, b"Exif\0\0" + b"\0" * 65_000), 1),
+        jpeg_with(jpeg_segment(0xED, b"Photoshop 3.0\0" + b"\0" * 65_000), 2),
+        png_with(_png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"text " * 1000)), 300),
+        png_with(_png_chunk(b"iTXt", b"k\0\x01\0en\0k\0" + zlib.compress(b"text " * 1000)), 300),
     ):
         path = _write(tmp_path, data)
         structure.check(path)
-        with imaging.open_image(path, 10**7) as image:
-            assert image.size == photo.size or image.size == (200, 100)
+        with imaging.decoding_errors(), imaging.open_image(path, 10**7) as image:
+            image.load()  # what the walk let through, Pillow reads
 
 
 @pytest.mark.parametrize(
@@ -101,9 +131,9 @@ def test_segment_floods_are_refused_and_the_limit_is_not_lower(
     tmp_path: Path, make: Callable[[int], bytes]
 ) -> None:
     with pytest.raises(CorruptImage, match="more metadata"):
-        structure.check(_write(tmp_path, make(structure.MAX_SEGMENTS + 1)))
+        structure.check(_write(tmp_path, make(structure.LIMITS["segments"] + 1)))
     # Some way below the limit the same file is still an image Pillow reads.
-    near = _write(tmp_path, make(structure.MAX_SEGMENTS // 2 - 10))
+    near = _write(tmp_path, make(structure.LIMITS["segments"] // 2 - 10))
     structure.check(near)
     with imaging.decoding_errors(), imaging.open_image(near, 10**7) as image:
         image.load()
@@ -112,11 +142,13 @@ def test_segment_floods_are_refused_and_the_limit_is_not_lower(
 @pytest.mark.parametrize(
     "data",
     [
-        jpeg_after_first_segment(b"\x00" * (structure.MAX_STRAY_BYTES + 1)),  # junk between markers
-        jpeg_with(b"\xff", structure.MAX_STRAY_BYTES + 2),  # padding before a marker
-        jpeg_with(b"\xff\x00", structure.MAX_STRAY_BYTES // 2 + 1),  # escaped 0xFF outside a scan
-        images.jpeg()[:2] + b"\xff\xe0\x00\x04ab" + b"\x01" * (structure.MAX_STRAY_BYTES + 1),  # no scan
-        gif_with(b"\x00", structure.MAX_STRAY_BYTES + 1),  # bytes that start no block
+        jpeg_after_first_segment(b"\x00" * (structure.LIMITS["stray bytes"] + 1)),  # junk between markers
+        jpeg_with(b"\xff", structure.LIMITS["stray bytes"] + 2),  # padding before a marker
+        jpeg_with(b"\xff\x00", structure.LIMITS["stray bytes"] // 2 + 1),  # escaped 0xFF outside a scan
+        images.jpeg()[:2]
+        + b"\xff\xe0\x00\x04ab"
+        + b"\x01" * (structure.LIMITS["stray bytes"] + 1),  # no scan
+        gif_with(b"\x00", structure.LIMITS["stray bytes"] + 1),  # bytes that start no block
     ],
     ids=["jpeg-junk", "jpeg-padding", "jpeg-escaped", "jpeg-junk-to-end", "gif-stray"],
 )
@@ -126,12 +158,60 @@ def test_stray_bytes_past_the_limit_are_refused(tmp_path: Path, data: bytes) -> 
 
 
 def test_a_gif_may_carry_a_large_xmp_packet_but_not_endless_sub_blocks(tmp_path: Path) -> None:
-    large = _write(tmp_path, gif_with_sub_blocks(structure.MAX_SUB_BLOCKS // 2))
+    large = _write(tmp_path, gif_with_sub_blocks(structure.LIMITS["sub-blocks"] // 2))
     structure.check(large)
     with imaging.open_image(large, 10**7) as image:
         image.load()
     with pytest.raises(CorruptImage, match="more metadata"):
-        structure.check(_write(tmp_path, gif_with_sub_blocks(structure.MAX_SUB_BLOCKS + 1)))
+        structure.check(_write(tmp_path, gif_with_sub_blocks(structure.LIMITS["sub-blocks"] + 1)))
+
+
+SOF_PAYLOAD = b"\x08\x00\x10\x00\x10" + struct.pack(">B", 85) + b"\x01\x11\x00" * 85  # 85 components
+DQT_PAYLOAD = (b"\x00" + b"\x01" * 64) * 4  # four 8-bit tables
+INFLATES_TO_1_MIB = zlib.compress(b"\0" * MIB)  # about 1 KB
+
+
+@pytest.mark.parametrize(
+    ("make", "within", "beyond"),
+    [
+        # Frame headers Pillow lists component by component, across all of them.
+        (lambda count: jpeg_with(jpeg_segment(0xC0, SOF_PAYLOAD), count), 8, 260),
+        # Quantisation tables Pillow parses table by table.
+        (lambda count: jpeg_with(jpeg_segment(0xDB, DQT_PAYLOAD), count), 8, 260),
+        # Exif segments Pillow joins one by one.
+        (lambda count: jpeg_with(jpeg_segment(0xE1, b"Exif\0\0" + b"\0" * 60_000), count), 2, 3),
+        (lambda count: jpeg_with(jpeg_segment(0xED, b"Photoshop 3.0\0" + b"\0" * 65_000), count), 16, 17),
+        (lambda count: jpeg_with(jpeg_segment(0xE5, b"\0" * 65_000), count), 250, 260),  # kept in memory
+        # Compressed text and ICC profiles, which Pillow inflates (each up to 1 MiB).
+        (lambda count: png_with(_png_chunk(b"zTXt", b"k\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
+        (lambda count: png_with(_png_chunk(b"iTXt", b"k\0\x01\0\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
+        (lambda count: png_with(_png_chunk(b"iCCP", b"p\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
+        (lambda count: png_with(_png_chunk(b"prVt", b"\0" * MIB), count), 15, 17),
+        (lambda count: gif_with(b"\x21\xfe" + (b"\xff" + b"a" * 255) * count + b"\x00", 1), 60_000, 66_000),
+        (webp_with_chunks, 60_000, 66_000),
+        (lambda count: webp_with(b"XMP " + struct.pack("<I", MIB) + b"\0" * MIB, count), 15, 17),
+    ],
+    ids=[
+        "jpeg-frames",
+        "jpeg-tables",
+        "jpeg-exif",
+        "jpeg-photoshop",
+        "jpeg-metadata",
+        "png-ztxt",
+        "png-itxt",
+        "png-iccp",
+        "png-metadata",
+        "gif-comment",
+        "webp-chunks",
+        "webp-metadata",
+    ],
+)
+def test_costly_segments_are_refused_past_their_budget_only(
+    tmp_path: Path, make: Callable[[int], bytes], within: int, beyond: int
+) -> None:
+    structure.check(_write(tmp_path, make(within)))
+    with pytest.raises(CorruptImage, match="more metadata"):
+        structure.check(_write(tmp_path, make(beyond)))
 
 
 def test_other_and_tiny_files_pass_to_pillow_untouched(tmp_path: Path) -> None:
