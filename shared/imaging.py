@@ -144,6 +144,16 @@ def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
     return image
 
 
+def check_picture(source: Path, image: ImageFile.ImageFile, index: int) -> None:
+    """Walk an MPO's later picture as `open_image` walks the first, before `image.seek(index)`
+    has Pillow read its header; call inside decoding_errors()."""
+    # Pillow keeps where each picture starts only in a private attribute; tests/test_pipeline.py
+    # fails if it goes.
+    starts = getattr(image, "_MpoImageFile__mpoffsets", None)
+    if image.format == "MPO" and starts is not None and 0 < index < len(starts):
+        structure.check(source, starts[index])
+
+
 def format_of(image: Image.Image) -> str:
     """The allowed format name of an opened image (MPO counts as JPEG)."""
     found = image.format or ""

@@ -98,21 +98,22 @@ class _Walk:
             raise CorruptImage(TOO_MUCH)
 
 
-def check(path: Path) -> None:
+def check(path: Path, picture_at: int = 0) -> None:
     """Raise CorruptImage if a JPEG, PNG, GIF or WebP asks more of its reader before its pixels
-    than LIMITS allow; other files pass untouched."""
+    than LIMITS allow; other files pass untouched. `picture_at`: where a JPEG picture inside the
+    file starts (an MPO's later pictures)."""
     with open(path, "rb", buffering=0) as file:
         size = os.fstat(file.fileno()).st_size
-        if size < 16:
+        if size - picture_at < 16:
             return
         walk = _Walk(file.fileno(), size)
-        head, _ = walk.at(0, 16)
-        step = _step_for(head)
+        data, offset = walk.at(picture_at, 16)
+        step = _step_for(data[offset : offset + 16])
         if step is not None:
-            step(walk)
+            step(walk, picture_at)
 
 
-def _step_for(head: bytes) -> Callable[[_Walk], None] | None:
+def _step_for(head: bytes) -> Callable[[_Walk, int], None] | None:
     if head.startswith(b"\xff\xd8\xff"):
         return _jpeg
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -124,9 +125,9 @@ def _step_for(head: bytes) -> Callable[[_Walk], None] | None:
     return None
 
 
-def _jpeg(walk: _Walk) -> None:
+def _jpeg(walk: _Walk, start: int) -> None:
     """Markers from the first to the start of the scan (Pillow reads past an EOI, so do we)."""
-    position = 2
+    position = start + 2
     while position < walk.size:
         data, offset = walk.at(position, 16)
         end = _marker_end(data, offset)
@@ -176,9 +177,9 @@ def _marker_end(data: bytes, offset: int) -> int:
     return run.end()
 
 
-def _png(walk: _Walk) -> None:
+def _png(walk: _Walk, start: int) -> None:
     """Chunks from the signature to the first image data."""
-    position = 8
+    position = start + 8
     while position + 8 <= walk.size:
         data, offset = walk.at(position, 8)
         length, kind = struct.unpack_from(">I4s", data, offset)
@@ -207,10 +208,11 @@ def _inflated(kind: bytes, data: bytes) -> int:
         return 0
 
 
-def _gif(walk: _Walk) -> None:
+def _gif(walk: _Walk, start: int) -> None:
     """Blocks and sub-blocks from the screen descriptor to the first image descriptor."""
-    head, _ = walk.at(0, 13)
-    position = 13 + (3 << ((head[10] & 7) + 1) if head[10] & 0x80 else 0)
+    data, offset = walk.at(start, 13)
+    flags = data[offset + 10]
+    position = start + 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     while position < walk.size:
         data, offset = walk.at(position, _STEP)
         tag = data[offset]
@@ -247,9 +249,9 @@ def _sub_blocks(walk: _Walk, position: int) -> int:
     return position
 
 
-def _webp(walk: _Walk) -> None:
+def _webp(walk: _Walk, start: int) -> None:
     """The RIFF container's chunks, all of which libwebp's demuxer reads."""
-    position = 12
+    position = start + 12
     while position + 8 <= walk.size:
         data, offset = walk.at(position, 8)
         kind, length = struct.unpack_from("<4sI", data, offset)

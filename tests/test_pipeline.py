@@ -113,6 +113,25 @@ def test_too_many_pixels_is_too_large_before_decoding(tmp_path: Path) -> None:
         run(tmp_path, big)
 
 
+def _mpo(second_picture_extra: bytes = b"") -> bytes:
+    """A two-picture MPO; `second_picture_extra` goes right after the second picture's SOI."""
+    buffer = io.BytesIO()
+    images.photo().save(buffer, "MPO", save_all=True, append_images=[images.photo().rotate(180)])
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as opened:
+        second = opened._MpoImageFile__mpoffsets[1]  # type: ignore[attr-defined]
+    return data[: second + 2] + second_picture_extra + data[second + 2 :]
+
+
+def test_an_mpo_later_picture_is_walked_before_pillow_reads_its_header(tmp_path: Path) -> None:
+    _, info = run(tmp_path, _mpo())
+    assert info.media_type == "image/jpeg"  # type: ignore[attr-defined]
+    # Exif that Pillow would join segment by segment, hidden in the second picture.
+    exif = b"\xff\xe1" + (2 + 6 + 60_000).to_bytes(2, "big") + b"Exif\0\0" + b"\0" * 60_000
+    with pytest.raises(CorruptImage, match="more metadata"):
+        run(tmp_path, _mpo(exif * 3))
+
+
 @pytest.mark.parametrize("cut", [200, 1500, 4000])
 def test_truncated_jpeg_is_corrupt(tmp_path: Path, cut: int) -> None:
     with pytest.raises(CorruptImage):

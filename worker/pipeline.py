@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
 from shared.errors import CannotFit, TooLarge
-from shared.imaging import check_pixels, decoding_errors, format_of, open_image
+from shared.imaging import check_picture, check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -46,7 +46,7 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
         with decoding_errors(), open_image(source, limits.max_pixels) as image:
-            frames = _load_frames(image, limits)
+            frames = _load_frames(source, image, limits)
             fmt, choice, size = _compress_image(source, image, frames, options)
         temp.write_bytes(choice.data)
         storage.move_into_place(temp, destination)
@@ -187,7 +187,7 @@ def _floor(
     return min(candidates, key=lambda choice: len(choice.data))
 
 
-def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
+def _load_frames(source: Path, image: ImageFile.ImageFile, limits: Limits) -> int:
     """Decode every frame, checking the frame count and each frame's extent before decoding it.
 
     Bombs can hide in a later frame (a 100x100 GIF whose second frame declares 4 Gpx), so
@@ -200,6 +200,7 @@ def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
         raise TooLarge(f"The image has {frames:,} frames; the limit is {limits.max_frames:,}.")
     for index in range(frames):
         if frames > 1:
+            check_picture(source, image, index)
             image.seek(index)
         check_pixels(image.width, image.height, limits.max_pixels)
         for tile in image.tile:
