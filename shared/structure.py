@@ -52,8 +52,15 @@ LIMITS = {
     # WebP chunks, each demuxed by libwebp (an animation has one per frame; IMGPRESS_MAX_FRAMES
     # is 1000 by default).
     "webp chunks": 64 * 1024,
+    # Past the header (`whole`, for the worker, which decodes): PNG image data and frame control
+    # chunks, GIF image descriptors and graphic controls, read one by one as Pillow decodes (a
+    # 50 MB PNG of libpng's 8 KiB IDAT chunks has 6,400).
+    "frame parts": 256 * 1024,
+    # GIF image data sub-blocks, which Pillow steps over one by one to count and find frames
+    # (a 50 MB GIF of full 255-byte sub-blocks has 200 Ki).
+    "image sub-blocks": 1024 * 1024,
 }
-TOO_MUCH = "The image has more metadata before its pixels than this service reads."
+TOO_MUCH = "The image is made of more metadata or pieces than this service reads."
 
 #: Bytes read at a time; one read covers the header of a typical photo.
 _WINDOW = 64 * 1024
@@ -71,6 +78,7 @@ _JPEG_TABLES = frozenset(
 )
 _START_OF_SCAN, _APP1, _APP13 = 0xDA, 0xE1, 0xED
 _PNG_PIXELS = (b"IDAT", b"fdAT", b"IEND")
+_PNG_FRAME_PARTS = (b"IDAT", b"fdAT", b"fcTL")
 _WEBP_PIXELS = (b"VP8 ", b"VP8L", b"ALPH", b"ANMF")
 
 
@@ -98,10 +106,11 @@ class _Walk:
             raise CorruptImage(TOO_MUCH)
 
 
-def check(path: Path, picture_at: int = 0) -> None:
+def check(path: Path, picture_at: int = 0, *, whole: bool = False) -> None:
     """Raise CorruptImage if a JPEG, PNG, GIF or WebP asks more of its reader before its pixels
     than LIMITS allow; other files pass untouched. `picture_at`: where a JPEG picture inside the
-    file starts (an MPO's later pictures)."""
+    file starts (an MPO's later pictures); `whole`: the PNG's or GIF's every chunk or block to
+    its end, which Pillow reads as it decodes, not only those before the pixels."""
     with open(path, "rb", buffering=0) as file:
         size = os.fstat(file.fileno()).st_size
         if size - picture_at < 16:
@@ -110,10 +119,10 @@ def check(path: Path, picture_at: int = 0) -> None:
         data, offset = walk.at(picture_at, 16)
         step = _step_for(data[offset : offset + 16])
         if step is not None:
-            step(walk, picture_at)
+            step(walk, picture_at, whole)
 
 
-def _step_for(head: bytes) -> Callable[[_Walk, int], None] | None:
+def _step_for(head: bytes) -> Callable[[_Walk, int, bool], None] | None:
     if head.startswith(b"\xff\xd8\xff"):
         return _jpeg
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -125,7 +134,7 @@ def _step_for(head: bytes) -> Callable[[_Walk, int], None] | None:
     return None
 
 
-def _jpeg(walk: _Walk, start: int) -> None:
+def _jpeg(walk: _Walk, start: int, whole: bool) -> None:
     """Markers from the first to the start of the scan (Pillow reads past an EOI, so do we)."""
     position = start + 2
     while position < walk.size:
@@ -177,18 +186,22 @@ def _marker_end(data: bytes, offset: int) -> int:
     return run.end()
 
 
-def _png(walk: _Walk, start: int) -> None:
-    """Chunks from the signature to the first image data."""
+def _png(walk: _Walk, start: int, whole: bool) -> None:
+    """Chunks from the signature to the first image data, or to the end."""
     position = start + 8
     while position + 8 <= walk.size:
         data, offset = walk.at(position, 8)
         length, kind = struct.unpack_from(">I4s", data, offset)
-        if kind in _PNG_PIXELS:
+        if kind == b"IEND" or (kind in _PNG_PIXELS and not whole):
             return
-        walk.spend("segments")
-        walk.spend("metadata bytes", length)
-        if kind in (b"iCCP", b"zTXt", b"iTXt"):
-            walk.spend("inflated bytes", _inflated(kind, os.pread(walk.fd, length, position + 8)))
+        if kind in _PNG_FRAME_PARTS:
+            walk.spend("frame parts")
+        else:
+            walk.spend("segments")
+            present = min(length, walk.size - position - 8)  # what the file has of it
+            walk.spend("metadata bytes", present)
+            if kind in (b"iCCP", b"zTXt", b"iTXt"):
+                walk.spend("inflated bytes", _inflated(kind, os.pread(walk.fd, present, position + 8)))
         position += 12 + length
 
 
@@ -208,28 +221,40 @@ def _inflated(kind: bytes, data: bytes) -> int:
         return 0
 
 
-def _gif(walk: _Walk, start: int) -> None:
-    """Blocks and sub-blocks from the screen descriptor to the first image descriptor."""
+def _gif(walk: _Walk, start: int, whole: bool) -> None:
+    """Blocks and sub-blocks from the screen descriptor to the first image descriptor, or to the end."""
     data, offset = walk.at(start, 13)
-    flags = data[offset + 10]
-    position = start + 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    position = start + 13 + _colour_table(data[offset + 10])
     while position < walk.size:
         data, offset = walk.at(position, _STEP)
         tag = data[offset]
-        if tag in b",;":  # an image, or the trailer
+        if tag == ord(";") or (tag == ord(",") and not whole):  # the trailer, or an image
             return
-        if tag != ord("!"):
+        if tag == ord(","):  # an image: its descriptor, colour table, code size, then its data
+            walk.spend("frame parts")
+            if offset + 10 > len(data):
+                return
+            position += 11 + _colour_table(data[offset + 9])
+            position = _sub_blocks(walk, position, "image sub-blocks", None)
+        elif tag == ord("!"):
+            label = data[offset + 1] if offset + 1 < len(data) else 0
+            walk.spend("frame parts" if label == 0xF9 else "segments")  # a frame's graphic control
+            position = _sub_blocks(walk, position + 2, "sub-blocks", "metadata bytes")
+        else:
             stray = _GIF_STRAY.match(data, offset)
             assert stray is not None
             walk.spend("stray bytes", stray.end() - offset)
             position += stray.end() - offset
-            continue
-        walk.spend("segments")
-        position = _sub_blocks(walk, position + 2)  # after the introducer and the label
 
 
-def _sub_blocks(walk: _Walk, position: int) -> int:
-    """Step over a chain of GIF data sub-blocks; the position after it."""
+def _colour_table(flags: int) -> int:
+    """The size of the colour table that GIF flags announce."""
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _sub_blocks(walk: _Walk, position: int, blocks_kind: str, bytes_kind: str | None) -> int:
+    """Step over a chain of GIF data sub-blocks, spending them (and their bytes, if they are kept)
+    against those budgets; the position after it."""
     while position < walk.size:
         data, offset = walk.at(position, 1)
         start, last, blocks, ended = offset, len(data), 0, False
@@ -241,15 +266,16 @@ def _sub_blocks(walk: _Walk, position: int) -> int:
             if size == 0:
                 ended = True
                 break
-        walk.spend("sub-blocks", blocks)
-        walk.spend("metadata bytes", offset - start - blocks)
+        walk.spend(blocks_kind, blocks)
+        if bytes_kind is not None:
+            walk.spend(bytes_kind, offset - start - blocks)
         position += offset - start
         if ended:
             return position
     return position
 
 
-def _webp(walk: _Walk, start: int) -> None:
+def _webp(walk: _Walk, start: int, whole: bool) -> None:
     """The RIFF container's chunks, all of which libwebp's demuxer reads."""
     position = start + 12
     while position + 8 <= walk.size:
@@ -257,5 +283,5 @@ def _webp(walk: _Walk, start: int) -> None:
         kind, length = struct.unpack_from("<4sI", data, offset)
         walk.spend("webp chunks")
         if kind not in _WEBP_PIXELS:  # Pillow holds the whole file; libwebp copies metadata again
-            walk.spend("metadata bytes", length)
+            walk.spend("metadata bytes", min(length, walk.size - position - 8))
         position += 8 + length + (length & 1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -128,8 +130,64 @@ def test_an_mpo_later_picture_is_walked_before_pillow_reads_its_header(tmp_path:
     assert info.media_type == "image/jpeg"  # type: ignore[attr-defined]
     # Exif that Pillow would join segment by segment, hidden in the second picture.
     exif = b"\xff\xe1" + (2 + 6 + 60_000).to_bytes(2, "big") + b"Exif\0\0" + b"\0" * 60_000
-    with pytest.raises(CorruptImage, match="more metadata"):
+    with pytest.raises(CorruptImage, match="more metadata or pieces"):
         run(tmp_path, _mpo(exif * 3))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_rechunked(data: bytes, size: int, after_pixels: bytes = b"") -> bytes:
+    """A PNG's image data cut into IDAT chunks of `size` bytes, `after_pixels` before its end."""
+    first = data.index(b"IDAT") - 4
+    pixels, position = b"", first
+    while data[position + 4 : position + 8] == b"IDAT":
+        length = struct.unpack_from(">I", data, position)[0]
+        pixels += data[position + 8 : position + 8 + length]
+        position += 12 + length
+    chunks = b"".join(_png_chunk(b"IDAT", pixels[i : i + size]) for i in range(0, len(pixels), size))
+    return data[:first] + chunks + after_pixels + data[position:]
+
+
+def _gif_sub_blocks(data: bytes, size: int) -> bytes:
+    """A one-frame GIF's image data re-cut into sub-blocks of `size` bytes."""
+    flags = data[10]
+    descriptor = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    while data[descriptor] == 0x21:  # extensions before the image
+        descriptor += 2
+        while data[descriptor]:
+            descriptor += 1 + data[descriptor]
+        descriptor += 1
+    local = data[descriptor + 9]
+    start = descriptor + 11 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
+    pixels, position = b"", start
+    while data[position]:
+        pixels += data[position + 1 : position + 1 + data[position]]
+        position += 1 + data[position]
+    blocks = b"".join(
+        bytes([len(pixels[i : i + size])]) + pixels[i : i + size] for i in range(0, len(pixels), size)
+    )
+    return data[:start] + blocks + data[position:]
+
+
+def test_chunks_and_blocks_past_the_header_are_walked_before_decoding(tmp_path: Path) -> None:
+    png = images.encode(images.photo(), "PNG")
+    gif = images.encode(images.photo(), "GIF")
+    # Real files cut into small pieces decode as before.
+    for data in (_png_rechunked(png, 100), _gif_sub_blocks(gif, 1)):
+        _, info = run(tmp_path, data)
+        assert (info.width, info.height) == (320, 240)  # type: ignore[attr-defined]
+    noise = images.encode(Image.effect_noise((640, 400), 80).convert("RGB"), "PNG")  # 655 KB of data
+    inflating = _png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"\0" * 1024 * 1024))
+    for hostile in (
+        _png_rechunked(png, 100_000, _png_chunk(b"prVt", b"") * 300_000),  # 3.6 MB: Pillow 0.5 s
+        _png_rechunked(png, 100_000, inflating * 20),  # 20 KB inflating to 20 MiB of text
+        _png_rechunked(noise, 2),  # 327,000 two-byte IDAT chunks
+        gif[: gif.rindex(b"\x00\x3b")] + b"\x01\x00" * 1_100_000 + b"\x00\x3b",  # 1.1 M sub-blocks
+    ):
+        with pytest.raises(CorruptImage, match="more metadata or pieces"):
+            run(tmp_path, hostile)
 
 
 @pytest.mark.parametrize("cut", [200, 1500, 4000])

@@ -130,7 +130,7 @@ def test_real_images_with_metadata_pass(tmp_path: Path) -> None:
 def test_segment_floods_are_refused_and_the_limit_is_not_lower(
     tmp_path: Path, make: Callable[[int], bytes]
 ) -> None:
-    with pytest.raises(CorruptImage, match="more metadata"):
+    with pytest.raises(CorruptImage, match="more metadata or pieces"):
         structure.check(_write(tmp_path, make(structure.LIMITS["segments"] + 1)))
     # Some way below the limit the same file is still an image Pillow reads.
     near = _write(tmp_path, make(structure.LIMITS["segments"] // 2 - 10))
@@ -153,7 +153,7 @@ def test_segment_floods_are_refused_and_the_limit_is_not_lower(
     ids=["jpeg-junk", "jpeg-padding", "jpeg-escaped", "jpeg-junk-to-end", "gif-stray"],
 )
 def test_stray_bytes_past_the_limit_are_refused(tmp_path: Path, data: bytes) -> None:
-    with pytest.raises(CorruptImage, match="more metadata"):
+    with pytest.raises(CorruptImage, match="more metadata or pieces"):
         structure.check(_write(tmp_path, data))
 
 
@@ -162,7 +162,7 @@ def test_a_gif_may_carry_a_large_xmp_packet_but_not_endless_sub_blocks(tmp_path:
     structure.check(large)
     with imaging.open_image(large, 10**7) as image:
         image.load()
-    with pytest.raises(CorruptImage, match="more metadata"):
+    with pytest.raises(CorruptImage, match="more metadata or pieces"):
         structure.check(_write(tmp_path, gif_with_sub_blocks(structure.LIMITS["sub-blocks"] + 1)))
 
 
@@ -210,7 +210,7 @@ def test_costly_segments_are_refused_past_their_budget_only(
     tmp_path: Path, make: Callable[[int], bytes], within: int, beyond: int
 ) -> None:
     structure.check(_write(tmp_path, make(within)))
-    with pytest.raises(CorruptImage, match="more metadata"):
+    with pytest.raises(CorruptImage, match="more metadata or pieces"):
         structure.check(_write(tmp_path, make(beyond)))
 
 
@@ -244,3 +244,11 @@ print("checked")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "checked"
+
+
+def test_a_length_past_the_end_of_the_file_spends_only_what_is_there(tmp_path: Path) -> None:
+    # A truncated PNG whose last chunk claims 4 GiB: nothing that large is read or counted.
+    data = images.encode(images.photo(64, 48), "PNG")
+    pixels = data.index(b"IDAT") - 4
+    truncated = data[:pixels] + struct.pack(">I", 0xFFFFFFF0) + b"zTXtk\0\0" + zlib.compress(b"x" * 100)
+    structure.check(_write(tmp_path, truncated), whole=True)

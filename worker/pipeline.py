@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
 from shared.errors import CannotFit, TooLarge
-from shared.imaging import check_picture, check_pixels, decoding_errors, format_of, open_image
+from shared.imaging import check_frames, check_picture, check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -193,6 +193,7 @@ def _load_frames(source: Path, image: ImageFile.ImageFile, limits: Limits) -> in
     Bombs can hide in a later frame (a 100x100 GIF whose second frame declares 4 Gpx), so
     checking the first frame's size is not enough.
     """
+    check_frames(source, image)
     frames = int(getattr(image, "n_frames", 1))
     if image.format in ("AVIF", "HEIF"):
         frames = 1  # image sequences and HEIF collections: the primary image only
