@@ -9,7 +9,9 @@ segments held an API process at 1.7 GB for 14 s. This walk steps over the same s
 C-speed searches, reading the file through one small window (no memory map: a worker's address
 space is capped), spends each segment against the budgets in LIMITS (inflating what Pillow
 would inflate, to know its size), and refuses a file that overspends any of them: real images
-stay far below every one. WebP's chunks, demuxed by libwebp, are counted too.
+stay far below every one. WebP's chunks, demuxed by libwebp, are counted too. With `whole`,
+the worker, which decodes, has a PNG's chunks and a GIF's frames walked to the end as well:
+Pillow reads those in Python as it decodes and counts frames.
 
 It is a bound, not a parser: wherever Pillow would stop with an error, the walk just stops too.
 """
@@ -28,7 +30,7 @@ from PIL import PngImagePlugin
 from shared.errors import CorruptImage
 
 MIB = 1024 * 1024
-#: What a file may make Pillow do before its pixels, by kind. Real images use a small part of each.
+#: What a file may make Pillow do, by kind. Real images use a small part of each.
 LIMITS = {
     # JPEG markers, PNG chunks, GIF extensions: 2-5 µs each in Pillow. Real images have tens
     # (a JPEG with an ICC profile split in 255 parts, a few hundred).
