@@ -144,21 +144,11 @@ def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
     return image
 
 
-def check_frames(source: Path, image: ImageFile.ImageFile) -> None:
+def check_frames(source: Path, image: ImageFile.ImageFile, max_frames: int) -> None:
     """Walk a PNG's or GIF's every chunk or block, which Pillow reads in Python as it decodes and
     counts frames (`open_image` walked only what precedes the pixels); call inside decoding_errors()."""
     if image.format in ("PNG", "GIF"):
-        structure.check(source, whole=True)
-
-
-def check_picture(source: Path, image: ImageFile.ImageFile, index: int) -> None:
-    """Walk an MPO's later picture as `open_image` walks the first, before `image.seek(index)`
-    has Pillow read its header; call inside decoding_errors()."""
-    # Pillow keeps where each picture starts only in a private attribute; tests/test_pipeline.py
-    # fails if it goes.
-    starts = getattr(image, "_MpoImageFile__mpoffsets", None)
-    if image.format == "MPO" and starts is not None and 0 < index < len(starts):
-        structure.check(source, starts[index])
+        structure.check(source, whole=True, max_frames=max_frames)
 
 
 def format_of(image: Image.Image) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import PngImagePlugin
 
-from shared.errors import CorruptImage
+from shared.errors import CorruptImage, TooLarge
 
 MIB = 1024 * 1024
 #: What a file may make Pillow do, by kind. Real images use a small part of each.
@@ -54,13 +54,17 @@ LIMITS = {
     # WebP chunks, each demuxed by libwebp (an animation has one per frame; IMGPRESS_MAX_FRAMES
     # is 1000 by default).
     "webp chunks": 64 * 1024,
-    # Past the header (`whole`, for the worker, which decodes): PNG image data and frame control
-    # chunks, GIF image descriptors and graphic controls, read one by one as Pillow decodes (a
-    # 50 MB PNG of libpng's 8 KiB IDAT chunks has 6,400).
-    "frame parts": 256 * 1024,
-    # GIF image data sub-blocks, which Pillow steps over one by one to count and find frames
-    # (a 50 MB GIF of full 255-byte sub-blocks has 200 Ki).
-    "image sub-blocks": 1024 * 1024,
+}
+#: Past the header (`whole`, for the worker, which decodes), the pieces of image data that Pillow
+#: reads one by one in Python as it decodes and counts frames: how many are free, and the least
+#: average size (bytes) beyond that. Pillow pays per piece, a decoder per byte: real files
+#: have large pieces (libpng's IDAT chunks are 8 KiB, a GIF's sub-blocks 255 bytes), so any
+#: number of those passes, while a flood of tiny ones (which cost Pillow seconds) does not.
+SMALL_PIECES = {
+    # PNG IDAT, fdAT and fcTL chunks; GIF graphic controls (one per frame).
+    "frame parts": (8 * 1024, 512),
+    # GIF image-data sub-blocks.
+    "image sub-blocks": (64 * 1024, 64),
 }
 TOO_MUCH = "The image is made of more metadata or pieces than this service reads."
 
@@ -87,12 +91,17 @@ _WEBP_PIXELS = (b"VP8 ", b"VP8L", b"ALPH", b"ANMF")
 class _Walk:
     """The file seen through a window, and what its segments have spent so far."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, whole: bool, max_frames: int | None) -> None:
         self.fd = fd
         self.size = size
+        self.whole = whole
+        self.max_frames = max_frames
+        self.frames = 0
         self.start = 0
         self.data = b""
         self.spent = dict.fromkeys(LIMITS, 0)
+        self.pieces = dict.fromkeys(SMALL_PIECES, 0)
+        self.piece_bytes = dict.fromkeys(SMALL_PIECES, 0)
 
     def at(self, position: int, need: int) -> tuple[bytes, int]:
         """The window and where `position` is in it, with `need` bytes from there if the file has them."""
@@ -107,24 +116,39 @@ class _Walk:
         if self.spent[kind] > LIMITS[kind]:
             raise CorruptImage(TOO_MUCH)
 
+    def spend_pieces(self, kind: str, count: int, size: int) -> None:
+        """Count `count` pieces of image data of `size` bytes in all; CorruptImage when there are
+        more than are free and they are small on average."""
+        self.pieces[kind] += count
+        self.piece_bytes[kind] += size
+        free, least = SMALL_PIECES[kind]
+        if self.pieces[kind] > free and self.pieces[kind] * least > self.piece_bytes[kind]:
+            raise CorruptImage(TOO_MUCH)
 
-def check(path: Path, picture_at: int = 0, *, whole: bool = False) -> None:
+    def frame(self) -> None:
+        """Count a frame; TooLarge past `max_frames`, before Pillow has counted them all."""
+        self.frames += 1
+        if self.max_frames is not None and self.frames > self.max_frames:
+            raise TooLarge(f"The image has more than {self.max_frames:,} frames; that is the limit.")
+
+
+def check(path: Path, *, whole: bool = False, max_frames: int | None = None) -> None:
     """Raise CorruptImage if a JPEG, PNG, GIF or WebP asks more of its reader before its pixels
-    than LIMITS allow; other files pass untouched. `picture_at`: where a JPEG picture inside the
-    file starts (an MPO's later pictures); `whole`: the PNG's or GIF's every chunk or block to
-    its end, which Pillow reads as it decodes, not only those before the pixels."""
+    than LIMITS allow; other files pass untouched. `whole`: a PNG's or GIF's every chunk or block
+    to its end too (SMALL_PIECES), which Pillow reads as it decodes, and a GIF with more than
+    `max_frames` frames is TooLarge."""
     with open(path, "rb", buffering=0) as file:
         size = os.fstat(file.fileno()).st_size
-        if size - picture_at < 16:
+        if size < 16:
             return
-        walk = _Walk(file.fileno(), size)
-        data, offset = walk.at(picture_at, 16)
-        step = _step_for(data[offset : offset + 16])
+        walk = _Walk(file.fileno(), size, whole, max_frames)
+        head, _ = walk.at(0, 16)
+        step = _step_for(head)
         if step is not None:
-            step(walk, picture_at, whole)
+            step(walk)
 
 
-def _step_for(head: bytes) -> Callable[[_Walk, int, bool], None] | None:
+def _step_for(head: bytes) -> Callable[[_Walk], None] | None:
     if head.startswith(b"\xff\xd8\xff"):
         return _jpeg
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -136,9 +160,9 @@ def _step_for(head: bytes) -> Callable[[_Walk, int, bool], None] | None:
     return None
 
 
-def _jpeg(walk: _Walk, start: int, whole: bool) -> None:
+def _jpeg(walk: _Walk) -> None:
     """Markers from the first to the start of the scan (Pillow reads past an EOI, so do we)."""
-    position = start + 2
+    position = 2
     while position < walk.size:
         data, offset = walk.at(position, 16)
         end = _marker_end(data, offset)
@@ -188,16 +212,16 @@ def _marker_end(data: bytes, offset: int) -> int:
     return run.end()
 
 
-def _png(walk: _Walk, start: int, whole: bool) -> None:
+def _png(walk: _Walk) -> None:
     """Chunks from the signature to the first image data, or to the end."""
-    position = start + 8
+    position = 8
     while position + 8 <= walk.size:
         data, offset = walk.at(position, 8)
         length, kind = struct.unpack_from(">I4s", data, offset)
-        if kind == b"IEND" or (kind in _PNG_PIXELS and not whole):
+        if kind == b"IEND" or (kind in _PNG_PIXELS and not walk.whole):
             return
         if kind in _PNG_FRAME_PARTS:
-            walk.spend("frame parts")
+            walk.spend_pieces("frame parts", 1, length)
         else:
             walk.spend("segments")
             present = min(length, walk.size - position - 8)  # what the file has of it
@@ -223,26 +247,29 @@ def _inflated(kind: bytes, data: bytes) -> int:
         return 0
 
 
-def _gif(walk: _Walk, start: int, whole: bool) -> None:
+def _gif(walk: _Walk) -> None:
     """Blocks and sub-blocks from the screen descriptor to the first image descriptor, or to the end."""
-    data, offset = walk.at(start, 13)
-    position = start + 13 + _colour_table(data[offset + 10])
+    head, _ = walk.at(0, 13)
+    position = 13 + _colour_table(head[10])
     while position < walk.size:
-        data, offset = walk.at(position, _STEP)
+        data, offset = walk.at(position, 16)
         tag = data[offset]
-        if tag == ord(";") or (tag == ord(",") and not whole):  # the trailer, or an image
+        if tag == ord(";") or (tag == ord(",") and not walk.whole):  # the trailer, or an image
             return
         if tag == ord(","):  # an image: its descriptor, colour table, code size, then its data
-            walk.spend("frame parts")
+            walk.frame()
             if offset + 10 > len(data):
                 return
-            position += 11 + _colour_table(data[offset + 9])
-            position = _sub_blocks(walk, position, "image sub-blocks", None)
+            position = _sub_blocks(walk, position + 11 + _colour_table(data[offset + 9]), image=True)
         elif tag == ord("!"):
             label = data[offset + 1] if offset + 1 < len(data) else 0
-            walk.spend("frame parts" if label == 0xF9 else "segments")  # a frame's graphic control
-            position = _sub_blocks(walk, position + 2, "sub-blocks", "metadata bytes")
+            if label == 0xF9:  # a frame's graphic control
+                walk.spend_pieces("frame parts", 1, 0)
+            else:
+                walk.spend("segments")
+            position = _sub_blocks(walk, position + 2, image=False)
         else:
+            data, offset = walk.at(position, _STEP)  # room for all the stray bytes allowed
             stray = _GIF_STRAY.match(data, offset)
             assert stray is not None
             walk.spend("stray bytes", stray.end() - offset)
@@ -254,9 +281,9 @@ def _colour_table(flags: int) -> int:
     return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
 
 
-def _sub_blocks(walk: _Walk, position: int, blocks_kind: str, bytes_kind: str | None) -> int:
-    """Step over a chain of GIF data sub-blocks, spending them (and their bytes, if they are kept)
-    against those budgets; the position after it."""
+def _sub_blocks(walk: _Walk, position: int, image: bool) -> int:
+    """Step over a chain of GIF data sub-blocks, of image data or of an extension (which Pillow
+    keeps or skips); the position after it."""
     while position < walk.size:
         data, offset = walk.at(position, 1)
         start, last, blocks, ended = offset, len(data), 0, False
@@ -268,18 +295,20 @@ def _sub_blocks(walk: _Walk, position: int, blocks_kind: str, bytes_kind: str | 
             if size == 0:
                 ended = True
                 break
-        walk.spend(blocks_kind, blocks)
-        if bytes_kind is not None:
-            walk.spend(bytes_kind, offset - start - blocks)
+        if image:  # the terminator carries no data and is not a piece
+            walk.spend_pieces("image sub-blocks", blocks - ended, offset - start - blocks)
+        else:
+            walk.spend("sub-blocks", blocks)
+            walk.spend("metadata bytes", offset - start - blocks)
         position += offset - start
         if ended:
             return position
     return position
 
 
-def _webp(walk: _Walk, start: int, whole: bool) -> None:
+def _webp(walk: _Walk) -> None:
     """The RIFF container's chunks, all of which libwebp's demuxer reads."""
-    position = start + 12
+    position = 12
     while position + 8 <= walk.size:
         data, offset = walk.at(position, 8)
         kind, length = struct.unpack_from("<4sI", data, offset)

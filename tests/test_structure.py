@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from shared import imaging, structure
-from shared.errors import CorruptImage
+from shared.errors import CorruptImage, TooLarge
 from tests import images
 
 MIB = 1024 * 1024
@@ -252,3 +252,48 @@ def test_a_length_past_the_end_of_the_file_spends_only_what_is_there(tmp_path: P
     pixels = data.index(b"IDAT") - 4
     truncated = data[:pixels] + struct.pack(">I", 0xFFFFFFF0) + b"zTXtk\0\0" + zlib.compress(b"x" * 100)
     structure.check(_write(tmp_path, truncated), whole=True)
+
+
+def _png_of_idat(count: int, size: int) -> bytes:
+    """A PNG's structure with `count` IDAT chunks of `size` bytes (for the walk, not a decoder)."""
+    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0))
+    idat = _png_chunk(b"IDAT", b"\0" * size)
+    return b"\x89PNG\r\n\x1a\n" + header + idat * count + _png_chunk(b"IEND", b"")
+
+
+def _gif_of_sub_blocks(count: int, size: int) -> bytes:
+    """A GIF's structure with one image of `count` data sub-blocks of `size` bytes."""
+    screen = b"GIF89a" + struct.pack("<HH", 64, 48) + b"\x00\x00\x00"
+    image = b"\x2c" + struct.pack("<HHHH", 0, 0, 64, 48) + b"\x00" + b"\x08"
+    return screen + image + (bytes([size]) + b"\0" * size) * count + b"\x00\x3b"
+
+
+@pytest.mark.parametrize(
+    ("data", "refused"),
+    [
+        (_png_of_idat(10_000, 600), False),  # many chunks, each of a real size
+        (_png_of_idat(10_000, 100), True),  # many tiny ones
+        (_png_of_idat(8_000, 0), False),  # few enough to be free
+        (_gif_of_sub_blocks(70_000, 64), False),
+        (_gif_of_sub_blocks(70_000, 16), True),
+    ],
+    ids=["png-large-idat", "png-tiny-idat", "png-few-idat", "gif-large-sub-blocks", "gif-tiny-sub-blocks"],
+)
+def test_past_the_header_many_pieces_pass_only_if_they_are_not_tiny(
+    tmp_path: Path, data: bytes, refused: bool
+) -> None:
+    path = _write(tmp_path, data)
+    structure.check(path)  # the header alone is always fine here
+    if refused:
+        with pytest.raises(CorruptImage, match="more metadata or pieces"):
+            structure.check(path, whole=True)
+    else:
+        structure.check(path, whole=True)
+
+
+def test_a_gif_with_too_many_frames_is_too_large_before_pillow_counts_them(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (4, 4), (i * 40, 0, 0)) for i in range(6)]
+    path = _write(tmp_path, images.encode(frames[0], "GIF", save_all=True, append_images=frames[1:]))
+    structure.check(path, whole=True, max_frames=6)
+    with pytest.raises(TooLarge, match="more than 5 frames"):
+        structure.check(path, whole=True, max_frames=5)

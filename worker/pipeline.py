@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
 from shared.errors import CannotFit, TooLarge
-from shared.imaging import check_frames, check_picture, check_pixels, decoding_errors, format_of, open_image
+from shared.imaging import check_frames, check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -193,15 +193,16 @@ def _load_frames(source: Path, image: ImageFile.ImageFile, limits: Limits) -> in
     Bombs can hide in a later frame (a 100x100 GIF whose second frame declares 4 Gpx), so
     checking the first frame's size is not enough.
     """
-    check_frames(source, image)
+    check_frames(source, image, limits.max_frames)
     frames = int(getattr(image, "n_frames", 1))
-    if image.format in ("AVIF", "HEIF"):
-        frames = 1  # image sequences and HEIF collections: the primary image only
+    if image.format in ("AVIF", "HEIF", "MPO"):
+        # Image sequences, HEIF collections and an MPO's other pictures (the second eye, depth,
+        # previews): the primary image only. Pillow never reads the others' headers.
+        frames = 1
     if frames > limits.max_frames:
         raise TooLarge(f"The image has {frames:,} frames; the limit is {limits.max_frames:,}.")
     for index in range(frames):
         if frames > 1:
-            check_picture(source, image, index)
             image.seek(index)
         check_pixels(image.width, image.height, limits.max_pixels)
         for tile in image.tile:
