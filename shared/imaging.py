@@ -129,12 +129,13 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise TooLarge(f"The image is {width}x{height} pixels; the limit is {max_pixels:,} pixels in all.")
 
 
-def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
+def open_image(path: Path, max_pixels: int, max_frames: int | None = None) -> ImageFile.ImageFile:
     """Open an allowed image lazily (header only) and check its structure and size; call inside
-    decoding_errors()."""
+    decoding_errors(). `max_frames`, for a caller that decodes: a PNG's every chunk and a GIF's
+    every frame are walked too (Pillow reads them in Python as it decodes and counts frames)."""
     # Pillow's own bomb check then fires at twice our limit, before any allocation.
     Image.MAX_IMAGE_PIXELS = max_pixels
-    structure.check(path)
+    structure.check(path, whole=max_frames is not None, max_frames=max_frames)
     image = Image.open(path, formats=list(FORMATS))
     try:
         check_pixels(image.width, image.height, max_pixels)
@@ -142,13 +143,6 @@ def open_image(path: Path, max_pixels: int) -> ImageFile.ImageFile:
         image.close()
         raise
     return image
-
-
-def check_frames(source: Path, image: ImageFile.ImageFile, max_frames: int) -> None:
-    """Walk a PNG's or GIF's every chunk or block, which Pillow reads in Python as it decodes and
-    counts frames (`open_image` walked only what precedes the pixels); call inside decoding_errors()."""
-    if image.format in ("PNG", "GIF"):
-        structure.check(source, whole=True, max_frames=max_frames)
 
 
 def format_of(image: Image.Image) -> str:

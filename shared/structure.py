@@ -28,8 +28,8 @@ from pathlib import Path
 from PIL import PngImagePlugin
 
 from shared.errors import CorruptImage, TooLarge
+from shared.settings import MIB
 
-MIB = 1024 * 1024
 #: What a file may make Pillow do, by kind. Real images use a small part of each.
 LIMITS = {
     # JPEG markers, PNG chunks, GIF extensions: 2-5 µs each in Pillow. Real images have tens
@@ -83,7 +83,7 @@ _JPEG_TABLES = frozenset(
     [*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xDB, 0xDE]
 )
 _START_OF_SCAN, _APP1, _APP13 = 0xDA, 0xE1, 0xED
-_PNG_PIXELS = (b"IDAT", b"fdAT", b"IEND")
+_PNG_PIXELS = (b"IDAT", b"fdAT")
 _PNG_FRAME_PARTS = (b"IDAT", b"fdAT", b"fcTL")
 _WEBP_PIXELS = (b"VP8 ", b"VP8L", b"ALPH", b"ANMF")
 

@@ -64,6 +64,11 @@ def start_redis(port: int, directory: Path, *extra: str) -> subprocess.Popen[byt
     raise RuntimeError("private Redis did not start")
 
 
+def leftover_files(settings: Settings) -> list[Path]:
+    """Every file left in the data directory (none may be, after a refused upload)."""
+    return [p for p in settings.data_dir.rglob("*") if p.is_file()]
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that configure a process with these settings."""
     return settings.to_env()

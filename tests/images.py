@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from typing import Any
 
 from PIL import Image, ImageFilter
@@ -42,3 +44,8 @@ def saturated(width: int = 192, height: int = 128) -> Image.Image:
     blue.putdata([20 if (x // 4 + y // 3) % 2 == 0 else 220 for y in range(height) for x in range(width)])
     green = Image.linear_gradient("L").rotate(90).resize((width, height)).point(lambda v: v // 6)
     return Image.merge("RGB", (red, green, blue)).filter(ImageFilter.GaussianBlur(0.6))
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk with its length and CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

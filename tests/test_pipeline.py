@@ -135,10 +135,6 @@ def test_an_mpo_is_its_first_picture_and_pillow_never_reads_the_others(tmp_path:
     assert (info.media_type, info.width, info.height) == ("image/jpeg", 320, 240)  # type: ignore[attr-defined]
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def _png_rechunked(data: bytes, size: int, after_pixels: bytes = b"") -> bytes:
     """A PNG's image data cut into IDAT chunks of `size` bytes, `after_pixels` before its end."""
     first = data.index(b"IDAT") - 4
@@ -147,7 +143,7 @@ def _png_rechunked(data: bytes, size: int, after_pixels: bytes = b"") -> bytes:
         length = struct.unpack_from(">I", data, position)[0]
         pixels += data[position + 8 : position + 8 + length]
         position += 12 + length
-    chunks = b"".join(_png_chunk(b"IDAT", pixels[i : i + size]) for i in range(0, len(pixels), size))
+    chunks = b"".join(images.png_chunk(b"IDAT", pixels[i : i + size]) for i in range(0, len(pixels), size))
     return data[:first] + chunks + after_pixels + data[position:]
 
 
@@ -180,9 +176,9 @@ def test_chunks_and_blocks_past_the_header_are_walked_before_decoding(tmp_path: 
         _, info = run(tmp_path, data)
         assert (info.width, info.height) == (320, 240)  # type: ignore[attr-defined]
     noise = images.encode(Image.effect_noise((640, 400), 80).convert("RGB"), "PNG")  # 655 KB of data
-    inflating = _png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"\0" * 1024 * 1024))
+    inflating = images.png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"\0" * 1024 * 1024))
     for hostile in (
-        _png_rechunked(png, 100_000, _png_chunk(b"prVt", b"") * 300_000),  # 3.6 MB: Pillow 0.5 s
+        _png_rechunked(png, 100_000, images.png_chunk(b"prVt", b"") * 300_000),  # 3.6 MB: Pillow 0.5 s
         _png_rechunked(png, 100_000, inflating * 20),  # 20 KB inflating to 20 MiB of text
         _png_rechunked(noise, 2),  # 327,000 two-byte IDAT chunks
         gif[: gif.rindex(b"\x00\x3b")] + b"\x01\x00" * 1_100_000 + b"\x00\x3b",  # 1.1 M sub-blocks

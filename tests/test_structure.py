@@ -19,10 +19,6 @@ from tests import images
 MIB = 1024 * 1024
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def jpeg_with(segments: bytes, count: int) -> bytes:
     """A real JPEG with `segments` repeated `count` times right after its start marker."""
     data = images.jpeg()
@@ -45,7 +41,7 @@ def png_with(chunk: bytes, count: int) -> bytes:
 
 def png_with_chunks(count: int) -> bytes:
     """A real PNG with `count` empty private chunks between its header and its pixels."""
-    return png_with(_png_chunk(b"prVt", b""), count)
+    return png_with(images.png_chunk(b"prVt", b""), count)
 
 
 def jpeg_segment(code: int, payload: bytes) -> bytes:
@@ -107,8 +103,8 @@ def test_real_images_with_metadata_pass(tmp_path: Path) -> None:
         images.encode(photo, "WEBP", save_all=True, append_images=[photo.rotate(180)] * 3, exif=b"Exif"),
         jpeg_with(jpeg_segment(0xE1, b"Exif\0\0" + b"\0" * 65_000), 1),
         jpeg_with(jpeg_segment(0xED, b"Photoshop 3.0\0" + b"\0" * 65_000), 2),
-        png_with(_png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"text " * 1000)), 300),
-        png_with(_png_chunk(b"iTXt", b"k\0\x01\0en\0k\0" + zlib.compress(b"text " * 1000)), 300),
+        png_with(images.png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"text " * 1000)), 300),
+        png_with(images.png_chunk(b"iTXt", b"k\0\x01\0en\0k\0" + zlib.compress(b"text " * 1000)), 300),
     ):
         path = _write(tmp_path, data)
         structure.check(path)
@@ -183,10 +179,14 @@ INFLATES_TO_1_MIB = zlib.compress(b"\0" * MIB)  # about 1 KB
         (lambda count: jpeg_with(jpeg_segment(0xED, b"Photoshop 3.0\0" + b"\0" * 65_000), count), 16, 17),
         (lambda count: jpeg_with(jpeg_segment(0xE5, b"\0" * 65_000), count), 250, 260),  # kept in memory
         # Compressed text and ICC profiles, which Pillow inflates (each up to 1 MiB).
-        (lambda count: png_with(_png_chunk(b"zTXt", b"k\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
-        (lambda count: png_with(_png_chunk(b"iTXt", b"k\0\x01\0\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
-        (lambda count: png_with(_png_chunk(b"iCCP", b"p\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
-        (lambda count: png_with(_png_chunk(b"prVt", b"\0" * MIB), count), 15, 17),
+        (lambda count: png_with(images.png_chunk(b"zTXt", b"k\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
+        (
+            lambda count: png_with(images.png_chunk(b"iTXt", b"k\0\x01\0\0\0" + INFLATES_TO_1_MIB), count),
+            16,
+            17,
+        ),
+        (lambda count: png_with(images.png_chunk(b"iCCP", b"p\0\0" + INFLATES_TO_1_MIB), count), 16, 17),
+        (lambda count: png_with(images.png_chunk(b"prVt", b"\0" * MIB), count), 15, 17),
         (lambda count: gif_with(b"\x21\xfe" + (b"\xff" + b"a" * 255) * count + b"\x00", 1), 60_000, 66_000),
         (webp_with_chunks, 60_000, 66_000),
         (lambda count: webp_with(b"XMP " + struct.pack("<I", MIB) + b"\0" * MIB, count), 15, 17),
@@ -256,9 +256,9 @@ def test_a_length_past_the_end_of_the_file_spends_only_what_is_there(tmp_path: P
 
 def _png_of_idat(count: int, size: int) -> bytes:
     """A PNG's structure with `count` IDAT chunks of `size` bytes (for the walk, not a decoder)."""
-    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0))
-    idat = _png_chunk(b"IDAT", b"\0" * size)
-    return b"\x89PNG\r\n\x1a\n" + header + idat * count + _png_chunk(b"IEND", b"")
+    header = images.png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0))
+    idat = images.png_chunk(b"IDAT", b"\0" * size)
+    return b"\x89PNG\r\n\x1a\n" + header + idat * count + images.png_chunk(b"IEND", b"")
 
 
 def _gif_of_sub_blocks(count: int, size: int) -> bytes:

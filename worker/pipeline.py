@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
 from shared.errors import CannotFit, TooLarge
-from shared.imaging import check_frames, check_pixels, decoding_errors, format_of, open_image
+from shared.imaging import check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -45,8 +45,8 @@ class Limits:
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
-        with decoding_errors(), open_image(source, limits.max_pixels) as image:
-            frames = _load_frames(source, image, limits)
+        with decoding_errors(), open_image(source, limits.max_pixels, limits.max_frames) as image:
+            frames = _load_frames(image, limits)
             fmt, choice, size = _compress_image(source, image, frames, options)
         temp.write_bytes(choice.data)
         storage.move_into_place(temp, destination)
@@ -187,13 +187,12 @@ def _floor(
     return min(candidates, key=lambda choice: len(choice.data))
 
 
-def _load_frames(source: Path, image: ImageFile.ImageFile, limits: Limits) -> int:
+def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
     """Decode every frame, checking the frame count and each frame's extent before decoding it.
 
     Bombs can hide in a later frame (a 100x100 GIF whose second frame declares 4 Gpx), so
     checking the first frame's size is not enough.
     """
-    check_frames(source, image, limits.max_frames)
     frames = int(getattr(image, "n_frames", 1))
     if image.format in ("AVIF", "HEIF", "MPO"):
         # Image sequences, HEIF collections and an MPO's other pictures (the second eye, depth,
