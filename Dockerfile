@@ -1,6 +1,7 @@
-# One image for every imgpress process: the API (the default command), `rq worker`,
-# `rqscheduler` and `rq-dashboard`; docker-compose.yml picks the command per service.
-FROM python:3.11-slim-bookworm
+# One image for every imgpress process (stage `imgpress`, the default): the API (its command),
+# `python -m worker` and `python -m worker.scheduler`; docker-compose.yml picks the command per
+# service. Stage `dashboard` adds rq-dashboard, for that service alone.
+FROM python:3.11-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -18,16 +19,24 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
-RUN pip install --no-cache-dir '.[dashboard]'
+RUN pip install --no-cache-dir .
 
 # /data is created here, owned by the service user, so a named volume mounted on it starts
 # out writable (Docker copies the directory's owner into a new, empty volume).
 RUN useradd --system --create-home --uid 10001 imgpress \
     && mkdir -p /data \
     && chown imgpress:imgpress /data
+
+ENV IMGPRESS_DATA_DIR=/data \
+    IMGPRESS_HOST=0.0.0.0
+
+FROM base AS dashboard
+RUN pip install --no-cache-dir '.[dashboard]'
 USER imgpress
+EXPOSE 9181
+CMD ["rq-dashboard", "--port", "9181"]
 
-ENV IMGPRESS_DATA_DIR=/data
+FROM base AS imgpress
+USER imgpress
 EXPOSE 8000
-
-CMD ["uvicorn", "--factory", "api.app:app_from_env", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+CMD ["python", "-m", "api"]

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-import os
+import signal
 import sys
+from types import FrameType
 
-import uvicorn
 
-from api.app import create_app
-from shared.settings import Settings, SettingsError
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+# Until uvicorn installs its own handlers, a stop exits at once, without a traceback.
+signal.signal(signal.SIGINT, _exit_quietly)
+signal.signal(signal.SIGTERM, _exit_quietly)
+
+import os  # noqa: E402 - after the handlers above: a stop while these load must exit cleanly
+
+import uvicorn  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from shared import logs  # noqa: E402
+from shared.settings import Settings, SettingsError  # noqa: E402
 
 
 def main() -> int:
@@ -18,10 +31,12 @@ def main() -> int:
     except SettingsError as exc:
         print(f"imgpress: {exc}", file=sys.stderr)
         return 2
-    # Every request is logged once, as JSON, by api.observability: uvicorn's access log would
-    # only repeat it (and cost a second log line per request).
+    logs.configure()
+    # uvicorn's records go through our handler (log_config=None keeps its own off). Every
+    # request is logged once, as JSON, by api.observability: uvicorn's access log would only
+    # repeat it.
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
     )
     return 0
 

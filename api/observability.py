@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.services import services
-from shared import names
+from shared import logs, names
 from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 log = logging.getLogger("imgpress.http")
@@ -50,6 +50,8 @@ class ObservabilityMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         ident = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope["imgpress.request_id"] = ident
+        # Every record logged while serving this request carries its id.
+        logs.REQUEST_ID.set(ident)
         started = time.perf_counter()
         status = 500
 

@@ -1,22 +1,35 @@
-"""Logging: one JSON object per line (for log collectors), or plain text on a terminal."""
+"""Logging for every imgpress process: one JSON object per line (plain text on a terminal),
+with the request or job id in hand, for our loggers and those of uvicorn, RQ and rq-scheduler."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 #: Attributes of every LogRecord; anything else passed in `extra=` becomes a JSON field.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+#: uvicorn's `color_message` (the message with terminal colours) is left out too.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+#: The request (API) or job (worker) the current code runs for, added to each record.
+REQUEST_ID: ContextVar[str | None] = ContextVar("imgpress_request_id", default=None)
+JOB_ID: ContextVar[str | None] = ContextVar("imgpress_job_id", default=None)
+
+#: Libraries that log every request they make at INFO: their warnings and errors still show.
+_CHATTY = ("httpx", "httpcore", "multipart", "python_multipart", "PIL")
 
 
 class JsonFormatter(logging.Formatter):
-    """A log record as one line of JSON: time, level, logger, message and any extra fields."""
+    """A log record as one line of JSON: time (UTC), level, logger, message and any extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -27,17 +40,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _Context(logging.Filter):
+    """Adds the request or job id in hand to a record that does not carry one already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, variable in (("request_id", REQUEST_ID), ("job_id", JOB_ID)):
+            value = variable.get()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
 def configure(level: int = logging.INFO) -> None:
-    """Send the `imgpress` loggers to stderr: JSON lines, or plain text when stderr is a terminal."""
-    logger = logging.getLogger("imgpress")
-    if any(getattr(handler, "imgpress", False) for handler in logger.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.imgpress = True  # type: ignore[attr-defined]
-    if sys.stderr.isatty():
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(JsonFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
+    """Send every logger's records to stderr: JSON lines, or plain text when stderr is a terminal.
+
+    The handler sits on the root logger, so records of any module (ours, uvicorn's, RQ's,
+    rq-scheduler's) reach it; RQ then adds no handler of its own.
+    """
+    root = logging.getLogger()
+    if not any(getattr(handler, "imgpress", False) for handler in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.imgpress = True  # type: ignore[attr-defined]
+        if sys.stderr.isatty():
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        else:
+            handler.setFormatter(JsonFormatter())
+        handler.addFilter(_Context())
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
+
+@contextmanager
+def job_context(job_id: str) -> Iterator[None]:
+    """Tag every record logged inside the block with this job's id."""
+    token = JOB_ID.set(job_id)
+    try:
+        yield
+    finally:
+        JOB_ID.reset(token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from redis import Redis
+from rq.job import Job
 from rq_scheduler import Scheduler
 
 from shared import names
@@ -28,13 +29,25 @@ def schedule_expiry(connection: Redis, job_id: str, at_epoch: float) -> None:
 
 
 def register_sweep(connection: Redis, settings: Settings) -> None:
-    """Schedule the periodic sweep; idempotent, as the schedule has a fixed id."""
+    """Schedule the periodic sweep; idempotent, as the schedule has a fixed id.
+
+    Its record never expires: rq-scheduler drops from the schedule a job whose record is gone.
+    """
     _scheduler(connection).schedule(
         scheduled_time=datetime.now(UTC),
         func=names.SWEEP_TASK,
         interval=settings.sweep_interval_seconds,
         repeat=None,
         id=names.SWEEP_SCHEDULE_ID,
-        result_ttl=settings.sweep_interval_seconds * 2,
+        result_ttl=-1,
         description="imgpress periodic sweep",
     )
+
+
+def ensure_sweep(connection: Redis, settings: Settings) -> bool:
+    """Register the periodic sweep if it is not scheduled or its record is gone; True if it was."""
+    scheduler = _scheduler(connection)
+    if names.SWEEP_SCHEDULE_ID in scheduler and connection.exists(Job.key_for(names.SWEEP_SCHEDULE_ID)):
+        return False
+    register_sweep(connection, settings)
+    return True

@@ -1,4 +1,5 @@
-"""The real imgpress processes (uvicorn API, `rq worker`, `rqscheduler`) for end-to-end tests."""
+"""The real imgpress processes (`python -m api`, `python -m worker`, `python -m worker.scheduler`)
+for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -15,26 +16,15 @@ from typing import Any
 
 import httpx
 
-from shared import names
 from shared.settings import Settings
 from tests.conftest import flushed_db, free_port, settings_env
 
 BIN = Path(sys.executable).parent
 
 
-def worker_command(redis_url: str, workers: int) -> list[str]:
-    """`rq worker-pool` running imgpress's SimpleWorker on every imgpress queue, maintenance first."""
-    return [
-        str(BIN / "rq"),
-        "worker-pool",
-        "--url",
-        redis_url,
-        "--num-workers",
-        str(workers),
-        "--worker-class",
-        "worker.rqworker.ImgpressWorker",
-        *names.WORKER_QUEUES,
-    ]
+def worker_command(workers: int) -> list[str]:
+    """The one worker command (`python -m worker`), as scripts/run and docker-compose.yml run it."""
+    return [sys.executable, "-m", "worker", "--workers", str(workers)]
 
 
 @dataclass
@@ -70,21 +60,18 @@ class Stack:
 
     def start_worker(self, name: str = "worker", workers: int = 1) -> None:
         """The worker command scripts/run and docker-compose use: a pool of in-process workers."""
-        self.spawn(name, worker_command(self.settings.redis_url, workers))
+        self.spawn(name, worker_command(workers))
 
     def start_burst_worker(self) -> subprocess.Popen[bytes]:
-        """Start a real `rq worker --burst`, which runs every queued job to its end, then exits."""
-        command = [str(BIN / "rq"), "worker", "--burst", "--url", self.settings.redis_url]
-        return self.spawn("burst-worker", [*command, *names.WORKER_QUEUES])
+        """Start `python -m worker --burst`, which runs every queued job to its end, then exits."""
+        return self.spawn("burst-worker", [*worker_command(1), "--burst"])
 
     def run_worker_burst(self) -> None:
-        """Run every queued job to its end with a real `rq worker --burst`, and wait for it."""
+        """Run every queued job to its end with `python -m worker --burst`, and wait for it."""
         assert self.start_burst_worker().wait(timeout=60) == 0
 
     def start_scheduler(self) -> None:
-        self.spawn(
-            "scheduler", [str(BIN / "rqscheduler"), "--url", self.settings.redis_url, "--interval", "0.5"]
-        )
+        self.spawn("scheduler", [sys.executable, "-m", "worker.scheduler", "--interval", "0.5"])
 
     def start(self) -> Stack:
         self.start_api()

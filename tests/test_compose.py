@@ -7,6 +7,7 @@ scripts, queue names and settings that are really installed.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import re
 import shlex
@@ -15,12 +16,14 @@ from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, e
 from pathlib import Path
 from typing import Any
 
-import click
+import redis
 import rq
 import yaml
 
 from shared import names
 from shared.settings import ENVIRONMENT
+from tests.stack import worker_command
+from worker.pool import Pool
 from worker.rqworker import ImgpressWorker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,24 +74,13 @@ def installed_by(script: EntryPoint) -> str:
     return re.sub(r"[-_.]+", "-", script.dist.name).lower()
 
 
-def parse_click(script: EntryPoint, args: list[str]) -> dict[str, Any]:
-    """Parse arguments with the script's own click command, without running it."""
-    cli = script.load()
-    assert isinstance(cli, click.Command)
-    return cli.make_context(script.name, list(args)).params
-
-
-def assert_uvicorn_serves_the_app(words: list[str]) -> dict[str, Any]:
-    """Fail unless the words run uvicorn on a factory that really exists in the API."""
-    assert words[0] == "uvicorn"
-    script = console_script("uvicorn")
-    assert installed_by(script) == "uvicorn"
-    params = parse_click(script, words[1:])
-    assert params["factory"] is True
-    module_name, _, attribute = params["app"].partition(":")
-    assert module_name == "api.app"
-    assert callable(getattr(importlib.import_module(module_name), attribute, None))
-    return params
+def python_module(words: list[str]) -> str:
+    """The module a `python -m MODULE ...` command runs; fails unless it is one of ours that exists."""
+    assert words[:2] == ["python", "-m"], words
+    module = words[2]
+    assert module.split(".")[0] in {"api", "worker"}
+    assert importlib.util.find_spec(module if module.count(".") else f"{module}.__main__") is not None
+    return module
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -120,43 +112,45 @@ def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:
     assert "redis-cli" in redis["healthcheck"]["test"]
 
 
-def test_api_command_runs_the_app_factory_on_every_interface() -> None:
-    params = assert_uvicorn_serves_the_app(command("api"))
-    assert params["app"] == "api.app:app_from_env"
+def test_api_runs_python_m_api_on_every_interface_and_reports_readiness() -> None:
+    assert python_module(command("api")) == "api"
+    env = environment("api")
     # Inside the container it must listen on all interfaces or the published port is dead.
-    assert params["host"] == "0.0.0.0"
-    assert f"127.0.0.1:{params['port']}:{params['port']}" in service("api")["ports"]
+    assert env["IMGPRESS_HOST"] == "0.0.0.0"
+    port = env["IMGPRESS_PORT"]
+    assert f"127.0.0.1:{port}:{port}" in service("api")["ports"]
+    probe = " ".join(service("api")["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/readyz" in probe
 
 
-def test_worker_runs_stock_rq_worker_pool_on_maintenance_queue_first() -> None:
-    words = command("worker")
-    assert words[:2] == ["rq", "worker-pool"]
-    script = console_script("rq")
-    assert installed_by(script) == "rq"
-    cli = script.load()
-    assert isinstance(cli, click.Group)
-    pool = cli.commands["worker-pool"]
-    params = pool.make_context("worker-pool", words[2:]).params
-    assert list(params["queues"]) == list(names.WORKER_QUEUES)
-    assert params["queues"][0] == names.MAINTENANCE_QUEUE
-    assert params["url"] == environment("worker")["IMGPRESS_REDIS_URL"]
-    # The class must exist and be the in-process one the benchmarks chose.
-    module, _, name = params["worker_class"].rpartition(".")
-    assert getattr(importlib.import_module(module), name) is ImgpressWorker
+def test_worker_runs_the_one_worker_entry_point() -> None:
+    assert python_module(command("worker")) == "worker"
+    env = environment("worker")
+    assert int(env["IMGPRESS_WORKERS"]) >= 1
+    # The grace period covers a job in hand at the longest (the job timeout's default).
+    grace = int(str(service("worker")["stop_grace_period"]).rstrip("s"))
+    assert grace > int(dict((v, d) for v, _p, d in ENVIRONMENT.values())["IMGPRESS_JOB_TIMEOUT_SECONDS"])
+
+
+def test_the_pool_takes_every_queue_maintenance_first_with_the_in_process_worker() -> None:
+    pool = Pool(redis.Redis(), 1)
+    assert [queue.name for queue in pool.queues] == list(names.WORKER_QUEUES)
+    assert pool.queues[0].name == names.MAINTENANCE_QUEUE
+    assert pool.worker_class is ImgpressWorker
     assert issubclass(ImgpressWorker, rq.SimpleWorker)
 
 
-def test_scripts_run_starts_the_same_worker_command() -> None:
+def test_scripts_run_and_the_tests_start_the_same_worker_and_scheduler() -> None:
     run = (ROOT / "scripts" / "run").read_text()
-    assert "worker-pool" in run and "--worker-class worker.rqworker.ImgpressWorker" in run
-    assert "imgpress-maintenance imgpress" in run
+    assert '"$BIN/python" -m worker &' in run
+    assert '"$BIN/python" -m worker.scheduler' in run
+    assert "worker-pool" not in run and "rqscheduler" not in run
+    assert worker_command(1)[1:3] == ["-m", "worker"]
 
 
-def test_scheduler_runs_rqscheduler_from_rq_scheduler() -> None:
-    words = command("scheduler")
-    assert words[0] == "rqscheduler"
-    assert installed_by(console_script("rqscheduler")) == "rq-scheduler"
-    assert option(words, "--url") == environment("api")["IMGPRESS_REDIS_URL"]
+def test_scheduler_runs_the_scheduler_entry_point() -> None:
+    assert python_module(command("scheduler")) == "worker.scheduler"
+    assert environment("scheduler")["IMGPRESS_REDIS_URL"] == environment("api")["IMGPRESS_REDIS_URL"]
 
 
 def test_dashboard_runs_rq_dashboard() -> None:
@@ -174,8 +168,7 @@ def test_dashboard_runs_rq_dashboard() -> None:
 
 
 def test_redis_urls_point_at_the_redis_service() -> None:
-    urls = [environment(name)["IMGPRESS_REDIS_URL"] for name in ("api", "worker")]
-    urls += [option(command("worker"), "--url"), option(command("scheduler"), "--url")]
+    urls = [environment(name)["IMGPRESS_REDIS_URL"] for name in ("api", "worker", "scheduler")]
     urls.append(option(command("dashboard"), "--redis-url"))
     assert all(url == "redis://redis:6379/0" for url in urls)
 
@@ -221,22 +214,49 @@ def test_api_and_worker_share_the_data_volume_at_the_data_dir() -> None:
     assert mounts["api"][0] in compose()["volumes"]
 
 
-def test_dockerfile_installs_libmagic_and_the_dashboard_extra() -> None:
-    runs = [arguments for instruction, arguments in dockerfile_instructions() if instruction == "RUN"]
-    assert any(re.search(r"apt-get install\b.*\blibmagic1\b", run) for run in runs)
-    assert any(re.search(r"pip install\b.*'\.\[dashboard\]'", run) for run in runs)
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The Dockerfile's instructions by stage name; a stage built FROM another starts with its."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "FROM":
+            image, _, name = arguments.partition(" AS ")
+            current = list(stages.get(image.strip(), []))
+            stages[name.strip() or image.strip()] = current
+        current.append((instruction, arguments))
+    return stages
+
+
+def test_dockerfile_installs_libmagic_and_only_the_dashboard_stage_the_dashboard_extra() -> None:
+    stages = dockerfile_stages()
+    for name in ("imgpress", "dashboard"):
+        runs = [arguments for instruction, arguments in stages[name] if instruction == "RUN"]
+        assert any(re.search(r"apt-get install\b.*\blibmagic1\b", run) for run in runs)
+        has_extra = any(re.search(r"pip install\b.*'\.\[dashboard\]'", run) for run in runs)
+        assert has_extra is (name == "dashboard"), name
+    assert service("dashboard")["build"]["target"] == "dashboard"
+    assert {service(name)["build"]["target"] for name in ("api", "worker", "scheduler")} == {"imgpress"}
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(re.match(r"rq-dashboard\b", requirement) for requirement in extras["dashboard"])
 
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:
-    users = [arguments for instruction, arguments in dockerfile_instructions() if instruction == "USER"]
-    assert users
-    assert users[-1].split(":")[0] not in {"root", "0"}
+    for name, instructions in dockerfile_stages().items():
+        users = [arguments for instruction, arguments in instructions if instruction == "USER"]
+        if name != "base":
+            assert users and users[-1].split(":")[0] not in {"root", "0"}, name
 
 
-def test_dockerfile_default_command_serves_the_api() -> None:
-    instructions = dict(dockerfile_instructions())
-    words = exec_words(instructions.get("ENTRYPOINT", "[]")) + exec_words(instructions["CMD"])
-    params = assert_uvicorn_serves_the_app(words)
-    assert ("EXPOSE", str(params["port"])) in dockerfile_instructions()
+def test_dockerfile_default_stage_serves_the_api_on_every_interface() -> None:
+    last = list(dockerfile_stages())[-1]
+    assert last == "imgpress"
+    instructions = dockerfile_stages()[last]
+    found = dict(instructions)
+    words = exec_words(found.get("ENTRYPOINT", "[]")) + exec_words(found["CMD"])
+    assert python_module(words) == "api"
+    assert "IMGPRESS_HOST=0.0.0.0" in found["ENV"].split() or any(
+        "IMGPRESS_HOST=0.0.0.0" in arguments
+        for instruction, arguments in instructions
+        if instruction == "ENV"
+    )
+    assert ("EXPOSE", "8000") in instructions

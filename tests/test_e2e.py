@@ -1,4 +1,4 @@
-"""End to end against the real processes: uvicorn, `rq worker` and `rqscheduler` on real Redis."""
+"""End to end against the real processes (API, worker pool, scheduler) on real Redis."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from shared import names
+from shared import logs, names
 from worker import handoff
 from worker import tasks as _tasks  # noqa: F401 - imported before the pool forks (see above)
 
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 #: A skipped heartbeat may leave the worker's key this many seconds shorter-lived than asked.
 HEARTBEAT_SLACK_SECONDS = 10
+#: How often the command-channel listener checks whether it should stop.
+LISTENER_WAKE_SECONDS = 1.0
 
 
 class ImgpressWorker(SimpleWorker):
@@ -128,17 +130,18 @@ class ImgpressWorker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job in this process; unless its success did, mark the worker idle and alive and
         check that workers are not suspended (what RQ does next) in one round trip."""
-        execution = self.prepare_execution(job)
-        self._back_to_idle = False
-        try:
-            self.perform_job(job, queue, execution)
-            if self._back_to_idle:
-                return
-            with self.connection.pipeline(transaction=False) as pipeline:
-                self._stage_idle(pipeline)
-                self._idle_staged(pipeline.execute()[-1])
-        finally:
-            handoff.done()
+        with logs.job_context(job.id):
+            execution = self.prepare_execution(job)
+            self._back_to_idle = False
+            try:
+                self.perform_job(job, queue, execution)
+                if self._back_to_idle:
+                    return
+                with self.connection.pipeline(transaction=False) as pipeline:
+                    self._stage_idle(pipeline)
+                    self._idle_staged(pipeline.execute()[-1])
+            finally:
+                handoff.done()
 
     def _stage_idle(self, pipeline: Pipeline) -> None:
         """Add what the job deferred, the idle state, the heartbeat and the check for `rq suspend`
@@ -187,6 +190,17 @@ class ImgpressWorker(SimpleWorker):
             queue.enqueue_dependents(job)
         release_slot(job)
         self.log.info("Successfully completed job %s in %ss", job.id, job.ended_at - job.started_at)
+
+    def subscribe(self) -> None:
+        """RQ's subscription to the worker's command channel, with a listener thread that checks
+        for its stop each second: redis-py's `stop()` waits for that thread, which RQ has sleep
+        up to 60 s, so each stop of a worker took up to a minute."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=LISTENER_WAKE_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def check_for_suspension(self, burst: bool) -> None:
         """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it."""

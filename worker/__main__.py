@@ -1,0 +1,38 @@
+"""`python -m worker`: the one way to run imgpress's workers (a pool on every imgpress queue)."""
+
+from __future__ import annotations
+
+from worker.stopping import stop_quietly_until_ready
+
+stop_quietly_until_ready()
+
+import argparse  # noqa: E402 - a stop while the modules below load must already exit cleanly
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from redis import Redis  # noqa: E402
+
+from shared import logs  # noqa: E402
+from shared.settings import Settings, SettingsError  # noqa: E402
+from worker.pool import Pool  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run IMGPRESS_WORKERS workers until SIGTERM or SIGINT, which stop them after their job."""
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--workers", type=int, help="number of workers (default: IMGPRESS_WORKERS)")
+    parser.add_argument("--burst", action="store_true", help="run the queued jobs, then exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"imgpress: {exc}", file=sys.stderr)
+        return 2
+    logs.configure()
+    pool = Pool(Redis.from_url(settings.redis_url), args.workers or settings.workers)
+    pool.start(burst=args.burst)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The worker pool `python -m worker` runs: RQ's WorkerPool of ImgpressWorkers on imgpress's queues,
+stopped as one: a stop reaches each worker once, and a worker never outlives its pool."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterable
+from multiprocessing import get_context
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+from redis import ConnectionPool, Redis
+from redis.connection import Connection
+from rq.worker_pool import WorkerPool
+
+from shared import logs, names
+from worker.rqworker import ImgpressWorker
+from worker.stopping import die_with_parent, stop_quietly_until_ready
+
+
+def _run(
+    parent: int,
+    name: str,
+    queue_names: list[str],
+    connection_class: type[Redis],
+    pool_class: type[Connection],
+    pool_kwargs: dict[str, Any],
+    burst: bool,
+    logging_level: str,
+) -> None:
+    """A pool worker's life: tied to its pool, logging as imgpress does; RQ's `run_worker` but
+    for that and for RQ's own scheduler, which imgpress does not use (rq-scheduler runs its
+    delayed jobs: `python -m worker.scheduler`)."""
+    stop_quietly_until_ready()
+    die_with_parent(parent)
+    logs.configure()
+    connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
+    worker = ImgpressWorker(queue_names, name=name, connection=connection)
+    worker.work(burst=burst, logging_level=logging_level)
+
+
+class Pool(WorkerPool):
+    """`num_workers` ImgpressWorkers on every imgpress queue (maintenance first, webhooks last),
+    each started again if it dies."""
+
+    def __init__(self, connection: Redis, num_workers: int, queues: Iterable[str] = names.WORKER_QUEUES):
+        super().__init__(list(queues), connection, num_workers=num_workers, worker_class=ImgpressWorker)
+        self._stopping = False
+
+    def get_worker_process(
+        self, name: str, burst: bool, _sleep: float = 0, logging_level: str = "INFO"
+    ) -> BaseProcess:
+        """A forked process that runs one worker (`_run`)."""
+        arguments = (self._queue_names, self._connection_class, self._pool_class, self._pool_kwargs)
+        return get_context("fork").Process(
+            target=_run,
+            args=(os.getpid(), name, *arguments, burst, logging_level),
+            name=f"imgpress worker {name}",
+        )
+
+    def start_workers(self, burst: bool = True, _sleep: float = 0, logging_level: str = "INFO") -> None:
+        """Take over SIGINT and SIGTERM first, so a stop during start-up reaches every worker."""
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        super().start_workers(burst=burst, _sleep=_sleep, logging_level=logging_level)
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Ask every worker to stop after its job in hand, once: a second SIGINT within a second
+        makes RQ's worker stop at once (its cold shutdown), and a group's Ctrl-C, followed by
+        the supervisor's SIGTERM, must not turn into one."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.status = self.Status.STOPPED
+        for data in list(self.worker_dict.values()):
+            self.stop_worker(data, sig=signal.SIGTERM)
