@@ -6,6 +6,17 @@ IMGPRESS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$IMGPRESS_ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 
+say() {
+    # say LEVEL MESSAGE: one line on stderr, as JSON like every other process's unless it is a terminal.
+    if [ -t 2 ]; then
+        echo "imgpress: $2" >&2
+    else
+        local message="${2//\\/\\\\}"
+        printf '{"time": "%s", "level": "%s", "logger": "imgpress.run", "message": "%s"}\n' \
+            "$(date -u +%Y-%m-%dT%H:%M:%S.%3N+00:00)" "$1" "${message//\"/\\\"}" >&2
+    fi
+}
+
 apt_install() {
     # apt_install PACKAGE...: install the missing ones when we are root; otherwise say what to do.
     local missing=()
@@ -14,10 +25,10 @@ apt_install() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
-        echo "imgpress: please install: sudo apt-get install -y ${missing[*]}" >&2
+        say error "please install: sudo apt-get install -y ${missing[*]}"
         return 1
     fi
-    echo "imgpress: installing ${missing[*]} with apt" >&2
+    say info "installing ${missing[*]} with apt"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
@@ -36,7 +47,7 @@ setup_venv() {
     local want
     want="$(cat "$IMGPRESS_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        echo "imgpress: installing the project and its dependencies into .venv" >&2
+        say info "installing the project and its dependencies into .venv"
         if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$IMGPRESS_ROOT[$extras]" \
                 > "$VENV/pip.log" 2>&1; then
             cat "$VENV/pip.log" >&2

@@ -24,8 +24,8 @@ from shared import storage
 from shared.settings import Settings
 from tests import images
 from tests.conftest import free_port, start_redis
+from tests.processes import descendants, slow_png
 from tests.stack import Stack, eventually
-from tests.test_scripts import descendants
 
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
 
@@ -74,11 +74,6 @@ def make_stack(tmp_path: Path, redis_url: str, **changes: object) -> Stack:
         },  # type: ignore[arg-type]
     )
     return Stack(settings, tmp_path)
-
-
-def slow_png() -> bytes:
-    """Noise a worker needs a few seconds for (lossless PNG with optimize)."""
-    return images.encode(Image.effect_noise((2600, 2600), 80).convert("RGB"), "PNG", compress_level=1)
 
 
 def status_of(http: httpx.Client, job_id: str) -> str:

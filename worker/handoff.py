@@ -28,6 +28,8 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
+from worker import stopping
+
 _held: Pipeline | None = None
 #: Whether an ImgpressWorker runs the current job and will send what is deferred.
 _carried = False
@@ -71,6 +73,8 @@ def send_in_background(pipeline: Pipeline, stage: Callable[[Pipeline], None]) ->
     global _sender
     if _sender is None:
         _sender = ThreadPoolExecutor(1, thread_name_prefix="imgpress-sender")
+        with stopping.signals_to_main_thread():  # the first submit starts the thread
+            return _sender.submit(_execute, pipeline, stage)
     return _sender.submit(_execute, pipeline, stage)
 
 

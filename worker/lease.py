@@ -30,6 +30,7 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import names
+from worker import stopping
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class _Renewer:
             self.current = claim
             if claim is not None and (self.thread is None or not self.thread.is_alive()):
                 self.thread = threading.Thread(target=self.run, name="imgpress-lease", daemon=True)
-                self.thread.start()
+                with stopping.signals_to_main_thread():
+                    self.thread.start()
 
     def run(self) -> None:
         while True:

@@ -46,7 +46,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from shared import logs, names
-from worker import handoff
+from worker import handoff, stopping
 from worker import tasks as _tasks  # noqa: F401 - imported before the pool forks (see above)
 
 if TYPE_CHECKING:
@@ -192,15 +192,18 @@ class ImgpressWorker(SimpleWorker):
         self.log.info("Successfully completed job %s in %ss", job.id, job.ended_at - job.started_at)
 
     def subscribe(self) -> None:
-        """RQ's subscription to the worker's command channel, with a listener thread that checks
-        for its stop each second: redis-py's `stop()` waits for that thread, which RQ has sleep
-        up to 60 s, so each stop of a worker took up to a minute."""
+        """RQ's subscription to the worker's command channel. Its listener thread leaves stop
+        signals to the main thread and checks each second whether to end: redis-py's `stop()`
+        waits for it, and RQ has it sleep up to 60 s."""
         self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
-            sleep_time=LISTENER_WAKE_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
-        )
+        with stopping.signals_to_main_thread():
+            self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+                sleep_time=LISTENER_WAKE_SECONDS,
+                daemon=True,
+                exception_handler=self._pubsub_exception_handler,
+            )
 
     def check_for_suspension(self, burst: bool) -> None:
         """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it."""

@@ -1,5 +1,5 @@
-"""How imgpress's worker processes meet a stop signal before they are ready for it, and their
-parent's death. Light on imports: `python -m worker` installs it before loading the rest."""
+"""How imgpress's worker processes meet stop signals: before they are ready for them, in helper
+threads, and at their parent's death. Light on imports: `python -m worker` loads it first."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import ctypes
 import ctypes.util
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 _PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
@@ -29,3 +32,15 @@ def die_with_parent(parent: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the line above took effect
         raise SystemExit(0)
+
+
+@contextmanager
+def signals_to_main_thread() -> Iterator[None]:
+    """Threads started inside the block never take SIGINT or SIGTERM, so the kernel delivers them
+    to the main thread: one taken by another thread would leave the main thread blocked in a
+    socket read (a worker's wait for its next job) instead of running the stop handler."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
