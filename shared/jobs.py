@@ -36,20 +36,27 @@ def submit(connection: Redis, settings: Settings, job: Job) -> None:
         pipe.multi()  # RQ adds its commands to a transaction it finds started
         pipe.set(names.job_key(job.id), record)
         pipe.zadd(names.EXPIRY_KEY, {job.id: provisional_expiry})
-        # The record goes with the task too, sparing the worker a read before it starts: only
-        # workers change a record once queued (the API deletes; `SET ... XX` then sees it gone).
-        Queue(names.QUEUE, connection=connection).enqueue(
-            names.COMPRESS_TASK,
-            job.id,
-            record,
-            job_id=job.id,
-            job_timeout=settings.job_timeout_seconds,
-            result_ttl=settings.retention_seconds,
-            failure_ttl=settings.retention_seconds,
-            description=f"compress {job.input.media_type} ({job.input.bytes} bytes)",
-            pipeline=pipe,
-        )
+        enqueue(connection, pipe, settings, job, record)
         pipe.execute()
+
+
+def enqueue(
+    connection: Redis, pipe: Pipeline, settings: Settings, job: Job, record: str | None = None
+) -> None:
+    """Add queueing the job's compression to a transaction (a new job, or one queued again)."""
+    # The record goes with the task too, sparing the worker a read before it starts: only
+    # workers change a record once queued (the API deletes; `SET ... XX` then sees it gone).
+    Queue(names.QUEUE, connection=connection).enqueue(
+        names.COMPRESS_TASK,
+        job.id,
+        record or json.dumps(job.to_dict()),
+        job_id=job.id,
+        job_timeout=settings.job_timeout_seconds,
+        result_ttl=settings.retention_seconds,
+        failure_ttl=settings.retention_seconds,
+        description=f"compress {job.input.media_type} ({job.input.bytes} bytes)",
+        pipeline=pipe,
+    )
 
 
 async def queued_count(connection: AsyncRedis) -> int:

@@ -16,15 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from PIL import Image
+from rq.job import Job
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from shared import storage
+from shared import names, storage
 from shared.settings import Settings
 from tests import images
 from tests.conftest import free_port, start_redis
-from tests.processes import descendants, slow_png
+from tests.processes import alive, descendants, slow_png
 from tests.stack import Stack, eventually
 
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
@@ -246,4 +248,63 @@ def test_everything_recovers_by_itself_after_a_redis_restart(
             assert final.get("status") == "finished", final
             assert stack.processes["worker"].poll() is None and stack.processes["api"].poll() is None
     finally:
+        stack.stop()
+
+
+def test_restarts_with_uploads_at_start_up_lose_no_job(tmp_path: Path, private_redis: PrivateRedis) -> None:
+    stack = make_stack(tmp_path, private_redis.url, retention_seconds=120)
+    stack.start_api()
+    stack.start_scheduler()
+    stack.wait_ready_api()
+    connection = redis.Redis.from_url(private_redis.url)
+    ids: list[str] = []
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            for round_ in range(5):
+                name = f"worker-{round_}"
+                stack.start_worker(name, workers=2)
+                ids += [upload(http, images.jpeg()) for _ in range(3)]
+                pool = stack.processes[name]
+                assert eventually(lambda: len(descendants(pool.pid)) == 2, 30)  # noqa: B023
+                workers = descendants(pool.pid)
+                os.kill(pool.pid, signal.SIGKILL)  # the pool's supervisor dies, as with kill -9
+                pool.wait()
+                # Its workers never outlive it: they finish the job in hand, deregister and go.
+                assert eventually(lambda: not [pid for pid in workers if alive(pid)], 20)  # noqa: B023
+            assert connection.smembers("rq:workers") == set()
+            stack.start_worker("worker-last")
+            # Every acknowledged job ends, whether a worker finished it or the sweep requeued it.
+            assert eventually(lambda: all(status_of(http, job_id) == "finished" for job_id in ids), 60)
+    finally:
+        connection.close()
+        stack.stop()
+
+
+def test_the_sweep_survives_a_stalled_scheduler_and_a_lost_schedule(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    stack = make_stack(tmp_path, private_redis.url, sweep_interval_seconds=1).start()
+    connection = redis.Redis.from_url(private_redis.url)
+    key = Job.key_for(names.SWEEP_SCHEDULE_ID)
+
+    def sweep_ran_after(moment: float) -> bool:
+        ended = Job.fetch(names.SWEEP_SCHEDULE_ID, connection=connection).ended_at
+        return ended is not None and ended.timestamp() > moment
+
+    try:
+        assert eventually(lambda: sweep_ran_after(0), 15)
+        scheduler = stack.processes["scheduler"]
+        os.kill(scheduler.pid, signal.SIGSTOP)
+        time.sleep(4)  # longer than twice the sweep interval
+        os.kill(scheduler.pid, signal.SIGCONT)
+        resumed = time.time()
+        assert eventually(lambda: sweep_ran_after(resumed), 15)
+        # Lost altogether (a Redis restored from an old copy, a careless FLUSH of one key):
+        # the scheduler registers it again, with no restart of the API.
+        connection.delete(key)
+        connection.zrem("rq:scheduler:scheduled_jobs", names.SWEEP_SCHEDULE_ID)
+        lost = time.time()
+        assert eventually(lambda: connection.exists(key) == 1 and sweep_ran_after(lost), 15)
+    finally:
+        connection.close()
         stack.stop()

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
 from rq.worker import SimpleWorker, Worker
 from starlette.testclient import TestClient
 
 from shared import jobs, names, schedules, storage
 from shared.settings import Settings
 from tests import images
+from worker import recovery
 from worker.rqworker import ImgpressWorker
 
 RunJobs = Callable[[], None]
@@ -89,3 +91,56 @@ def test_job_deleted_before_it_runs_is_skipped(
     run_jobs()
     assert not storage.job_dir(settings.data_dir, job_id).exists()
     assert not jobs.exists(connection, job_id)
+
+
+def run_sweep(connection: redis.Redis, run_jobs: RunJobs) -> None:
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.SWEEP_TASK)
+    run_jobs()
+
+
+def lose_queue_entry(connection: redis.Redis, job_id: str) -> None:
+    """What a worker that dies right after BLPOP leaves: the job in no queue, its record `queued`."""
+    assert connection.lrem(Queue(names.QUEUE, connection=connection).key, 1, job_id) == 1
+
+
+def test_sweep_queues_again_a_job_that_no_queue_holds(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    lose_queue_entry(connection, job_id)
+    run_sweep(connection, run_jobs)
+    # Seen once: a worker may have just taken it; the next sweep decides.
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+    run_sweep(connection, run_jobs)
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "finished"
+    assert connection.hlen(recovery.SUSPECTS_KEY) == 0
+
+
+def test_sweep_leaves_queued_jobs_in_their_queue_alone(client: TestClient, connection: redis.Redis) -> None:
+    job_id = upload(client)
+    for _ in range(2):
+        assert recovery.unqueued(connection, time.time()) == []
+    assert connection.lrange(Queue(names.QUEUE, connection=connection).key, 0, -1) == [job_id.encode()]
+
+
+def test_sweep_fails_a_lost_job_whose_upload_is_gone(
+    client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    lose_queue_entry(connection, job_id)
+    storage.delete_input(settings.data_dir, job_id)
+    run_sweep(connection, run_jobs)
+    run_sweep(connection, run_jobs)
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert (job["status"], job["error"]["code"]) == ("failed", "worker_lost")
+
+
+def test_a_lost_sweep_schedule_is_registered_again_by_the_scheduler(
+    connection: redis.Redis, settings: Settings
+) -> None:
+    assert schedules.ensure_sweep(connection, settings) is True  # nothing registered yet
+    assert schedules.ensure_sweep(connection, settings) is False
+    # Its record gone (a stall past a TTL, a restored Redis): rq-scheduler would drop it.
+    connection.delete(Job.key_for(names.SWEEP_SCHEDULE_ID))
+    assert schedules.ensure_sweep(connection, settings) is True
+    assert connection.ttl(Job.key_for(names.SWEEP_SCHEDULE_ID)) == -1  # never expires

@@ -22,7 +22,7 @@ from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import ImgpressError, JobExpired, JobNotFound
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
-from worker import handoff, lease, memory, pipeline, webhooks
+from worker import handoff, lease, memory, pipeline, recovery, webhooks
 
 log = logging.getLogger("imgpress.jobs")
 
@@ -213,7 +213,8 @@ def expire(job_id: str) -> None:
 
 
 def sweep() -> dict[str, int]:
-    """Periodic safety net: fail jobs whose worker died, expire overdue jobs, delete orphans.
+    """Periodic safety net: fail jobs whose worker died, queue again jobs no queue holds, expire
+    overdue jobs, delete orphans.
 
     Runs every IMGPRESS_SWEEP_INTERVAL_SECONDS through rq-scheduler, so a lost or late
     expiry (scheduler down, job never run) never leaks disk for longer than one interval.
@@ -222,15 +223,22 @@ def sweep() -> dict[str, int]:
     connection = _connection()
     lost = 0
     for job_id in lease.lost_jobs(connection):
-        try:
-            job = jobs.load(connection, job_id)
-        except (JobNotFound, JobExpired):
-            job = None
+        job = _load(connection, job_id)
         if job is not None and job.status in (JobStatus.QUEUED, JobStatus.STARTED):
             fail(connection, config, job, WORKER_LOST)
             lost += 1
         lease.forget(connection, job_id)
     now = time.time()
+    requeued = 0
+    for job_id in recovery.unqueued(connection, now):
+        job = _load(connection, job_id)
+        if job is None or job.status != JobStatus.QUEUED:
+            continue
+        if recovery.requeue(connection, config, job):
+            requeued += 1
+        else:
+            fail(connection, config, job, WORKER_LOST)
+            lost += 1
     expired = 0
     for job_id in jobs.due_for_expiry(connection, now):
         jobs.delete(connection, config.data_dir, job_id)
@@ -244,7 +252,15 @@ def sweep() -> dict[str, int]:
     for part in _stale(storage.tmp_dir(config.data_dir), cutoff):
         part.unlink(missing_ok=True)
         orphans += 1
-    return {"lost": lost, "expired": expired, "orphans": orphans}
+    return {"lost": lost, "requeued": requeued, "expired": expired, "orphans": orphans}
+
+
+def _load(connection: Redis, job_id: str) -> Job | None:
+    """The job's record, or None if it is gone."""
+    try:
+        return jobs.load(connection, job_id)
+    except (JobNotFound, JobExpired):
+        return None
 
 
 def _stale(folder: Path, cutoff: float) -> list[Path]:
