@@ -1,10 +1,6 @@
-"""The memory cap of the process that decodes images (IMGPRESS_WORKER_MEMORY_MB).
-
-RLIMIT_AS bounds the address space, so a hostile file that makes a decoder allocate too much
-gets a MemoryError (reported as `too_large`) instead of eating the machine. Workers run jobs
-in-process, so the cap is lowered only around the pipeline and lifted again afterwards: the
-worker's bookkeeping never runs into it (the job's start transaction, in flight as the pipeline
-begins, allocates a few KiB against a cap of hundreds of MiB).
+"""The memory budget of one job (IMGPRESS_WORKER_MEMORY_MB): address space it may add to what
+its worker already holds, enforced with RLIMIT_AS around the pipeline and lifted afterwards.
+A hostile file that makes a decoder allocate too much fails instead of eating the machine.
 """
 
 from __future__ import annotations
@@ -25,12 +21,19 @@ def address_space_mib() -> int:
 
 @contextmanager
 def capped(megabytes: int) -> Iterator[None]:
-    """Lower the soft RLIMIT_AS to `megabytes` MiB for the block (0 means no cap)."""
+    """Let the block add at most `megabytes` MiB to the process's address space (0: no cap).
+
+    The cap is measured from what the process holds when the block starts: a worker's own
+    size (its libraries, the allocator's kept buffers) grows over its life and must not eat
+    into what a job may use.
+    """
     if megabytes <= 0:
         yield
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    wanted = megabytes * MIB if hard == resource.RLIM_INFINITY else min(megabytes * MIB, hard)
+    wanted = (address_space_mib() + megabytes) * MIB
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
     resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
     try:
         yield

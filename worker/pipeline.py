@@ -10,17 +10,19 @@ the upload unless the client asked for another format or size.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
-from shared.errors import CannotFit, TooLarge
+from shared.errors import CannotFit, ImgpressError, TooLarge
 from shared.imaging import check_pixels, decoding_errors, format_of, open_image
-from shared.options import Options
+from shared.options import DEFAULT_QUALITY, Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
 from worker.metadata import collect
@@ -60,6 +62,31 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
         quality=choice.quality,
         format=fmt,
     )
+
+
+@functools.cache
+def warm_up() -> None:
+    """Load every Pillow plugin and codec, and run each encoder once, before any job's memory cap:
+    a plugin whose import fails under a cap stays unregistered for the life of the process."""
+    Image.init()
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "input"
+        Image.new("RGB", (32, 32), (120, 30, 200)).save(source, "PNG")
+        for fmt in (*codecs.OUTPUTS, "auto"):
+            for level in (None, DEFAULT_QUALITY):
+                options = Options(format=fmt, quality=level)
+                compress(source, Path(folder) / "output", Path(folder) / "temp", options, Limits(10**6, 1))
+
+
+def decodes(source: Path, limits: Limits) -> bool:
+    """Whether every frame of `source` decodes (to tell a corrupt file from one that ran out of
+    memory somewhere in the pipeline)."""
+    try:
+        with decoding_errors(), open_image(source, limits.max_pixels, limits.max_frames) as image:
+            _load_frames(image, limits)
+    except ImgpressError:
+        return False
+    return True
 
 
 def _compress_image(

@@ -16,8 +16,9 @@ from redis.connection import Connection
 from rq.worker_pool import WorkerPool
 
 from shared import logs, names
+from worker import pipeline
 from worker.rqworker import ImgpressWorker
-from worker.stopping import die_with_parent, stop_quietly_until_ready
+from worker.stopping import die_with_parent, hold_stop_signals, stop_quietly_until_ready
 
 
 def _run(
@@ -33,9 +34,14 @@ def _run(
     """A pool worker's life: tied to its pool, logging as imgpress does; RQ's `run_worker` but
     for that and for RQ's own scheduler, which imgpress does not use (rq-scheduler runs its
     delayed jobs: `python -m worker.scheduler`)."""
+    # A stop that comes while the worker registers itself waits for its work loop, which ends
+    # it cleanly (deregistered); the pool's own handlers, inherited, must not run here.
+    hold_stop_signals()
     stop_quietly_until_ready()
     die_with_parent(parent)
     logs.configure()
+    # In each worker, not before the fork: encoders start thread pools a forked child lacks.
+    pipeline.warm_up()
     connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
     worker = ImgpressWorker(queue_names, name=name, connection=connection)
     worker.work(burst=burst, logging_level=logging_level)

@@ -69,6 +69,8 @@ class ImgpressWorker(SimpleWorker):
     _running_checked = False
     #: Whether the last job's end has already marked the worker idle (see `handle_job_success`).
     _back_to_idle = False
+    #: Whether a job is in hand, from its preparation to its end (see `_shutdown`).
+    _in_job = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat in one round trip, or none while a recent one still covers `timeout`."""
@@ -130,6 +132,7 @@ class ImgpressWorker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job in this process; unless its success did, mark the worker idle and alive and
         check that workers are not suspended (what RQ does next) in one round trip."""
+        self._in_job = True
         with logs.job_context(job.id):
             execution = self.prepare_execution(job)
             self._back_to_idle = False
@@ -141,6 +144,7 @@ class ImgpressWorker(SimpleWorker):
                     self._stage_idle(pipeline)
                     self._idle_staged(pipeline.execute()[-1])
             finally:
+                self._in_job = False
                 handoff.done()
 
     def _stage_idle(self, pipeline: Pipeline) -> None:
@@ -205,8 +209,23 @@ class ImgpressWorker(SimpleWorker):
                 exception_handler=self._pubsub_exception_handler,
             )
 
+    def _shutdown(self) -> None:
+        """A warm stop: after the job in hand, if any, else now (RQ's, but a job is in hand until
+        `execute_job` returns: its success transaction marks the worker idle before it is sent,
+        and RQ would stop the worker there, in the middle of recording the job's end)."""
+        if not self._in_job:
+            super()._shutdown()  # type: ignore[no-untyped-call]
+            return
+        self._stop_requested = True
+        self.set_shutdown_requested_date()  # type: ignore[no-untyped-call]
+
     def check_for_suspension(self, burst: bool) -> None:
-        """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it."""
+        """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it.
+
+        It comes first in RQ's work loop: the stop signals a pool worker held while it started
+        are let through here, where a stop ends the loop cleanly.
+        """
+        stopping.release_stop_signals()
         if self._running_checked:
             self._running_checked = False
             return

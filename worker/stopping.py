@@ -44,3 +44,14 @@ def signals_to_main_thread() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def hold_stop_signals() -> None:
+    """Keep SIGINT and SIGTERM pending (for this thread and the threads it starts) until
+    `release_stop_signals`: a worker takes them once its stop handlers are in place."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stop_signals() -> None:
+    """Deliver the stop signals held since `hold_stop_signals`, and those that come later."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

@@ -19,7 +19,8 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from shared import jobs, logs, metrics, schedules, storage
-from shared.errors import ImgpressError, JobExpired, JobNotFound
+from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, TooLarge
+from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
 from worker import handoff, lease, memory, pipeline, recovery, webhooks
@@ -31,8 +32,9 @@ WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped 
 
 @cache
 def settings() -> Settings:
-    """The worker's settings, read once per process; logging is set up then too."""
+    """The worker's settings, read once per process; logging and the codecs are set up then too."""
     logs.configure()
+    pipeline.warm_up()
     return Settings.from_env(os.environ)
 
 
@@ -76,14 +78,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
         start = handoff.send_in_background(pipe, stage_start)
         clock = time.perf_counter()
         try:
-            with memory.capped(config.worker_memory_mb):
-                output = pipeline.compress(
-                    storage.input_path(config.data_dir, job_id),
-                    storage.output_path(config.data_dir, job_id),
-                    storage.temp_path(config.data_dir),
-                    job.options,
-                    pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames),
-                )
+            output = compress_capped(config, job_id, job.options)
         except Exception as exc:
             seconds = time.perf_counter() - clock
             if not start.result()[first]:
@@ -135,6 +130,32 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
             "ms": round(seconds * 1000, 2),
         },
     )
+
+
+def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
+    """Run the pipeline on a job's files within its memory budget (IMGPRESS_WORKER_MEMORY_MB).
+
+    Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
+    image that decodes with twice the budget is `too_large`.
+    """
+    source = storage.input_path(config.data_dir, job_id)
+    limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
+    try:
+        with memory.capped(config.worker_memory_mb):
+            return pipeline.compress(
+                source,
+                storage.output_path(config.data_dir, job_id),
+                storage.temp_path(config.data_dir),
+                options,
+                limits,
+            )
+    except CorruptImage:
+        if config.worker_memory_mb <= 0:
+            raise
+        with memory.capped(2 * config.worker_memory_mb):
+            if not pipeline.decodes(source, limits):
+                raise
+    raise TooLarge("The image needs more memory to process than this service allows for one image.")
 
 
 def failure_for(exc: Exception, config: Settings) -> JobError:
