@@ -35,11 +35,34 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _is_public(address: str) -> bool:
+#: IPv6 ranges whose last 32 bits are an IPv4 address the packet is translated to (NAT64's
+#: well-known prefix, RFC 6052): such an address is as public as the IPv4 address it carries.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: IPv6 ranges refused whatever they carry: IPv4-compatible (deprecated, RFC 4291),
+#: IPv4-translated (SIIT, RFC 2765), local-use NAT64 (RFC 8215) and site-local (deprecated,
+#: RFC 3879) addresses, which reach an IPv4 or local network the checks above cannot see.
+_REFUSED_V6 = tuple(
+    ipaddress.ip_network(net) for net in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "fec0::/10")
+)
+
+
+def is_public_address(address: str) -> bool:
+    """True if a resolved address may be called: public, and so is any IPv4 address it embeds.
+
+    IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:aabb:ccdd::) forms are
+    judged by the IPv4 address inside; deprecated and local translation forms are refused.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public_address(str(ip.ipv4_mapped))
+        if ip in _NAT64:
+            return is_public_address(str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+        if ip.sixtofour is not None:
+            return is_public_address(str(ip.sixtofour))
+        if ip.teredo is not None or any(ip in net for net in _REFUSED_V6):
+            return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved and not ip.is_link_local
 
 
 def check_url(url: str, settings: Settings) -> str:
@@ -61,7 +84,7 @@ def check_url(url: str, settings: Settings) -> str:
         found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         raise BadOption(f"The host of 'callback_url' ({parts.hostname}) cannot be resolved.") from None
-    if not all(_is_public(str(info[4][0])) for info in found):
+    if not all(is_public_address(str(info[4][0])) for info in found):
         raise BadOption("'callback_url' must point at a public address, not a private or local one.")
     return url
 

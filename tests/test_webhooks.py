@@ -14,6 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from shared import callbacks
+from shared.errors import BadOption
 from shared.settings import Settings
 from tests import images
 
@@ -140,3 +142,46 @@ def test_callback_url_needs_the_secret(client: TestClient) -> None:
     )
     assert response.status_code == 400
     assert "Webhooks are off" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b::c0a8:1",  # NAT64 of 192.168.0.1
+        "64:ff9b:1::808:808",  # local-use NAT64, whatever it carries
+        "::127.0.0.1",  # IPv4-compatible (deprecated)
+        "::8.8.8.8",
+        "::ffff:0:127.0.0.1",  # IPv4-translated
+        "::ffff:0:8.8.8.8",
+        "::ffff:10.0.0.1",  # IPv4-mapped
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "fec0::1",  # site-local (deprecated)
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "fe80::1%eth0",
+        "::",
+        "::1",
+        "ff02::1",
+        "240.0.0.1",
+        "100.64.0.1",
+    ],
+)
+def test_addresses_that_reach_private_networks_are_not_public(address: str) -> None:
+    assert not callbacks.is_public_address(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"]
+)
+def test_public_addresses_and_their_translations_are_public(address: str) -> None:
+    assert callbacks.is_public_address(address)
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::7f00:1]", "[::127.0.0.1]", "[2002:7f00:1::1]", "[fec0::1]"])
+def test_callback_url_check_refuses_ipv6_forms_of_private_addresses(settings: Settings, host: str) -> None:
+    # A literal address resolves to itself: nothing is looked up or sent.
+    with pytest.raises(BadOption):
+        callbacks.check_url(f"http://{host}/hook", replace(settings, webhook_secret=SECRET))
