@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +47,7 @@ class Limits:
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
-        with decoding_errors(), open_image(source, limits.max_pixels, limits.max_frames) as image:
-            frames = _load_frames(image, limits)
+        with decoding_errors(), _checked(source, limits) as (image, frames):
             fmt, choice, size = _compress_image(source, image, frames, options)
         temp.write_bytes(choice.data)
         storage.move_into_place(temp, destination)
@@ -187,6 +188,22 @@ def _floor(
     return min(candidates, key=lambda choice: len(choice.data))
 
 
+@contextmanager
+def _checked(source: Path, limits: Limits) -> Iterator[tuple[ImageFile.ImageFile, int]]:
+    """The image at its first frame and its frame count, once every frame is decoded and checked.
+
+    An animation is opened again instead of rewound: Pillow's rewind of a PNG to frame 0 drops
+    the palette of a palette image, which then decodes as one colour.
+    """
+    with open_image(source, limits.max_pixels, limits.max_frames) as image:
+        frames = _load_frames(image, limits)
+        if frames == 1:
+            yield image, frames
+            return
+    with open_image(source, limits.max_pixels) as image:
+        yield image, frames
+
+
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
     """Decode every frame, checking the frame count and each frame's extent before decoding it.
 
@@ -209,8 +226,6 @@ def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
                 left, top, right, bottom = tile.extents
                 check_pixels(max(right - left, 1), max(bottom - top, 1), limits.max_pixels)
         image.load()
-    if frames > 1:
-        image.seek(0)
     return frames
 
 
@@ -275,9 +290,9 @@ def _resized(image: Image.Image, options: Options) -> Image.Image:
 
 def _animation(image: ImageFile.ImageFile, options: Options) -> codecs.Animation:
     """Every frame as RGBA at the asked size, with durations and loop count."""
+    loop = int(image.info.get("loop", 0) or 0)
     frames, durations = [], []
     for frame in ImageSequence.Iterator(image):
         durations.append(int(frame.info.get("duration", 100) or 100))
         frames.append(_resized(frame.convert("RGBA"), options))
-    image.seek(0)
-    return codecs.Animation(frames, durations, int(image.info.get("loop", 0) or 0))
+    return codecs.Animation(frames, durations, loop)
