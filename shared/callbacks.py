@@ -19,20 +19,38 @@ from rq import Queue
 
 from shared import batches, names
 from shared.errors import BadOption, JobExpired, JobNotFound
+from shared.schema import owner_of
 from shared.settings import Settings
 
-#: Header carrying `sha256=<hex HMAC-SHA256 of the body keyed with IMGPRESS_WEBHOOK_SECRET>`.
+#: Header carrying `sha256=<hex HMAC-SHA256 of "<delivery id>.<timestamp>.<body>">`, keyed
+#: with the owner's secret (IMGPRESS_WEBHOOK_KEY_SECRETS) or IMGPRESS_WEBHOOK_SECRET.
 SIGNATURE_HEADER = "X-Imgpress-Signature"
 #: Header naming what ended: `job` or `batch`.
 KIND_HEADER = "X-Imgpress-Event"
-#: Seconds a receiver gets to connect and answer; the delivery is not retried.
+#: Header carrying the delivery's unique id (a UUID), signed: a receiver drops repeats.
+DELIVERY_HEADER = "X-Imgpress-Delivery"
+#: Header carrying when the delivery was signed (Unix seconds), signed: a receiver drops old ones.
+TIMESTAMP_HEADER = "X-Imgpress-Timestamp"
+#: Seconds one delivery may take in all: address check, connect, send and the reply's status
+#: line and headers. The reply's body is never read. The delivery is not retried.
 TIMEOUT_SECONDS = 5.0
+#: RQ's job timeout of a delivery, a backstop that also stops a DNS lookup that hangs.
+JOB_TIMEOUT_SECONDS = int(TIMEOUT_SECONDS) + 3
 MAX_URL_LENGTH = 2000
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header's value for a delivery body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, delivery_id: str, timestamp: int) -> str:
+    """The signature header's value: HMAC-SHA256 of `<delivery id>.<timestamp>.<body>`."""
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def secret_for(settings: Settings, owner: str | None) -> str:
+    """The secret that signs deliveries for a job or batch of `owner` (an API key's digest)."""
+    for key, secret in settings.webhook_key_secrets:
+        if owner is not None and hmac.compare_digest(owner_of(key), owner):
+            return secret
+    return settings.webhook_secret
 
 
 #: IPv6 ranges whose last 32 bits are an IPv4 address the packet is translated to (NAT64's
@@ -98,7 +116,7 @@ def enqueue_delivery(connection: Redis, settings: Settings, kind: str, resource_
         names.DELIVER_TASK,
         kind,
         resource_id,
-        job_timeout=int(TIMEOUT_SECONDS * 2) + 5,
+        job_timeout=JOB_TIMEOUT_SECONDS,
         result_ttl=settings.retention_seconds,
         failure_ttl=settings.retention_seconds,
         description=f"webhook for {kind} {resource_id}",

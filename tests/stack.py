@@ -22,8 +22,10 @@ from tests.conftest import flushed_db, free_port, settings_env
 BIN = Path(sys.executable).parent
 
 
-def worker_command(redis_url: str, workers: int) -> list[str]:
-    """`rq worker-pool` running imgpress's SimpleWorker on every imgpress queue, maintenance first."""
+def worker_command(
+    redis_url: str, workers: int, queues: tuple[str, ...] = names.COMPRESSION_QUEUES
+) -> list[str]:
+    """`rq worker-pool` running imgpress's SimpleWorker on `queues` (compression: maintenance first)."""
     return [
         str(BIN / "rq"),
         "worker-pool",
@@ -33,7 +35,7 @@ def worker_command(redis_url: str, workers: int) -> list[str]:
         str(workers),
         "--worker-class",
         "worker.rqworker.ImgpressWorker",
-        *names.WORKER_QUEUES,
+        *queues,
     ]
 
 
@@ -72,6 +74,11 @@ class Stack:
         """The worker command scripts/run and docker-compose use: a pool of in-process workers."""
         self.spawn(name, worker_command(self.settings.redis_url, workers))
 
+    def start_webhook_worker(self) -> None:
+        """The webhook workers scripts/run and docker-compose start beside the compression ones."""
+        command = worker_command(self.settings.redis_url, self.settings.webhook_workers, names.WEBHOOK_QUEUES)
+        self.spawn("webhook-worker", command)
+
     def start_burst_worker(self) -> subprocess.Popen[bytes]:
         """Start a real `rq worker --burst`, which runs every queued job to its end, then exits."""
         command = [str(BIN / "rq"), "worker", "--burst", "--url", self.settings.redis_url]
@@ -89,6 +96,7 @@ class Stack:
     def start(self) -> Stack:
         self.start_api()
         self.start_worker()
+        self.start_webhook_worker()
         self.start_scheduler()
         self.wait_ready()
         return self
@@ -129,9 +137,21 @@ class Stack:
 
     def rss_kib(self, name: str) -> int:
         """Peak resident memory (VmHWM) of one process, in KiB."""
-        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1])
+        return _peak_kib(self.processes[name].pid)
+
+    def children_rss_kib(self, name: str) -> list[int]:
+        """Peak resident memory (VmHWM) of each child of one process (a pool's workers), in KiB."""
+        pid = self.processes[name].pid
+        children = []
+        for thread in Path(f"/proc/{pid}/task").iterdir():
+            children += [int(child) for child in (thread / "children").read_text().split()]
+        return [_peak_kib(child) for child in children]
+
+
+def _peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1])
 
 
 def running_stack(redis_server: str, db: int, root: Path, **overrides: Any) -> Iterator[Stack]:

@@ -106,8 +106,8 @@ def exec_words(arguments: str) -> list[str]:
     return shlex.split(arguments)
 
 
-def test_services_are_exactly_the_five_processes() -> None:
-    assert set(compose()["services"]) == {"redis", "api", "worker", "scheduler", "dashboard"}
+def test_services_are_exactly_the_six_processes() -> None:
+    assert set(compose()["services"]) == {"redis", "api", "worker", "webhooks", "scheduler", "dashboard"}
 
 
 def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:
@@ -137,7 +137,7 @@ def test_worker_runs_stock_rq_worker_pool_on_maintenance_queue_first() -> None:
     assert isinstance(cli, click.Group)
     pool = cli.commands["worker-pool"]
     params = pool.make_context("worker-pool", words[2:]).params
-    assert list(params["queues"]) == list(names.WORKER_QUEUES)
+    assert list(params["queues"]) == list(names.COMPRESSION_QUEUES)
     assert params["queues"][0] == names.MAINTENANCE_QUEUE
     assert params["url"] == environment("worker")["IMGPRESS_REDIS_URL"]
     # The class must exist and be the in-process one the benchmarks chose.
@@ -146,10 +146,21 @@ def test_worker_runs_stock_rq_worker_pool_on_maintenance_queue_first() -> None:
     assert issubclass(ImgpressWorker, rq.SimpleWorker)
 
 
-def test_scripts_run_starts_the_same_worker_command() -> None:
+def test_webhooks_have_workers_of_their_own() -> None:
+    words = command("webhooks")
+    assert words[:2] == ["rq", "worker-pool"]
+    cli = console_script("rq").load()
+    assert isinstance(cli, click.Group)
+    params = cli.commands["worker-pool"].make_context("worker-pool", words[2:]).params
+    assert list(params["queues"]) == list(names.WEBHOOK_QUEUES)
+    assert params["worker_class"] == "worker.rqworker.ImgpressWorker"
+
+
+def test_scripts_run_starts_the_same_worker_commands() -> None:
     run = (ROOT / "scripts" / "run").read_text()
     assert "worker-pool" in run and "--worker-class worker.rqworker.ImgpressWorker" in run
-    assert "imgpress-maintenance imgpress" in run
+    assert "imgpress-maintenance imgpress &" in run
+    assert "--quiet imgpress-webhooks &" in run
 
 
 def test_scheduler_runs_rqscheduler_from_rq_scheduler() -> None:
