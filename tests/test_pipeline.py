@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from shared.errors import CorruptImage, TooLarge
+from shared.errors import CorruptImage, StorageFull, TooLarge
+from shared.imaging import decoding_errors
 from shared.options import Options
 from tests import images
 from worker import pipeline
@@ -219,3 +220,22 @@ def test_a_palette_apng_keeps_its_frames_and_colours(tmp_path: Path, fmt: str) -
                 continue
             differences = [abs(a - b) for a, b in zip(got.tobytes(), want.tobytes(), strict=True)]
             assert sum(differences) / len(differences) < 4, (fmt, index)
+
+
+def test_a_full_disk_fails_as_storage_full(tmp_path: Path) -> None:
+    source = tmp_path / "input"
+    source.write_bytes(images.jpeg())
+    # Writes through this link get the kernel's ENOSPC; unlinking it leaves /dev/full alone.
+    scratch = tmp_path / "scratch.part"
+    scratch.symlink_to("/dev/full")
+    with pytest.raises(StorageFull) as raised:
+        pipeline.compress(source, tmp_path / "output", scratch, Options(), LIMITS)
+    assert raised.value.code == "insufficient_storage" and "disk space" in raised.value.message
+    assert not (tmp_path / "output").exists() and Path("/dev/full").exists()
+
+
+def test_a_full_disk_while_decoding_is_not_a_corrupt_image(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.symlink_to("/dev/full")
+    with pytest.raises(StorageFull), decoding_errors():
+        scratch.write_bytes(b"a codec's scratch file")

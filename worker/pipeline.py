@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
-from shared.errors import CannotFit, TooLarge
-from shared.imaging import check_pixels, decoding_errors, format_of, open_image
+from shared.errors import CannotFit, StorageFull, TooLarge
+from shared.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared.options import Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -49,8 +49,7 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
     try:
         with decoding_errors(), _checked(source, limits) as (image, frames):
             fmt, choice, size = _compress_image(source, image, frames, options)
-        temp.write_bytes(choice.data)
-        storage.move_into_place(temp, destination)
+        _publish(choice.data, temp, destination)
     finally:
         temp.unlink(missing_ok=True)
     return OutputInfo(
@@ -61,6 +60,17 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
         quality=choice.quality,
         format=fmt,
     )
+
+
+def _publish(data: bytes, temp: Path, destination: Path) -> None:
+    """Write the output under its temp name and move it into place; StorageFull if the disk is full."""
+    try:
+        temp.write_bytes(data)
+        storage.move_into_place(temp, destination)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise StorageFull(NO_ROOM) from None
+        raise
 
 
 def _compress_image(
