@@ -48,7 +48,7 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
         with decoding_errors(), _checked(source, limits) as (image, frames):
-            fmt, choice, size = _compress_image(source, image, frames, options)
+            fmt, choice, size = _compress_image(source, image, frames, options, limits)
         _publish(choice.data, temp, destination)
     finally:
         temp.unlink(missing_ok=True)
@@ -74,7 +74,7 @@ def _publish(data: bytes, temp: Path, destination: Path) -> None:
 
 
 def _compress_image(
-    source: Path, image: ImageFile.ImageFile, frames: int, options: Options
+    source: Path, image: ImageFile.ImageFile, frames: int, options: Options, limits: Limits
 ) -> tuple[str, quality.Choice, tuple[int, int]]:
     """The output format, the chosen encoding and its dimensions."""
     source_format = _SAME[format_of(image)]
@@ -84,13 +84,13 @@ def _compress_image(
     picture: Image.Image | codecs.Animation
     if frames > 1 and fmt in (codecs.ANIMATED | {"auto"}):
         fmt = "webp" if fmt == "auto" else fmt
-        picture = _animation(image, options)
+        picture = _animation(image, options, limits)
         size = picture.frames[0].size
         choice = _fixed(picture, fmt, options, metadata)
     else:
         still, icc_profile = _normalized(_upright(image), icc_profile)
         metadata = codecs.Metadata(icc_profile, metadata.exif, metadata.xmp)
-        picture = _resized(still, options)
+        picture = _resized(still, options, limits)
         size = picture.size
         if fmt == "auto":
             fmt, choice = _smallest(picture, options, metadata)
@@ -292,17 +292,19 @@ def _flatten(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def _resized(image: Image.Image, options: Options) -> Image.Image:
-    """The image at the size the width/height/fit options ask for."""
-    size, crop = resize.output_size(image.width, image.height, options.width, options.height, options.fit)
+def _resized(image: Image.Image, options: Options, limits: Limits) -> Image.Image:
+    """The image at the size the width/height/fit options ask for, within the limits."""
+    size, crop = resize.output_size(
+        image.width, image.height, options.width, options.height, options.fit, limits.max_pixels
+    )
     return resize.resize(image, size, crop)
 
 
-def _animation(image: ImageFile.ImageFile, options: Options) -> codecs.Animation:
+def _animation(image: ImageFile.ImageFile, options: Options, limits: Limits) -> codecs.Animation:
     """Every frame as RGBA at the asked size, with durations and loop count."""
     loop = int(image.info.get("loop", 0) or 0)
     frames, durations = [], []
     for frame in ImageSequence.Iterator(image):
         durations.append(int(frame.info.get("duration", 100) or 100))
-        frames.append(_resized(frame.convert("RGBA"), options))
+        frames.append(_resized(frame.convert("RGBA"), options, limits))
     return codecs.Animation(frames, durations, loop)
