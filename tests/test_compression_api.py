@@ -202,3 +202,13 @@ def test_a_tiny_image_asked_to_fill_a_huge_box_is_too_large(client: TestClient, 
     fields = {"width": "256", "height": "256", "fit": "contain"}
     job, data = compress(client, run_jobs, images.encode(noise, "PNG"), **fields)
     assert job["status"] == "finished" and opened(data).size == (256, 256)
+
+
+def test_a_palette_apng_comes_back_with_its_frames_and_colours(client: TestClient, run_jobs: RunJobs) -> None:
+    job, data = compress(client, run_jobs, images.palette_apng(200), name="anim.png")
+    assert job["status"] == "finished" and job["output"]["format"] == "png"
+    image = opened(data)
+    assert getattr(image, "n_frames", 1) == 2
+    for index, frame in enumerate(images.palette_frames(200)):
+        image.seek(index)
+        assert image.convert("RGB").tobytes() == frame.convert("RGB").tobytes()
