@@ -7,7 +7,6 @@ keeps a digest of the key (never the key), and other keys get 404 for it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from starlette.requests import Request
@@ -15,16 +14,12 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_body
+from shared.schema import owner_of
 from shared.settings import Settings
 
 #: Paths that need a key when keys are configured.
 PROTECTED_PREFIXES = ("/v1/", "/upload", "/task/", "/download/")
 SEED_PREFIXES = ("/upload", "/task/", "/download/")
-
-
-def owner_of(key: str) -> str:
-    """The digest a job record keeps to say which key created it."""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def caller(request: Request) -> str | None:

@@ -7,6 +7,7 @@ plugins that shell out (EPS → Ghostscript) or that are known memory hogs are n
 
 from __future__ import annotations
 
+import errno
 import struct
 import zlib
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from shared import structure
-from shared.errors import CorruptImage, ImgpressError, TooLarge, UnsupportedMedia
+from shared.errors import CorruptImage, ImgpressError, StorageFull, TooLarge, UnsupportedMedia
 
 #: Pillow format name -> the media type we accept and serve for it.
 FORMATS: dict[str, str] = {
@@ -70,6 +71,10 @@ _DECODE_ERRORS = (
     zlib.error,
     RuntimeError,
 )
+#: errno values of a full disk or quota: a scratch or output file that cannot be written.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: The message of a job that failed because the disk filled while it ran.
+NO_ROOM = "The server ran out of disk space while processing this image. Try again later."
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,9 @@ def decoding_errors() -> Iterator[None]:
         raise CorruptImage(
             "The image cannot be decoded: it is corrupt or uses an unsupported variant."
         ) from None
-    except _DECODE_ERRORS:
+    except _DECODE_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise StorageFull(NO_ROOM) from None
         raise CorruptImage() from None
 
 

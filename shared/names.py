@@ -11,11 +11,15 @@ QUEUE = "imgpress"
 #: compression queue never delays deleting files.
 MAINTENANCE_QUEUE = "imgpress-maintenance"
 
-#: Webhook deliveries: their own queue, taken after compression so a slow receiver never
-#: delays an image.
+#: Webhook deliveries: their own queue, taken only by webhook workers.
 WEBHOOK_QUEUE = "imgpress-webhooks"
-#: The queues every worker listens on, in the order RQ takes them.
-WORKER_QUEUES = (MAINTENANCE_QUEUE, QUEUE, WEBHOOK_QUEUE)
+#: The queues a compression worker listens on, in the order RQ takes them.
+COMPRESSION_QUEUES = (MAINTENANCE_QUEUE, QUEUE)
+#: The queues a webhook worker listens on: a slow receiver holds one of these workers (at most
+#: shared.callbacks.TIMEOUT_SECONDS), never a compression worker, so it never delays an image.
+WEBHOOK_QUEUES = (WEBHOOK_QUEUE,)
+#: Every imgpress queue (a burst worker that runs everything, the queue metrics).
+WORKER_QUEUES = (*COMPRESSION_QUEUES, *WEBHOOK_QUEUES)
 
 COMPRESS_TASK = "worker.tasks.compress"
 DELIVER_TASK = "worker.tasks.deliver"

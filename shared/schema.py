@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +80,11 @@ class JobError:
 
     code: str
     message: str
+
+
+def owner_of(key: str) -> str:
+    """The digest a job or batch record keeps to say which API key created it (never the key)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,34 @@ def _flag(raw: str) -> bool:
         raise ValueError("must be true or false") from None
 
 
-def _any_text(raw: str) -> str:
+#: Fewest characters of an API key or a webhook secret: shorter ones can be guessed.
+MIN_SECRET_LENGTH = 16
+
+
+def _secret(raw: str) -> str:
+    if raw and len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be empty or at least {MIN_SECRET_LENGTH} characters long")
     return raw
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    keys = _words(raw)
+    if any(len(key) < MIN_SECRET_LENGTH for key in keys):
+        raise ValueError(f"each key must be at least {MIN_SECRET_LENGTH} characters long")
+    return keys
+
+
+def _key_secrets(raw: str) -> tuple[tuple[str, str], ...]:
+    """'key1=secret1,key2=secret2' -> (("key1", "secret1"), ("key2", "secret2"))."""
+    pairs = []
+    for word in _words(raw):
+        key, equals, secret = word.partition("=")
+        if not equals or not key.strip():
+            raise ValueError("must look like <api key>=<secret>,<api key>=<secret>")
+        if len(secret.strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"each secret must be at least {MIN_SECRET_LENGTH} characters long")
+        pairs.append((key.strip(), secret.strip()))
+    return tuple(pairs)
 
 
 def _text(raw: str) -> str:
@@ -113,12 +139,14 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "workers": ("IMGPRESS_WORKERS", _positive_int, str(os.cpu_count() or 1)),
     "worker_memory_mb": ("IMGPRESS_WORKER_MEMORY_MB", _non_negative_int, "1024"),
     "max_queued": ("IMGPRESS_MAX_QUEUED", _positive_int, "1000"),
-    "api_keys": ("IMGPRESS_API_KEYS", _words, ""),
+    "api_keys": ("IMGPRESS_API_KEYS", _keys, ""),
     "rate_limit": ("IMGPRESS_RATE_LIMIT", _rate, ""),
     "cors_origins": ("IMGPRESS_CORS_ORIGINS", _words, ""),
     "max_batch_files": ("IMGPRESS_MAX_BATCH_FILES", _positive_int, "50"),
-    "webhook_secret": ("IMGPRESS_WEBHOOK_SECRET", _any_text, ""),
+    "webhook_secret": ("IMGPRESS_WEBHOOK_SECRET", _secret, ""),
+    "webhook_key_secrets": ("IMGPRESS_WEBHOOK_KEY_SECRETS", _key_secrets, ""),
     "webhook_allow_private": ("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", _flag, "false"),
+    "webhook_workers": ("IMGPRESS_WEBHOOK_WORKERS", _positive_int, "1"),
 }
 
 
@@ -151,8 +179,12 @@ class Settings:
     max_batch_files: int
     #: Key of the HMAC-SHA256 signature on webhook POSTs; empty means callback_url is refused.
     webhook_secret: str
+    #: (API key, secret) pairs: that key's deliveries are signed with its own secret instead.
+    webhook_key_secrets: tuple[tuple[str, str], ...]
     #: Allow callback_url hosts on loopback, link-local and private networks (tests, closed setups).
     webhook_allow_private: bool
+    #: Processes that deliver webhooks, apart from the compression workers.
+    webhook_workers: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -165,7 +197,13 @@ class Settings:
                 values[field.name] = parse(raw)
             except ValueError as exc:
                 reason = str(exc) if not str(exc).startswith("invalid literal") else "must be a number"
-                raise SettingsError(f"{variable}={raw!r} is not valid: {reason}") from None
+                shown = "(hidden)" if parse in (_secret, _keys, _key_secrets) else repr(raw)
+                raise SettingsError(f"{variable}={shown} is not valid: {reason}") from None
+        unknown = [key for key, _ in values["webhook_key_secrets"] if key not in values["api_keys"]]
+        if unknown:
+            raise SettingsError(
+                "IMGPRESS_WEBHOOK_KEY_SECRETS is not valid: each key must also be in IMGPRESS_API_KEYS"
+            )
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
@@ -180,6 +218,8 @@ def _format(value: Any) -> str:
         count, seconds = value
         period = next(name for name, length in RATE_PERIODS.items() if length == seconds)
         return f"{count}/{period}"
+    if isinstance(value, tuple) and all(isinstance(pair, tuple) for pair in value):
+        return ",".join(f"{key}={secret}" for key, secret in value)
     if isinstance(value, tuple):
         return ",".join(value)
     return "" if value is None else str(value)

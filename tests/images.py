@@ -49,3 +49,21 @@ def saturated(width: int = 192, height: int = 128) -> Image.Image:
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk with its length and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def palette_frames(colours: int = 200) -> list[Image.Image]:
+    """Two 64x64 palette frames, each using `colours` distinct palette entries in other places."""
+    palette = bytes((index * 37 + channel * 91) % 256 for index in range(256) for channel in range(3))
+    frames = []
+    for shift in (0, colours // 2):
+        frame = Image.new("P", (64, 64))
+        frame.putdata([(pixel // 20 + shift) % colours for pixel in range(64 * 64)])
+        frame.putpalette(palette)
+        frames.append(frame)
+    return frames
+
+
+def palette_apng(colours: int = 200) -> bytes:
+    """A two-frame animated PNG stored as a palette image (one PLTE for every frame)."""
+    frames = palette_frames(colours)
+    return encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -22,9 +22,9 @@ from tests.conftest import flushed_db, free_port, settings_env
 BIN = Path(sys.executable).parent
 
 
-def worker_command(workers: int) -> list[str]:
+def worker_command(workers: int, queues: str = "compression") -> list[str]:
     """The one worker command (`python -m worker`), as scripts/run and docker-compose.yml run it."""
-    return [sys.executable, "-m", "worker", "--workers", str(workers)]
+    return [sys.executable, "-m", "worker", "--workers", str(workers), "--queues", queues]
 
 
 @dataclass
@@ -62,9 +62,13 @@ class Stack:
         """The worker command scripts/run and docker-compose use: a pool of in-process workers."""
         self.spawn(name, worker_command(workers))
 
+    def start_webhook_worker(self) -> None:
+        """The webhook workers scripts/run and docker-compose start beside the compression ones."""
+        self.spawn("webhook-worker", worker_command(self.settings.webhook_workers, "webhooks"))
+
     def start_burst_worker(self) -> subprocess.Popen[bytes]:
         """Start `python -m worker --burst`, which runs every queued job to its end, then exits."""
-        return self.spawn("burst-worker", [*worker_command(1), "--burst"])
+        return self.spawn("burst-worker", [*worker_command(1, "all"), "--burst"])
 
     def run_worker_burst(self) -> None:
         """Run every queued job to its end with `python -m worker --burst`, and wait for it."""
@@ -76,6 +80,7 @@ class Stack:
     def start(self) -> Stack:
         self.start_api()
         self.start_worker()
+        self.start_webhook_worker()
         self.start_scheduler()
         self.wait_ready()
         return self
@@ -116,9 +121,21 @@ class Stack:
 
     def rss_kib(self, name: str) -> int:
         """Peak resident memory (VmHWM) of one process, in KiB."""
-        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1])
+        return _peak_kib(self.processes[name].pid)
+
+    def children_rss_kib(self, name: str) -> list[int]:
+        """Peak resident memory (VmHWM) of each child of one process (a pool's workers), in KiB."""
+        pid = self.processes[name].pid
+        children = []
+        for thread in Path(f"/proc/{pid}/task").iterdir():
+            children += [int(child) for child in (thread / "children").read_text().split()]
+        return [_peak_kib(child) for child in children]
+
+
+def _peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1])
 
 
 def running_stack(redis_server: str, db: int, root: Path, **overrides: Any) -> Iterator[Stack]:

@@ -201,8 +201,8 @@ def test_redis_outage_is_retried_then_succeeds_or_gives_up(tmp_path: Path) -> No
 
 
 def test_api_key_is_sent_and_a_missing_one_is_unauthorized(redis_server: str, tmp_path: Path) -> None:
-    for stack in running_stack(redis_server, KEYED_DB, tmp_path, api_keys=("key-one",)):
-        with Client(stack.url, api_key="key-one") as imgpress:
+    for stack in running_stack(redis_server, KEYED_DB, tmp_path, api_keys=("key-one-0123456789",)):
+        with Client(stack.url, api_key="key-one-0123456789") as imgpress:
             assert imgpress.compress(images.jpeg()).job.status is JobStatus.FINISHED
         with Client(stack.url) as anonymous, pytest.raises(Unauthorized):
             anonymous.submit(images.jpeg())

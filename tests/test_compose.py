@@ -23,7 +23,7 @@ import yaml
 from shared import names
 from shared.settings import ENVIRONMENT
 from tests.stack import worker_command
-from worker.pool import Pool
+from worker.pool import QUEUES, Pool
 from worker.rqworker import ImgpressWorker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,8 +98,8 @@ def exec_words(arguments: str) -> list[str]:
     return shlex.split(arguments)
 
 
-def test_services_are_exactly_the_five_processes() -> None:
-    assert set(compose()["services"]) == {"redis", "api", "worker", "scheduler", "dashboard"}
+def test_services_are_exactly_the_six_processes() -> None:
+    assert set(compose()["services"]) == {"redis", "api", "worker", "webhooks", "scheduler", "dashboard"}
 
 
 def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:
@@ -125,6 +125,7 @@ def test_api_runs_python_m_api_on_every_interface_and_reports_readiness() -> Non
 
 def test_worker_runs_the_one_worker_entry_point() -> None:
     assert python_module(command("worker")) == "worker"
+    assert "--queues" not in command("worker")  # compression, the default
     env = environment("worker")
     assert int(env["IMGPRESS_WORKERS"]) >= 1
     # The grace period covers a job in hand at the longest (the job timeout's default).
@@ -132,17 +133,26 @@ def test_worker_runs_the_one_worker_entry_point() -> None:
     assert grace > int(dict((v, d) for v, _p, d in ENVIRONMENT.values())["IMGPRESS_JOB_TIMEOUT_SECONDS"])
 
 
-def test_the_pool_takes_every_queue_maintenance_first_with_the_in_process_worker() -> None:
+def test_webhooks_have_workers_of_their_own() -> None:
+    words = command("webhooks")
+    assert python_module(words) == "worker"
+    assert words[words.index("--queues") + 1] == "webhooks"
+    assert QUEUES["webhooks"] == names.WEBHOOK_QUEUES
+
+
+def test_the_pools_take_their_queues_maintenance_first_with_the_in_process_worker() -> None:
     pool = Pool(redis.Redis(), 1)
-    assert [queue.name for queue in pool.queues] == list(names.WORKER_QUEUES)
+    assert [queue.name for queue in pool.queues] == list(names.COMPRESSION_QUEUES)
     assert pool.queues[0].name == names.MAINTENANCE_QUEUE
+    assert names.WEBHOOK_QUEUE not in names.COMPRESSION_QUEUES
     assert pool.worker_class is ImgpressWorker
     assert issubclass(ImgpressWorker, rq.SimpleWorker)
 
 
-def test_scripts_run_and_the_tests_start_the_same_worker_and_scheduler() -> None:
+def test_scripts_run_and_the_tests_start_the_same_workers_and_scheduler() -> None:
     run = (ROOT / "scripts" / "run").read_text()
     assert '"$BIN/python" -m worker &' in run
+    assert '"$BIN/python" -m worker --queues webhooks &' in run
     assert '"$BIN/python" -m worker.scheduler' in run
     assert "worker-pool" not in run and "rqscheduler" not in run
     assert worker_command(1)[1:3] == ["-m", "worker"]

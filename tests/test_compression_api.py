@@ -189,3 +189,26 @@ def test_heic_and_avif_inputs_are_accepted(client: TestClient, run_jobs: RunJobs
     assert job["input"]["media_type"] in ("image/heic", "image/avif")
     assert job["status"] == "finished", job
     assert opened(data).format in ("JPEG", "AVIF")
+
+
+def test_a_tiny_image_asked_to_fill_a_huge_box_is_too_large(client: TestClient, run_jobs: RunJobs) -> None:
+    noise = Image.frombytes("RGB", (64, 64), bytes((index * 7919) % 251 for index in range(64 * 64 * 3)))
+    fields = {"width": "3000", "height": "3000", "fit": "contain"}
+    job, _ = compress(client, run_jobs, images.encode(noise, "PNG"), **fields)
+    assert job["status"] == "failed" and job["error"]["code"] == "too_large"
+    assert "at most 4 times" in job["error"]["message"]
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 422 and result.json()["error"]["code"] == "too_large"
+    fields = {"width": "256", "height": "256", "fit": "contain"}
+    job, data = compress(client, run_jobs, images.encode(noise, "PNG"), **fields)
+    assert job["status"] == "finished" and opened(data).size == (256, 256)
+
+
+def test_a_palette_apng_comes_back_with_its_frames_and_colours(client: TestClient, run_jobs: RunJobs) -> None:
+    job, data = compress(client, run_jobs, images.palette_apng(200), name="anim.png")
+    assert job["status"] == "finished" and job["output"]["format"] == "png"
+    image = opened(data)
+    assert getattr(image, "n_frames", 1) == 2
+    for index, frame in enumerate(images.palette_frames(200)):
+        image.seek(index)
+        assert image.convert("RGB").tobytes() == frame.convert("RGB").tobytes()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from shared.errors import CorruptImage, TooLarge
+from shared.errors import CorruptImage, StorageFull, TooLarge
+from shared.imaging import decoding_errors
 from shared.options import Options
 from tests import images
 from worker import pipeline
@@ -199,3 +200,42 @@ def test_webp_is_reencoded_as_webp(tmp_path: Path) -> None:
     data, output = run(tmp_path, original, quality=60)
     assert len(data) < len(original)
     assert output.media_type == "image/webp"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fmt", ["same", "png", "webp", "jpeg"])
+def test_a_palette_apng_keeps_its_frames_and_colours(tmp_path: Path, fmt: str) -> None:
+    expected = [frame.convert("RGB") for frame in images.palette_frames(200)]
+    source = tmp_path / "input"
+    source.write_bytes(images.palette_apng(200))
+    destination = tmp_path / "output"
+    options = Options(format=fmt, quality=100 if fmt != "jpeg" else 95)
+    pipeline.compress(source, destination, tmp_path / "scratch.part", options, LIMITS)
+    with Image.open(destination) as image:
+        assert getattr(image, "n_frames", 1) == (1 if fmt == "jpeg" else 2)
+        for index, want in enumerate(expected[: getattr(image, "n_frames", 1)]):
+            image.seek(index)
+            got = image.convert("RGB")
+            assert len(got.getcolors(65536) or []) >= 200
+            if fmt == "jpeg":  # lossy 4:2:0 of one-pixel-high colour runs: colours only
+                continue
+            differences = [abs(a - b) for a, b in zip(got.tobytes(), want.tobytes(), strict=True)]
+            assert sum(differences) / len(differences) < 4, (fmt, index)
+
+
+def test_a_full_disk_fails_as_storage_full(tmp_path: Path) -> None:
+    source = tmp_path / "input"
+    source.write_bytes(images.jpeg())
+    # Writes through this link get the kernel's ENOSPC; unlinking it leaves /dev/full alone.
+    scratch = tmp_path / "scratch.part"
+    scratch.symlink_to("/dev/full")
+    with pytest.raises(StorageFull) as raised:
+        pipeline.compress(source, tmp_path / "output", scratch, Options(), LIMITS)
+    assert raised.value.code == "insufficient_storage" and "disk space" in raised.value.message
+    assert not (tmp_path / "output").exists() and Path("/dev/full").exists()
+
+
+def test_a_full_disk_while_decoding_is_not_a_corrupt_image(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.symlink_to("/dev/full")
+    with pytest.raises(StorageFull), decoding_errors():
+        scratch.write_bytes(b"a codec's scratch file")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from shared.errors import TooLarge
 from worker.resize import output_size, resize
 
 
@@ -34,3 +36,16 @@ def test_transparent_pixels_do_not_bleed_colour() -> None:
     small = np.asarray(resize(image, (4, 4)))
     assert small[1, 2, 1] == 0 and small[1, 2, 3] > 0
     assert small[1, 0, 3] == 0
+
+
+def test_enlarging_is_bounded_per_side_and_in_pixels() -> None:
+    assert output_size(100, 50, 400, 400, "contain") == ((400, 200), None)
+    assert output_size(100, 100, 400, 300, "cover") == ((400, 400), (400, 300))
+    for fit in ("contain", "cover"):
+        with pytest.raises(TooLarge, match="at most 4 times"):
+            output_size(64, 64, 3000, 3000, fit)
+        with pytest.raises(TooLarge, match="at most 4 times"):
+            output_size(64, 64, 300, None, fit)
+    with pytest.raises(TooLarge, match="50,000,000"):
+        output_size(4000, 3000, 16000, 12000, "contain", max_pixels=50_000_000)
+    assert output_size(64, 64, 3000, 3000, "scale-down") == ((64, 64), None)

@@ -8,6 +8,8 @@ import pytest
 
 from shared.settings import ENVIRONMENT, Settings, SettingsError
 
+A, B, C = "alice-0123456789abcdef", "bob-0123456789abcdef", "carol-0123456789abcdef"
+
 
 def test_defaults() -> None:
     settings = Settings.from_env({})
@@ -68,9 +70,13 @@ def test_readme_lists_every_variable_with_its_default() -> None:
 
 def test_lists_and_rates() -> None:
     settings = Settings.from_env(
-        {"IMGPRESS_API_KEYS": "a, b,,c", "IMGPRESS_RATE_LIMIT": "60/minute", "IMGPRESS_CORS_ORIGINS": ""}
+        {
+            "IMGPRESS_API_KEYS": f"{A}, {B},,{C}",
+            "IMGPRESS_RATE_LIMIT": "60/minute",
+            "IMGPRESS_CORS_ORIGINS": "",
+        }
     )
-    assert settings.api_keys == ("a", "b", "c")
+    assert settings.api_keys == (A, B, C)
     assert settings.rate_limit == (60, 60)
     assert settings.cors_origins == ()
     assert Settings.from_env({}).rate_limit is None
@@ -83,5 +89,36 @@ def test_bad_rate_limit(value: str) -> None:
 
 
 def test_to_env_round_trips() -> None:
-    settings = Settings.from_env({"IMGPRESS_API_KEYS": "k1,k2", "IMGPRESS_RATE_LIMIT": "5/second"})
+    settings = Settings.from_env(
+        {
+            "IMGPRESS_API_KEYS": f"{A},{B}",
+            "IMGPRESS_RATE_LIMIT": "5/second",
+            "IMGPRESS_WEBHOOK_KEY_SECRETS": f"{B}={C}",
+        }
+    )
     assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IMGPRESS_WEBHOOK_SECRET", "x"),
+        ("IMGPRESS_WEBHOOK_SECRET", "fifteen-chars-x"),
+        ("IMGPRESS_API_KEYS", f"{A},short-key"),
+        ("IMGPRESS_WEBHOOK_KEY_SECRETS", f"{A}=short"),
+        ("IMGPRESS_WEBHOOK_KEY_SECRETS", f"{A}"),
+    ],
+)
+def test_short_secrets_and_keys_are_refused_and_not_shown(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable) as raised:
+        Settings.from_env({"IMGPRESS_API_KEYS": A, variable: value})
+    assert "short" not in str(raised.value) and "fifteen" not in str(raised.value)
+
+
+def test_key_secrets_name_configured_keys() -> None:
+    settings = Settings.from_env(
+        {"IMGPRESS_API_KEYS": f"{A},{B}", "IMGPRESS_WEBHOOK_KEY_SECRETS": f" {A} = {C} "}
+    )
+    assert settings.webhook_key_secrets == ((A, C),)
+    with pytest.raises(SettingsError, match="IMGPRESS_WEBHOOK_KEY_SECRETS"):
+        Settings.from_env({"IMGPRESS_API_KEYS": A, "IMGPRESS_WEBHOOK_KEY_SECRETS": f"{B}={C}"})

@@ -20,7 +20,7 @@ from tests import images
 from tests.conftest import flushed_db, free_port, start_redis
 from tests.processes import Service, slow_png
 
-STOP_DB = 6
+STOP_DB = 5
 #: Generous bounds that still catch what users met: workers that took 36-75 s or never went.
 IDLE_SECONDS = 10
 BUSY_SECONDS = 60

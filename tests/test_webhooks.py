@@ -6,16 +6,30 @@ import hashlib
 import hmac
 import json
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
 import pytest
+import redis
+from rq import Queue
+from rq.job import Job as RQJob
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from shared import callbacks, names
+from shared.errors import BadOption
 from shared.settings import Settings
 from tests import images
+from tests.receivers import hostile
+from tests.stack import Stack, eventually, running_stack
+
+WEBHOOK_DB = 6
+MIB = 1024 * 1024
 
 RunJobs = Callable[[], None]
 SECRET = "s3cret-for-tests"
@@ -66,9 +80,14 @@ def hook_settings(settings: Settings, run_jobs: RunJobs, monkeypatch: pytest.Mon
     return replace(settings, webhook_secret=SECRET, webhook_allow_private=True)
 
 
-def verify(headers: dict[str, str], body: bytes) -> dict:
-    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+def verify(headers: dict[str, str], body: bytes, secret: str = SECRET) -> dict:
+    """What a receiver does: check the signature over delivery id, timestamp and body, and the age."""
+    delivery, timestamp = headers["X-Imgpress-Delivery"], headers["X-Imgpress-Timestamp"]
+    signed = f"{delivery}.{timestamp}.".encode() + body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-Imgpress-Signature"], expected)
+    assert abs(time.time() - int(timestamp)) < 600
+    assert str(uuid.UUID(delivery)) == delivery
     assert headers["Content-Type"] == "application/json"
     return dict(json.loads(body))
 
@@ -106,6 +125,31 @@ def test_batch_webhook_comes_after_all_its_jobs(
     assert payload["batch"]["counts"] == {"queued": 0, "started": 0, "finished": 1, "failed": 1, "deleted": 0}
 
 
+def test_each_key_can_have_its_own_secret(
+    hook_settings: Settings, run_jobs: RunJobs, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own, plain = "alice-key-0123456789", "bob-key-0123456789"
+    own_secret = "alice-secret-0123456789"
+    monkeypatch.setenv("IMGPRESS_API_KEYS", f"{own},{plain}")
+    monkeypatch.setenv("IMGPRESS_WEBHOOK_KEY_SECRETS", f"{own}={own_secret}")
+    keyed = replace(hook_settings, api_keys=(own, plain), webhook_key_secrets=((own, own_secret),))
+    with TestClient(create_app(keyed)) as client:
+        for key in (own, plain):
+            client.post(
+                "/v1/jobs",
+                files={"file": ("a.jpg", images.jpeg())},
+                data={"callback_url": receiver.url},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            run_jobs()
+    (first, first_body), (second, second_body) = receiver.received
+    verify(first, first_body, own_secret)
+    verify(second, second_body, SECRET)
+    with pytest.raises(AssertionError):
+        verify(first, first_body, SECRET)
+    assert first["X-Imgpress-Delivery"] != second["X-Imgpress-Delivery"]
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -140,3 +184,101 @@ def test_callback_url_needs_the_secret(client: TestClient) -> None:
     )
     assert response.status_code == 400
     assert "Webhooks are off" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b::c0a8:1",  # NAT64 of 192.168.0.1
+        "64:ff9b:1::808:808",  # local-use NAT64, whatever it carries
+        "::127.0.0.1",  # IPv4-compatible (deprecated)
+        "::8.8.8.8",
+        "::ffff:0:127.0.0.1",  # IPv4-translated
+        "::ffff:0:8.8.8.8",
+        "::ffff:10.0.0.1",  # IPv4-mapped
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "fec0::1",  # site-local (deprecated)
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "fe80::1%eth0",
+        "::",
+        "::1",
+        "ff02::1",
+        "240.0.0.1",
+        "100.64.0.1",
+    ],
+)
+def test_addresses_that_reach_private_networks_are_not_public(address: str) -> None:
+    assert not callbacks.is_public_address(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"]
+)
+def test_public_addresses_and_their_translations_are_public(address: str) -> None:
+    assert callbacks.is_public_address(address)
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::7f00:1]", "[::127.0.0.1]", "[2002:7f00:1::1]", "[fec0::1]"])
+def test_callback_url_check_refuses_ipv6_forms_of_private_addresses(settings: Settings, host: str) -> None:
+    # A literal address resolves to itself: nothing is looked up or sent.
+    with pytest.raises(BadOption):
+        callbacks.check_url(f"http://{host}/hook", replace(settings, webhook_secret=SECRET))
+
+
+@pytest.fixture(scope="module")
+def hook_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real processes, webhooks on (private receivers allowed), one compression worker."""
+    yield from running_stack(
+        redis_server,
+        WEBHOOK_DB,
+        tmp_path_factory.mktemp("webhooks"),
+        webhook_secret=SECRET,
+        webhook_allow_private=True,
+        webhook_workers=4,
+    )
+
+
+def deliveries(stack: Stack) -> list[RQJob]:
+    """RQ's record of every webhook delivery that has ended."""
+    with redis.Redis.from_url(stack.settings.redis_url) as connection:
+        queue = Queue(names.WEBHOOK_QUEUE, connection=connection)
+        ids = FinishedJobRegistry(queue=queue).get_job_ids() + FailedJobRegistry(queue=queue).get_job_ids()
+        return [RQJob.fetch(job_id, connection=connection) for job_id in ids]
+
+
+def test_a_huge_reply_is_never_read(hook_stack: Stack) -> None:
+    before = max(hook_stack.children_rss_kib("webhook-worker"))
+    with hostile("huge", size=512 * MIB) as receiver, httpx.Client(base_url=hook_stack.url) as http:
+        answer = http.post(
+            "/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data={"callback_url": receiver.url}
+        )
+        assert answer.status_code == 202
+        assert eventually(lambda: bool(receiver.sent), 60)
+    # Only what the kernel's socket buffers took before the worker hung up.
+    assert receiver.sent[0] < 64 * MIB
+    assert max(hook_stack.children_rss_kib("webhook-worker")) - before < 64 * 1024
+
+
+def test_dripping_receivers_delay_no_image_and_are_cut_at_the_deadline(hook_stack: Stack) -> None:
+    with hostile("drip") as receiver, httpx.Client(base_url=hook_stack.url, timeout=60) as http:
+        for _ in range(8):
+            fields = {"callback_url": receiver.url}
+            assert (
+                http.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data=fields).status_code
+                == 202
+            )
+        for _ in range(4):
+            began = time.monotonic()
+            answer = http.post("/v1/jobs?wait=30", files={"file": ("a.jpg", images.jpeg())})
+            assert answer.json()["status"] == "finished"
+            # Generous: a compression worker held by a receiver made this 15 s.
+            assert time.monotonic() - began < 5
+        assert eventually(lambda: len(receiver.held) == 8, 90)
+    # Each delivery ended at its own deadline, not at RQ's job timeout.
+    assert all(held < callbacks.TIMEOUT_SECONDS + 1 for held in receiver.held)
+    outcomes = [job.return_value() for job in deliveries(hook_stack)]
+    assert outcomes.count({"status": "timeout"}) == 8

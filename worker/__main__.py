@@ -14,13 +14,21 @@ from redis import Redis  # noqa: E402
 
 from shared import logs  # noqa: E402
 from shared.settings import Settings, SettingsError  # noqa: E402
-from worker.pool import Pool  # noqa: E402
+from worker.pool import QUEUES, Pool  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run IMGPRESS_WORKERS workers until SIGTERM or SIGINT, which stop them after their job."""
+    """Run a pool of workers until SIGTERM or SIGINT, which stop them after the job in hand."""
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
-    parser.add_argument("--workers", type=int, help="number of workers (default: IMGPRESS_WORKERS)")
+    parser.add_argument(
+        "--queues",
+        choices=sorted(QUEUES),
+        default="compression",
+        help="compression (maintenance first; the default), webhooks (deliveries only), or all",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="number of workers (default: IMGPRESS_WORKERS, IMGPRESS_WEBHOOK_WORKERS)"
+    )
     parser.add_argument("--burst", action="store_true", help="run the queued jobs, then exit")
     args = parser.parse_args(argv)
     try:
@@ -29,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imgpress: {exc}", file=sys.stderr)
         return 2
     logs.configure()
-    pool = Pool(Redis.from_url(settings.redis_url), args.workers or settings.workers)
+    default = settings.webhook_workers if args.queues == "webhooks" else settings.workers
+    pool = Pool(Redis.from_url(settings.redis_url), args.workers or default, QUEUES[args.queues])
     pool.start(burst=args.burst)
     return 0
 

@@ -14,14 +14,16 @@ import functools
 import io
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
 from shared import storage
-from shared.errors import CannotFit, ImgpressError, TooLarge
-from shared.imaging import check_pixels, decoding_errors, format_of, open_image
+from shared.errors import CannotFit, ImgpressError, StorageFull, TooLarge
+from shared.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared.options import DEFAULT_QUALITY, Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -47,11 +49,9 @@ class Limits:
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
-        with decoding_errors(), open_image(source, limits.max_pixels, limits.max_frames) as image:
-            frames = _load_frames(image, limits)
-            fmt, choice, size = _compress_image(source, image, frames, options)
-        temp.write_bytes(choice.data)
-        storage.move_into_place(temp, destination)
+        with decoding_errors(), _checked(source, limits) as (image, frames):
+            fmt, choice, size = _compress_image(source, image, frames, options, limits)
+        _publish(choice.data, temp, destination)
     finally:
         temp.unlink(missing_ok=True)
     return OutputInfo(
@@ -89,8 +89,19 @@ def decodes(source: Path, limits: Limits) -> bool:
     return True
 
 
+def _publish(data: bytes, temp: Path, destination: Path) -> None:
+    """Write the output under its temp name and move it into place; StorageFull if the disk is full."""
+    try:
+        temp.write_bytes(data)
+        storage.move_into_place(temp, destination)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise StorageFull(NO_ROOM) from None
+        raise
+
+
 def _compress_image(
-    source: Path, image: ImageFile.ImageFile, frames: int, options: Options
+    source: Path, image: ImageFile.ImageFile, frames: int, options: Options, limits: Limits
 ) -> tuple[str, quality.Choice, tuple[int, int]]:
     """The output format, the chosen encoding and its dimensions."""
     source_format = _SAME[format_of(image)]
@@ -100,13 +111,13 @@ def _compress_image(
     picture: Image.Image | codecs.Animation
     if frames > 1 and fmt in (codecs.ANIMATED | {"auto"}):
         fmt = "webp" if fmt == "auto" else fmt
-        picture = _animation(image, options)
+        picture = _animation(image, options, limits)
         size = picture.frames[0].size
         choice = _fixed(picture, fmt, options, metadata)
     else:
         still, icc_profile = _normalized(_upright(image), icc_profile)
         metadata = codecs.Metadata(icc_profile, metadata.exif, metadata.xmp)
-        picture = _resized(still, options)
+        picture = _resized(still, options, limits)
         size = picture.size
         if fmt == "auto":
             fmt, choice = _smallest(picture, options, metadata)
@@ -214,6 +225,22 @@ def _floor(
     return min(candidates, key=lambda choice: len(choice.data))
 
 
+@contextmanager
+def _checked(source: Path, limits: Limits) -> Iterator[tuple[ImageFile.ImageFile, int]]:
+    """The image at its first frame and its frame count, once every frame is decoded and checked.
+
+    An animation is opened again instead of rewound: Pillow's rewind of a PNG to frame 0 drops
+    the palette of a palette image, which then decodes as one colour.
+    """
+    with open_image(source, limits.max_pixels, limits.max_frames) as image:
+        frames = _load_frames(image, limits)
+        if frames == 1:
+            yield image, frames
+            return
+    with open_image(source, limits.max_pixels) as image:
+        yield image, frames
+
+
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
     """Decode every frame, checking the frame count and each frame's extent before decoding it.
 
@@ -236,8 +263,6 @@ def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:
                 left, top, right, bottom = tile.extents
                 check_pixels(max(right - left, 1), max(bottom - top, 1), limits.max_pixels)
         image.load()
-    if frames > 1:
-        image.seek(0)
     return frames
 
 
@@ -294,17 +319,19 @@ def _flatten(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def _resized(image: Image.Image, options: Options) -> Image.Image:
-    """The image at the size the width/height/fit options ask for."""
-    size, crop = resize.output_size(image.width, image.height, options.width, options.height, options.fit)
+def _resized(image: Image.Image, options: Options, limits: Limits) -> Image.Image:
+    """The image at the size the width/height/fit options ask for, within the limits."""
+    size, crop = resize.output_size(
+        image.width, image.height, options.width, options.height, options.fit, limits.max_pixels
+    )
     return resize.resize(image, size, crop)
 
 
-def _animation(image: ImageFile.ImageFile, options: Options) -> codecs.Animation:
+def _animation(image: ImageFile.ImageFile, options: Options, limits: Limits) -> codecs.Animation:
     """Every frame as RGBA at the asked size, with durations and loop count."""
+    loop = int(image.info.get("loop", 0) or 0)
     frames, durations = [], []
     for frame in ImageSequence.Iterator(image):
         durations.append(int(frame.info.get("duration", 100) or 100))
-        frames.append(_resized(frame.convert("RGBA"), options))
-    image.seek(0)
-    return codecs.Animation(frames, durations, int(image.info.get("loop", 0) or 0))
+        frames.append(_resized(frame.convert("RGBA"), options, limits))
+    return codecs.Animation(frames, durations, loop)

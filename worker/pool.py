@@ -20,6 +20,13 @@ from worker import pipeline
 from worker.rqworker import ImgpressWorker
 from worker.stopping import die_with_parent, hold_stop_signals, stop_quietly_until_ready
 
+#: The queues a pool can take, by the name `python -m worker --queues` gives.
+QUEUES = {
+    "compression": names.COMPRESSION_QUEUES,
+    "webhooks": names.WEBHOOK_QUEUES,
+    "all": names.WORKER_QUEUES,
+}
+
 
 def _run(
     parent: int,
@@ -48,10 +55,10 @@ def _run(
 
 
 class Pool(WorkerPool):
-    """`num_workers` ImgpressWorkers on every imgpress queue (maintenance first, webhooks last),
+    """`num_workers` ImgpressWorkers on `queues` (by default compression's, maintenance first),
     each started again if it dies."""
 
-    def __init__(self, connection: Redis, num_workers: int, queues: Iterable[str] = names.WORKER_QUEUES):
+    def __init__(self, connection: Redis, num_workers: int, queues: Iterable[str] = names.COMPRESSION_QUEUES):
         super().__init__(list(queues), connection, num_workers=num_workers, worker_class=ImgpressWorker)
         self._stopping = False
 

@@ -10,6 +10,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from shared.errors import TooLarge
+
+#: `contain` and `cover` enlarge at most this many times per side: enlarging adds no detail,
+#: only pixels to encode, whose count would otherwise grow without bound from a tiny upload.
+MAX_ENLARGEMENT = 4
+
 #: sRGB byte -> linear light, and the inverse curve for the way back.
 _TO_LINEAR = np.where(
     (_steps := np.arange(256) / 255.0) <= 0.04045, _steps / 12.92, ((_steps + 0.055) / 1.055) ** 2.4
@@ -17,13 +23,19 @@ _TO_LINEAR = np.where(
 
 
 def output_size(
-    width: int, height: int, want_width: int | None, want_height: int | None, fit: str
+    width: int,
+    height: int,
+    want_width: int | None,
+    want_height: int | None,
+    fit: str,
+    max_pixels: int | None = None,
 ) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """The size to scale to and, for `cover`, the centred crop box size taken after scaling.
 
     `scale-down` fits inside the box and never enlarges; `contain` fits inside, enlarging if
     needed; `cover` fills the box and crops the overflow. With one side given, the other follows
-    the aspect ratio.
+    the aspect ratio. TooLarge if that enlarges more than MAX_ENLARGEMENT times per side, or
+    scales to more than `max_pixels` pixels (before the crop).
     """
     if want_width is None and want_height is None:
         return (width, height), None
@@ -40,7 +52,14 @@ def output_size(
         crop = None
     if fit == "scale-down":
         scale = min(scale, 1.0)
+    if scale > MAX_ENLARGEMENT:
+        raise TooLarge(
+            f"fit={fit} would enlarge this {width}x{height} image {scale:.1f} times; "
+            f"at most {MAX_ENLARGEMENT} times per side is allowed."
+        )
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise TooLarge(f"The output would be {size[0]}x{size[1]} pixels; the limit is {max_pixels:,} in all.")
     if crop is not None:
         crop = (min(crop[0], size[0]), min(crop[1], size[1]))
     return size, crop

@@ -224,8 +224,13 @@ def _timestamp(epoch: float) -> str:
 
 
 def deliver(kind: str, resource_id: str) -> dict[str, object]:
-    """POST the webhook of a job or batch that ended (queued on names.WEBHOOK_QUEUE)."""
-    return webhooks.deliver(_connection(), settings(), kind, resource_id)
+    """POST the webhook of a job or batch that ended (queued on names.WEBHOOK_QUEUE).
+
+    The RQ job's id is the delivery's id: it stays the same if RQ runs the job again.
+    """
+    job = get_current_job()
+    assert job is not None
+    return webhooks.deliver(job.connection, settings(), kind, resource_id, job.id)
 
 
 def expire(job_id: str) -> None:
