@@ -27,7 +27,11 @@ RUN useradd --system --create-home --uid 10001 imgpress \
     && chown imgpress:imgpress /data
 USER imgpress
 
-ENV IMGPRESS_DATA_DIR=/data
+# Inside a container the API listens on every interface, or the published port is dead.
+ENV IMGPRESS_DATA_DIR=/data \
+    IMGPRESS_HOST=0.0.0.0
 EXPOSE 8000
 
-CMD ["uvicorn", "--factory", "api.app:app_from_env", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+# `python -m api` applies the HTTP limits (header and body deadlines, connection budget,
+# trusted proxies) that plain `uvicorn` would not.
+CMD ["python", "-m", "api"]

@@ -1,13 +1,11 @@
-"""`python -m api`: serve the API with uvicorn on IMGPRESS_HOST:IMGPRESS_PORT."""
+"""`python -m api`: serve the API on IMGPRESS_HOST:IMGPRESS_PORT under its HTTP limits."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import uvicorn
-
-from api.app import create_app
+from api import server
 from shared.settings import Settings, SettingsError
 
 
@@ -18,11 +16,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"imgpress: {exc}", file=sys.stderr)
         return 2
-    # Every request is logged once, as JSON, by api.observability: uvicorn's access log would
-    # only repeat it (and cost a second log line per request).
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
-    )
+    server.serve(settings)
     return 0
 
 

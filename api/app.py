@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from api import batches, health, jobs, observability, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.intake import QueueDepth
+from api.limits import RequestBudget
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
@@ -98,10 +98,14 @@ def create_app(settings: Settings) -> Starlette:
             redis.close()
 
     logs.configure()
-    middleware = [Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware, settings=settings)]
+    middleware = [
+        Middleware(ObservabilityMiddleware),
+        Middleware(RequestBudget, limit=settings.max_connections),
+        Middleware(ApiKeyMiddleware, settings=settings),
+    ]
     if settings.cors_origins:
         # Before the key check, so browsers' preflight requests are answered without a key.
-        middleware.insert(1, cors(settings))
+        middleware.insert(2, cors(settings))
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware
     )
@@ -117,8 +121,3 @@ def cors(settings: Settings) -> Middleware:
         expose_headers=["Location", "Retry-After", "Content-Disposition", "ETag"],
         max_age=600,
     )
-
-
-def app_from_env() -> Starlette:
-    """The app configured from the environment: `uvicorn --factory api.app:app_from_env`."""
-    return create_app(Settings.from_env(os.environ))

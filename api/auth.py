@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -34,8 +35,17 @@ def caller(request: Request) -> str | None:
 
 
 def client_address(request: Request) -> str:
-    """Who to count an upload against when keys are off."""
-    return request.client.host if request.client else "unknown"
+    """Who to count an upload against when keys are off: the peer's address, or the client's
+    from X-Forwarded-For when the peer is a trusted proxy (api/server.py).
+
+    Anything that is not an IP address counts as one caller, "unknown", so junk in a forwarded
+    header can neither make Redis keys nor a fresh allowance.
+    """
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return "unknown"
 
 
 class ApiKeyMiddleware:

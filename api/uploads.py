@@ -18,9 +18,11 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from api.limits import paced
 from shared import storage
 from shared.errors import BadOption, ImgpressError, StorageFull, TooLarge, UnsupportedMedia
 from shared.imaging import SNIFF_BYTES
+from shared.settings import Settings
 
 #: Form fields other than the file are small options; more than this is not a client of ours.
 MAX_FIELDS = 32
@@ -95,22 +97,24 @@ def _check_declared_length(request: Request, limit: int) -> None:
         raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
 
 
-async def receive(request: Request, data_dir: Path, limit: int) -> Upload:
+async def receive(request: Request, settings: Settings) -> Upload:
     """Stream the request body to a temp file; multipart or raw, by its Content-Type."""
+    data_dir, limit = settings.data_dir, settings.max_upload_bytes
+    body = paced(request.stream(), settings)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"multipart/form-data":
         _check_declared_length(request, limit + _ENVELOPE_BYTES)
         boundary = params.get(b"boundary")
         if not boundary:
             raise BadOption("The multipart body has no boundary.")
-        (upload,) = await _receive_multipart(request.stream(), boundary, data_dir, limit, 1)
+        (upload,) = await _receive_multipart(body, boundary, data_dir, limit, 1)
         return upload
     if content_type.startswith(b"image/") or content_type == b"application/octet-stream":
         _check_declared_length(request, limit)
         filename = request.query_params.get("filename") or _disposition_filename(request)
         sink = _Sink(data_dir, limit)
         try:
-            async for chunk in request.stream():
+            async for chunk in body:
                 sink.write(chunk)
             sink.close()
         except BaseException:
@@ -237,8 +241,9 @@ async def _receive_multipart(
     ]
 
 
-async def receive_many(request: Request, data_dir: Path, limit: int, max_files: int) -> list[Upload]:
+async def receive_many(request: Request, settings: Settings) -> list[Upload]:
     """Stream every `file` part of a multipart body to its own temp file (a batch upload)."""
+    data_dir, limit, max_files = settings.data_dir, settings.max_upload_bytes, settings.max_batch_files
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
         raise UnsupportedMedia("Send a batch as multipart/form-data with one 'file' field per image.")
@@ -246,4 +251,4 @@ async def receive_many(request: Request, data_dir: Path, limit: int, max_files: 
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadOption("The multipart body has no boundary.")
-    return await _receive_multipart(request.stream(), boundary, data_dir, limit, max_files)
+    return await _receive_multipart(paced(request.stream(), settings), boundary, data_dir, limit, max_files)

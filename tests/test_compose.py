@@ -20,7 +20,7 @@ import rq
 import yaml
 
 from shared import names
-from shared.settings import ENVIRONMENT
+from shared.settings import ENVIRONMENT, Settings
 from worker.rqworker import ImgpressWorker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,17 +78,23 @@ def parse_click(script: EntryPoint, args: list[str]) -> dict[str, Any]:
     return cli.make_context(script.name, list(args)).params
 
 
-def assert_uvicorn_serves_the_app(words: list[str]) -> dict[str, Any]:
-    """Fail unless the words run uvicorn on a factory that really exists in the API."""
-    assert words[0] == "uvicorn"
-    script = console_script("uvicorn")
-    assert installed_by(script) == "uvicorn"
-    params = parse_click(script, words[1:])
-    assert params["factory"] is True
-    module_name, _, attribute = params["app"].partition(":")
-    assert module_name == "api.app"
-    assert callable(getattr(importlib.import_module(module_name), attribute, None))
-    return params
+def assert_serves_the_api(words: list[str]) -> Settings:
+    """Fail unless the words are `python -m api` (the one way to serve it, with its HTTP limits);
+    return the settings it would serve with inside the image."""
+    assert words == ["python", "-m", "api"]
+    assert callable(getattr(importlib.import_module("api.__main__"), "main", None))
+    return Settings.from_env(image_environment())
+
+
+def image_environment() -> dict[str, str]:
+    """The variables the Dockerfile's ENV instructions set."""
+    found: dict[str, str] = {}
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "ENV":
+            for word in shlex.split(arguments):
+                name, _, value = word.partition("=")
+                found[name] = value
+    return found
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -120,12 +126,11 @@ def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:
     assert "redis-cli" in redis["healthcheck"]["test"]
 
 
-def test_api_command_runs_the_app_factory_on_every_interface() -> None:
-    params = assert_uvicorn_serves_the_app(command("api"))
-    assert params["app"] == "api.app:app_from_env"
+def test_api_command_serves_the_app_on_every_interface() -> None:
+    settings = assert_serves_the_api(command("api"))
     # Inside the container it must listen on all interfaces or the published port is dead.
-    assert params["host"] == "0.0.0.0"
-    assert f"127.0.0.1:{params['port']}:{params['port']}" in service("api")["ports"]
+    assert settings.host == "0.0.0.0"
+    assert f"127.0.0.1:{settings.port}:{settings.port}" in service("api")["ports"]
 
 
 def test_worker_runs_stock_rq_worker_pool_on_maintenance_queue_first() -> None:
@@ -238,5 +243,5 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
 def test_dockerfile_default_command_serves_the_api() -> None:
     instructions = dict(dockerfile_instructions())
     words = exec_words(instructions.get("ENTRYPOINT", "[]")) + exec_words(instructions["CMD"])
-    params = assert_uvicorn_serves_the_app(words)
-    assert ("EXPOSE", str(params["port"])) in dockerfile_instructions()
+    settings = assert_serves_the_api(words)
+    assert ("EXPOSE", str(settings.port)) in dockerfile_instructions()
