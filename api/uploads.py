@@ -8,6 +8,7 @@ streaming parser, writing the `file` part straight to disk; raw bodies are writt
 from __future__ import annotations
 
 import errno
+import os
 import re
 import unicodedata
 from collections.abc import AsyncIterator
@@ -59,7 +60,7 @@ class _Sink:
         self.size = 0
         self.head = b""
         try:
-            self._file: IO[bytes] = open(self.path, "xb")  # noqa: SIM115 - closed in close()
+            self._file: IO[bytes] = os.fdopen(storage.create_private(self.path), "wb")
         except OSError as exc:
             raise _storage_error(exc) from None
 
