@@ -152,6 +152,11 @@ class _MultipartReceiver:
         self._field: str | None = None
         self._value = bytearray()
         self._in_file = False
+        self.field_parts = 0
+
+    def envelope_bytes(self, fed: int) -> int:
+        """Of the `fed` bytes of body, how many were not file contents (headers, fields, filler)."""
+        return fed - sum(sink.size for sink, _ in self.files)
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -196,7 +201,9 @@ class _MultipartReceiver:
         elif b"filename" in params:
             raise BadOption(f"Unexpected file field '{name}'; attach the image as 'file'.")
         else:
-            if len(self.fields) >= MAX_FIELDS:
+            # Every part counts, repeated names and nameless ones too.
+            self.field_parts += 1
+            if self.field_parts > MAX_FIELDS:
                 raise BadOption("Too many form fields.")
             self._field = name
 
@@ -221,9 +228,14 @@ async def _receive_multipart(
 ) -> list[Upload]:
     receiver = _MultipartReceiver(data_dir, limit, max_files)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    fed = 0
     try:
         async for chunk in stream:
             parser.write(chunk)
+            fed += len(chunk)
+            # Refused as it comes: preambles, part headers and fields are small in any real form.
+            if receiver.envelope_bytes(fed) > _ENVELOPE_BYTES:
+                raise BadOption("The form has too much besides its files.")
         parser.finalize()
         if not receiver.files:
             raise BadOption("The form has no 'file' field; attach the image as 'file'.")

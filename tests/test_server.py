@@ -3,6 +3,8 @@ connection budget, and forwarded headers trusted only from configured proxies.""
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import sys
 import time
@@ -178,3 +180,37 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(redis_server: str, 
         assert statuses == [202, 202, 429, 202, 429]
         # Junk values share one counter instead of making a key each.
         assert sorted(key.decode().split(":")[2] for key in keys) == ["203.0.113.1", "203.0.113.2", "unknown"]
+
+
+def test_a_flood_of_small_form_fields_is_refused_early(redis_server: str, tmp_path: Path) -> None:
+    for stack in api_stack(redis_server, tmp_path):
+        sock = socket.create_connection((stack.settings.host, stack.settings.port), timeout=30)
+        head = (
+            "POST /v1/jobs HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: multipart/form-data; boundary=B\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        # Many small fields of one name, then (never reached) the file: 64 KiB per chunk.
+        field = b'--B\r\nContent-Disposition: form-data; name="quality"\r\n\r\n80\r\n'
+        piece = field * (65536 // len(field))
+        chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        sent, reply, limit = 0, b"", 64 * 1024 * 1024
+        while sent < limit:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                reply = answer(sock, 5)
+                break
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                reply = answer(sock, 5)
+                break
+            sent += len(chunk)
+        if not reply:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"0\r\n\r\n")
+            reply = answer(sock, 30)
+        sock.close()
+        print(f"\nform-field flood: {sent / 2**20:.1f} MiB sent before the answer")
+        assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+        assert sent < limit / 4
