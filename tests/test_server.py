@@ -214,3 +214,30 @@ def test_a_flood_of_small_form_fields_is_refused_early(redis_server: str, tmp_pa
         print(f"\nform-field flood: {sent / 2**20:.1f} MiB sent before the answer")
         assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
         assert sent < limit / 4
+
+
+def test_streams_past_the_budget_get_503_and_started_ones_run_on(redis_server: str, tmp_path: Path) -> None:
+    for stack in api_stack(redis_server, tmp_path, max_connections=5):
+        job = httpx.post(
+            f"{stack.url}/v1/jobs", content=images.jpeg(), headers={"Content-Type": "image/jpeg"}, timeout=10
+        ).json()
+        url = f"{stack.url}/v1/jobs/{job['id']}/events"
+        with contextlib.ExitStack() as streams:
+            opened = [streams.enter_context(httpx.stream("GET", url, timeout=30)) for _ in range(5)]
+            assert [response.status_code for response in opened] == [200] * 5
+            lines = [response.iter_lines() for response in opened]
+            assert all(
+                next(line for line in stream if line.startswith("event:")) == "event: queued"
+                for stream in lines
+            )
+            refused = httpx.get(url, timeout=10)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "overloaded"
+            assert int(refused.headers["retry-after"]) > 0
+            assert httpx.get(f"{stack.url}/healthz", timeout=10).status_code == 200
+            # One stream ends, which makes room for the DELETE; the others hear of it.
+            opened[0].close()
+            time.sleep(0.5)
+            assert httpx.delete(f"{stack.url}/v1/jobs/{job['id']}", timeout=10).status_code == 204
+            ends = [next(line for line in stream if line.startswith("event:")) for stream in lines[1:]]
+            assert ends == ["event: deleted"] * 4
