@@ -39,13 +39,19 @@ def client_address(request: Request) -> str:
     from X-Forwarded-For when the peer is a trusted proxy (api/server.py).
 
     Anything that is not an IP address counts as one caller, "unknown", so junk in a forwarded
-    header can neither make Redis keys nor a fresh allowance.
+    header can neither make Redis keys nor a fresh allowance; an IPv6 address counts as its /64.
     """
     host = request.client.host if request.client else ""
     try:
-        return ipaddress.ip_address(host).compressed
+        address = ipaddress.ip_address(host)
     except ValueError:
         return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped.compressed
+        # One site holds a whole /64 and could rotate through it: it counts as one caller.
+        return ipaddress.ip_network(f"{address}/64", strict=False).compressed
+    return address.compressed
 
 
 class ApiKeyMiddleware:

@@ -168,7 +168,9 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(redis_server: str,
 def test_forwarded_for_from_a_trusted_proxy_names_the_client(redis_server: str, tmp_path: Path) -> None:
     for stack in api_stack(redis_server, tmp_path, rate_limit=(1, 60), forwarded_allow_ips=("127.0.0.1",)):
         statuses = []
-        for forwarded in ("203.0.113.1", "203.0.113.2", "203.0.113.1", "not-an-address", "also junk"):
+        forwarded_values = ["203.0.113.1", "203.0.113.2", "203.0.113.1", "not-an-address", "also junk"]
+        forwarded_values += ["2001:db8:1:2::1", "2001:db8:1:2::beef"]  # one /64: one caller
+        for forwarded in forwarded_values:
             response = httpx.post(
                 f"{stack.url}/v1/jobs",
                 content=images.jpeg(),
@@ -177,9 +179,10 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(redis_server: str, 
             )
             statuses.append(response.status_code)
         keys = redis.Redis.from_url(stack.settings.redis_url).keys("imgpress:rate:*")
-        assert statuses == [202, 202, 429, 202, 429]
+        assert statuses == [202, 202, 429, 202, 429, 202, 429]
         # Junk values share one counter instead of making a key each.
-        assert sorted(key.decode().split(":")[2] for key in keys) == ["203.0.113.1", "203.0.113.2", "unknown"]
+        whose = sorted(key.decode().removeprefix("imgpress:rate:").rsplit(":", 1)[0] for key in keys)
+        assert whose == ["2001:db8:1:2::/64", "203.0.113.1", "203.0.113.2", "unknown"]
 
 
 def test_a_flood_of_small_form_fields_is_refused_early(redis_server: str, tmp_path: Path) -> None:
