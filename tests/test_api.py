@@ -368,3 +368,13 @@ def test_readyz_counts_only_live_workers(client: TestClient, connection: redis.R
     connection.delete(worker.key)
     assert worker.name.encode() in {key.split(b":")[-1] for key in connection.smembers("rq:workers")}
     assert client.get("/readyz").status_code == 503
+
+
+def test_a_job_deleted_while_a_worker_holds_it_leaves_no_copy_in_rq(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    job = upload(client, images.jpeg(), name="private-name.jpg")
+    # DELETE just after a worker took the job from the queue: only the record is gone.
+    connection.delete(names.job_key(job["id"]))
+    run_jobs()
+    assert not connection.exists(f"rq:job:{job['id']}")
