@@ -34,9 +34,12 @@ FROM base AS dashboard
 RUN pip install --no-cache-dir '.[dashboard]'
 USER imgpress
 EXPOSE 9181
-CMD ["rq-dashboard", "--port", "9181"]
+# rq-dashboard behind a guard that refuses other host names and cross-origin POSTs.
+CMD ["python", "-m", "shared.dashboard", "--bind", "0.0.0.0", "--port", "9181"]
 
 FROM base AS imgpress
 USER imgpress
 EXPOSE 8000
+# `python -m api` applies the HTTP limits (header and body deadlines, connection budget,
+# trusted proxies) that plain `uvicorn` would not.
 CMD ["python", "-m", "api"]

@@ -1,4 +1,4 @@
-"""`python -m api`: serve the API with uvicorn on IMGPRESS_HOST:IMGPRESS_PORT."""
+"""`python -m api`: serve the API on IMGPRESS_HOST:IMGPRESS_PORT under its HTTP limits."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ signal.signal(signal.SIGTERM, _exit_quietly)
 
 import os  # noqa: E402 - after the handlers above: a stop while these load must exit cleanly
 
-import uvicorn  # noqa: E402
-
-from api.app import create_app  # noqa: E402
-from shared import logs  # noqa: E402
+from api import server  # noqa: E402
 from shared.settings import Settings, SettingsError  # noqa: E402
 
 
@@ -31,13 +28,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"imgpress: {exc}", file=sys.stderr)
         return 2
-    logs.configure()
-    # uvicorn's records go through our handler (log_config=None keeps its own off). Every
-    # request is logged once, as JSON, by api.observability: uvicorn's access log would only
-    # repeat it.
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
-    )
+    server.serve(settings)
     return 0
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool as AsyncBlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
@@ -26,6 +26,7 @@ from api import batches, health, jobs, observability, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.intake import QueueDepth
+from api.limits import RequestBudget
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Redis must answer quickly or the API answers 503: a hung Redis must never hang a request.
 REDIS_TIMEOUT_SECONDS = 1.0
+#: How long a request waits for a pooled Redis connection before it is answered 503.
+POOL_WAIT_SECONDS = 1.0
 
 routes = [
     Route("/", page.index, methods=["GET"]),
@@ -72,9 +75,22 @@ def create_app(settings: Settings) -> Starlette:
         # One immediate retry on a fresh connection: after a Redis restart the pooled
         # connections are dead, and the first command on each must not become a 503.
         timeouts = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
-        retry_once: dict[str, Any] = {"retry_on_error": [RedisConnectionError], **timeouts}
-        redis = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 1), **retry_once)
-        async_redis = AsyncRedis.from_url(settings.redis_url, retry=AsyncRetry(NoBackoff(), 1), **retry_once)
+        # Blocking pools: past IMGPRESS_REDIS_MAX_CONNECTIONS a request waits up to
+        # POOL_WAIT_SECONDS for a connection to come back, instead of failing at once.
+        pooled: dict[str, Any] = {
+            "retry_on_error": [RedisConnectionError],
+            "max_connections": settings.redis_max_connections,
+            "timeout": POOL_WAIT_SECONDS,
+            **timeouts,
+        }
+        redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(settings.redis_url, retry=Retry(NoBackoff(), 1), **pooled)
+        )
+        async_redis = AsyncRedis.from_pool(
+            AsyncBlockingConnectionPool.from_url(
+                settings.redis_url, retry=AsyncRetry(NoBackoff(), 1), **pooled
+            )
+        )
         # The subscription waits for messages indefinitely, so it has no read timeout.
         pubsub_redis = AsyncRedis.from_url(
             settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30
@@ -98,10 +114,14 @@ def create_app(settings: Settings) -> Starlette:
             redis.close()
 
     logs.configure()
-    middleware = [Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware, settings=settings)]
+    middleware = [
+        Middleware(ObservabilityMiddleware),
+        Middleware(RequestBudget, limit=settings.max_connections),
+        Middleware(ApiKeyMiddleware, settings=settings),
+    ]
     if settings.cors_origins:
         # Before the key check, so browsers' preflight requests are answered without a key.
-        middleware.insert(1, cors(settings))
+        middleware.insert(2, cors(settings))
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware
     )
@@ -117,8 +137,3 @@ def cors(settings: Settings) -> Middleware:
         expose_headers=["Location", "Retry-After", "Content-Disposition", "ETag"],
         max_age=600,
     )
-
-
-def app_from_env() -> Starlette:
-    """The app configured from the environment: `uvicorn --factory api.app:app_from_env`."""
-    return create_app(Settings.from_env(os.environ))

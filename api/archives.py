@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from starlette.responses import StreamingResponse
 from zipstream import ZIP_STORED, ZipStream
@@ -10,6 +13,9 @@ from zipstream import ZIP_STORED, ZipStream
 from api.downloads import download_name
 from shared import storage
 from shared.schema import Job, JobStatus
+
+#: Bytes read from an output at a time while the archive is sent.
+CHUNK_BYTES = 256 * 1024
 
 
 def entry_names(members: list[Job]) -> list[str]:
@@ -43,13 +49,38 @@ def finished(members: list[Job | None], data_dir: Path) -> list[Job]:
 
 
 def archive_response(members: list[Job], data_dir: Path, filename: str) -> StreamingResponse:
-    """The outputs as one ZIP attachment; images are already compressed, so entries are stored."""
+    """The outputs as one ZIP attachment; images are already compressed, so entries are stored.
+
+    Every output is opened before the answer starts: a job deleted during the download keeps
+    its open file readable to the end, so the archive is always whole. An output already gone
+    when the download starts is left out.
+    """
     archive = ZipStream(compress_type=ZIP_STORED, sized=True)
+    opened: list[BinaryIO] = []
     for job, name in zip(members, entry_names(members), strict=True):
-        archive.add_path(str(storage.output_path(data_dir, job.id)), name)
+        try:
+            file = open(storage.output_path(data_dir, job.id), "rb")  # noqa: SIM115 - closed after sending
+        except FileNotFoundError:
+            continue
+        opened.append(file)
+        archive.add(_chunks(file), name, size=os.fstat(file.fileno()).st_size)
     headers = {
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Content-Length": str(len(archive)),
         "X-Content-Type-Options": "nosniff",
     }
-    return StreamingResponse(iter(archive), media_type="application/zip", headers=headers)
+    return StreamingResponse(_closing(archive, opened), media_type="application/zip", headers=headers)
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    while chunk := file.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _closing(archive: ZipStream, opened: list[BinaryIO]) -> Iterator[bytes]:
+    """The archive's bytes; the files are closed when it ends or the client goes away."""
+    try:
+        yield from archive
+    finally:
+        for file in opened:
+            file.close()

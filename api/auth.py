@@ -8,6 +8,7 @@ keeps a digest of the key (never the key), and other keys get 404 for it.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -29,8 +30,23 @@ def caller(request: Request) -> str | None:
 
 
 def client_address(request: Request) -> str:
-    """Who to count an upload against when keys are off."""
-    return request.client.host if request.client else "unknown"
+    """Who to count an upload against when keys are off: the peer's address, or the client's
+    from X-Forwarded-For when the peer is a trusted proxy (api/server.py).
+
+    Anything that is not an IP address counts as one caller, "unknown", so junk in a forwarded
+    header can neither make Redis keys nor a fresh allowance; an IPv6 address counts as its /64.
+    """
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped.compressed
+        # One site holds a whole /64 and could rotate through it: it counts as one caller.
+        return ipaddress.ip_network(f"{address}/64", strict=False).compressed
+    return address.compressed
 
 
 class ApiKeyMiddleware:

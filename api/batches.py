@@ -30,9 +30,7 @@ async def receive_batch(request: Request) -> Batch:
     found = services(request)
     settings = found.settings
     owner = await admit(request)
-    received = await uploads.receive_many(
-        request, settings.data_dir, settings.max_upload_bytes, settings.max_batch_files
-    )
+    received = await uploads.receive_many(request, settings)
     try:
         options, callback_url = await parse_fields(request, received[0].fields)
         for _ in received[1:]:  # one upload was counted before the body; count the others

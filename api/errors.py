@@ -28,6 +28,7 @@ STATUS: dict[type[errors.ImgpressError], int] = {
     errors.CannotFit: 422,
     errors.JobFailed: 422,
     errors.StorageFull: 507,
+    errors.RequestTimeout: 408,
     errors.RateLimited: 429,
     errors.ServiceUnavailable: 503,
 }
@@ -60,10 +61,15 @@ def translate(exc: Exception) -> errors.ImgpressError:
 
 def headers_for(error: errors.ImgpressError) -> dict[str, str]:
     """Extra response headers an error calls for."""
+    if isinstance(error, errors.Overloaded):
+        return {"Retry-After": str(RETRY_AFTER_SECONDS), "Connection": "close"}
     if isinstance(error, errors.ServiceUnavailable):
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if isinstance(error, errors.RateLimited):
         return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, errors.RequestTimeout):
+        # The rest of the body is never read: the connection cannot carry another request.
+        return {"Connection": "close"}
     return {}
 
 

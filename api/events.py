@@ -5,14 +5,20 @@ per status change it observes, and ends once everything it follows has finished 
 watch is set up before the first read, so no change between the two is missed; changes that
 follow each other faster than the client reads them are merged into the newest state, so a
 stream never goes backwards. Nothing sleeps or polls: each read waits on a pub/sub wake-up.
+A stream holds no Redis connection while it waits, and once started it is never cut because
+Redis (or a free pooled connection) is missing for a while: the read is tried again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,8 +30,27 @@ from shared.errors import JobExpired, JobNotFound
 from shared.resources import batch_resource, job_resource
 from shared.schema import Job
 
+log = logging.getLogger("imgpress.events")
+
 #: Seconds between comment lines that keep idle proxies from closing a quiet stream.
 PING_SECONDS = 15
+#: Seconds before a started stream reads again after Redis did not answer.
+RETRY_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+async def read_until_answered(read: Callable[[], Awaitable[T]]) -> T:
+    """The result of `read()`, tried again every RETRY_SECONDS while Redis does not answer.
+
+    Used once a stream has started: its client has a 200 and can no longer be told 503.
+    """
+    while True:
+        try:
+            return await read()
+        except RedisError as exc:
+            log.warning("event stream: Redis did not answer (%s); reading again", exc)
+            await asyncio.sleep(RETRY_SECONDS)
 
 
 def event_stream(events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
@@ -44,7 +69,11 @@ async def job_events(request: Request, job_id: str) -> AsyncIterator[ServerSentE
     with found.events.watch(job_id) as changed:
         while True:
             try:
-                job = changed.announced(job_id) or await jobs.load_async(found.async_redis, job_id)
+                job = changed.announced(job_id)
+                if job is None:
+                    job = await read_until_answered(
+                        functools.partial(jobs.load_async, found.async_redis, job_id)
+                    )
             except (JobExpired, JobNotFound):
                 yield _event("deleted", {"id": job_id}, f"{job_id}:deleted")
                 return
@@ -69,7 +98,9 @@ async def batch_events(request: Request, batch: batches.Batch) -> AsyncIterator[
     seen: dict[str, str] = {}
     with found.events.watch(*batch.job_ids) as changed:
         while True:
-            members: list[Job | None] = await run_in_threadpool(batches.members, found.redis, batch)
+            members: list[Job | None] = await read_until_answered(
+                functools.partial(run_in_threadpool, batches.members, found.redis, batch)
+            )
             for job_id, job in zip(batch.job_ids, members, strict=True):
                 status = "deleted" if job is None else job.status.value
                 if seen.get(job_id) != status:

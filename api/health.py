@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from redis import Redis
-from rq import Worker
+from rq import worker_registration
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,12 +18,20 @@ async def healthz(request: Request) -> Response:
 
 
 def count_workers(connection: Redis) -> int:
-    """How many RQ workers are registered (a RedisError if Redis does not answer)."""
-    return int(Worker.count(connection=connection))
+    """How many RQ workers are alive (a RedisError if Redis does not answer).
+
+    A worker killed without deregistering stays in RQ's set of workers; only its key, which
+    each heartbeat keeps alive for the worker's TTL, tells it is gone.
+    """
+    keys = worker_registration.get_keys(connection=connection)
+    with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.exists(key)
+        return sum(pipe.execute())
 
 
 async def readyz(request: Request) -> Response:
-    """GET /readyz: Redis answers and at least one worker is registered; 503 otherwise."""
+    """GET /readyz: Redis answers and at least one worker is alive; 503 otherwise."""
     workers = await run_in_threadpool(count_workers, services(request).redis)
     if workers == 0:
         raise ServiceUnavailable("No worker is running; jobs would wait in the queue.")

@@ -53,7 +53,7 @@ async def submit_upload(request: Request, *, min_quality: int = 1, job_id: str |
     """Receive the request's upload and queue it as a job (shared with the seed routes)."""
     found = services(request)
     owner = await admit(request, min_quality)
-    upload = await uploads.receive(request, found.settings.data_dir, found.settings.max_upload_bytes)
+    upload = await uploads.receive(request, found.settings)
     try:
         options, callback_url = await parse_fields(request, upload.fields, min_quality)
     except BaseException:

@@ -45,10 +45,17 @@ _UPLOAD_ERRORS = (
     errors.RateLimited,
     errors.ServiceUnavailable,
     errors.QueueFull,
+    errors.Overloaded,
+    errors.RequestTimeout,
 )
-_LOOKUP_ERRORS = (errors.JobNotFound, errors.JobExpired, errors.ServiceUnavailable)
+_LOOKUP_ERRORS = (errors.JobNotFound, errors.JobExpired, errors.ServiceUnavailable, errors.Overloaded)
 _RESULT_ERRORS = (*_LOOKUP_ERRORS, errors.JobNotFinished, errors.JobFailed)
-_BATCH_LOOKUP_ERRORS = (errors.BatchNotFound, errors.BatchExpired, errors.ServiceUnavailable)
+_BATCH_LOOKUP_ERRORS = (
+    errors.BatchNotFound,
+    errors.BatchExpired,
+    errors.ServiceUnavailable,
+    errors.Overloaded,
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ streaming parser, writing the `file` part straight to disk; raw bodies are writt
 from __future__ import annotations
 
 import errno
+import os
 import re
 import unicodedata
 from collections.abc import AsyncIterator
@@ -18,9 +19,11 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from api.limits import paced
 from shared import storage
 from shared.errors import BadOption, ImgpressError, StorageFull, TooLarge, UnsupportedMedia
 from shared.imaging import SNIFF_BYTES
+from shared.settings import Settings
 
 #: Form fields other than the file are small options; more than this is not a client of ours.
 MAX_FIELDS = 32
@@ -57,7 +60,7 @@ class _Sink:
         self.size = 0
         self.head = b""
         try:
-            self._file: IO[bytes] = open(self.path, "xb")  # noqa: SIM115 - closed in close()
+            self._file: IO[bytes] = os.fdopen(storage.create_private(self.path), "wb")
         except OSError as exc:
             raise _storage_error(exc) from None
 
@@ -95,22 +98,24 @@ def _check_declared_length(request: Request, limit: int) -> None:
         raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
 
 
-async def receive(request: Request, data_dir: Path, limit: int) -> Upload:
+async def receive(request: Request, settings: Settings) -> Upload:
     """Stream the request body to a temp file; multipart or raw, by its Content-Type."""
+    data_dir, limit = settings.data_dir, settings.max_upload_bytes
+    body = paced(request.stream(), settings)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"multipart/form-data":
         _check_declared_length(request, limit + _ENVELOPE_BYTES)
         boundary = params.get(b"boundary")
         if not boundary:
             raise BadOption("The multipart body has no boundary.")
-        (upload,) = await _receive_multipart(request.stream(), boundary, data_dir, limit, 1)
+        (upload,) = await _receive_multipart(body, boundary, data_dir, limit, 1)
         return upload
     if content_type.startswith(b"image/") or content_type == b"application/octet-stream":
         _check_declared_length(request, limit)
         filename = request.query_params.get("filename") or _disposition_filename(request)
         sink = _Sink(data_dir, limit)
         try:
-            async for chunk in request.stream():
+            async for chunk in body:
                 sink.write(chunk)
             sink.close()
         except BaseException:
@@ -147,6 +152,11 @@ class _MultipartReceiver:
         self._field: str | None = None
         self._value = bytearray()
         self._in_file = False
+        self.field_parts = 0
+
+    def envelope_bytes(self, fed: int) -> int:
+        """Of the `fed` bytes of body, how many were not file contents (headers, fields, filler)."""
+        return fed - sum(sink.size for sink, _ in self.files)
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -191,7 +201,9 @@ class _MultipartReceiver:
         elif b"filename" in params:
             raise BadOption(f"Unexpected file field '{name}'; attach the image as 'file'.")
         else:
-            if len(self.fields) >= MAX_FIELDS:
+            # Every part counts, repeated names and nameless ones too.
+            self.field_parts += 1
+            if self.field_parts > MAX_FIELDS:
                 raise BadOption("Too many form fields.")
             self._field = name
 
@@ -216,9 +228,14 @@ async def _receive_multipart(
 ) -> list[Upload]:
     receiver = _MultipartReceiver(data_dir, limit, max_files)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    fed = 0
     try:
         async for chunk in stream:
             parser.write(chunk)
+            fed += len(chunk)
+            # Refused as it comes: preambles, part headers and fields are small in any real form.
+            if receiver.envelope_bytes(fed) > _ENVELOPE_BYTES:
+                raise BadOption("The form has too much besides its files.")
         parser.finalize()
         if not receiver.files:
             raise BadOption("The form has no 'file' field; attach the image as 'file'.")
@@ -237,8 +254,9 @@ async def _receive_multipart(
     ]
 
 
-async def receive_many(request: Request, data_dir: Path, limit: int, max_files: int) -> list[Upload]:
+async def receive_many(request: Request, settings: Settings) -> list[Upload]:
     """Stream every `file` part of a multipart body to its own temp file (a batch upload)."""
+    data_dir, limit, max_files = settings.data_dir, settings.max_upload_bytes, settings.max_batch_files
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
         raise UnsupportedMedia("Send a batch as multipart/form-data with one 'file' field per image.")
@@ -246,4 +264,4 @@ async def receive_many(request: Request, data_dir: Path, limit: int, max_files: 
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadOption("The multipart body has no boundary.")
-    return await _receive_multipart(request.stream(), boundary, data_dir, limit, max_files)
+    return await _receive_multipart(paced(request.stream(), settings), boundary, data_dir, limit, max_files)

@@ -2,8 +2,8 @@
 
 ImgpressError                     (shared.errors; catch this for "anything imgpress")
 ├── BadOption, UnsupportedMedia, TooLarge, CorruptImage, JobNotFound, JobExpired,
-│   JobNotFinished, JobFailed, StorageFull, RateLimited (429, `retry_after` seconds),
-│   ServiceUnavailable, QueueFull
+│   JobNotFinished, JobFailed, StorageFull, RequestTimeout, RateLimited (429,
+│   `retry_after` seconds), ServiceUnavailable, QueueFull, Overloaded
 │                                 the server's own errors, chosen by the body's `code`
 ├── Unauthorized                  401: no API key, or not a valid one
 ├── ServerError                   the server failed (`internal_error`, or any other 5xx)
@@ -77,9 +77,11 @@ CODES: dict[str, type[ImgpressError]] = {
     errors.JobNotFinished.code: errors.JobNotFinished,
     errors.JobFailed.code: errors.JobFailed,
     errors.StorageFull.code: errors.StorageFull,
+    errors.RequestTimeout.code: errors.RequestTimeout,
     errors.RateLimited.code: errors.RateLimited,
     errors.ServiceUnavailable.code: errors.ServiceUnavailable,
     errors.QueueFull.code: errors.QueueFull,
+    errors.Overloaded.code: errors.Overloaded,
     Unauthorized.code: Unauthorized,
     ServerError.code: ServerError,
 }

@@ -13,7 +13,10 @@ ImgpressError
 ├── JobNotFinished       the job has no result yet
 ├── JobFailed            the job ended in failure; carries the job's own error
 ├── StorageFull          the data directory cannot take the upload
+├── RequestTimeout       the upload's body came too slowly
 └── ServiceUnavailable   Redis cannot be reached
+    ├── QueueFull        too many jobs wait
+    └── Overloaded       the process serves as many requests as it may
 """
 
 from __future__ import annotations
@@ -116,6 +119,13 @@ class StorageFull(ImgpressError):
     default_message = "The server has no room to store this upload. Try again later."
 
 
+class RequestTimeout(ImgpressError):
+    """Raised when an upload's body pauses too long or arrives slower than IMGPRESS_MIN_UPLOAD_RATE."""
+
+    code = "request_timeout"
+    default_message = "The upload came too slowly; send it again on a faster connection."
+
+
 class RateLimited(ImgpressError):
     """Raised when a key (or client address) has used up its uploads for the current period."""
 
@@ -139,3 +149,10 @@ class QueueFull(ServiceUnavailable):
 
     code = "queue_full"
     default_message = "Too many images are waiting to be compressed. Try again shortly."
+
+
+class Overloaded(ServiceUnavailable):
+    """Raised when an API process already serves IMGPRESS_MAX_CONNECTIONS requests."""
+
+    code = "overloaded"
+    default_message = "The server is busy. Try again shortly."

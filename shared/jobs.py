@@ -16,6 +16,8 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
 
 from shared import names, storage
 from shared.errors import JobExpired, JobNotFound
@@ -113,7 +115,8 @@ def stage_update(pipe: Pipeline, job: Job, expires_at_epoch: float | None = None
 def delete(connection: Redis, data_dir: Path, job_id: str) -> None:
     """Delete a job's files and record now, leaving a marker so it reads as gone (410).
 
-    Harmless if run twice. The RQ job is cancelled if it is still waiting in the queue.
+    Harmless if run twice. RQ's copy of the job (its arguments hold the record: file name,
+    options, callback URL) is deleted too, and taken out of its queue if it still waits.
     """
     storage.delete_job_files(data_dir, job_id)
     with connection.pipeline() as pipe:
@@ -122,7 +125,10 @@ def delete(connection: Redis, data_dir: Path, job_id: str) -> None:
         pipe.set(names.gone_key(job_id), "1", ex=names.GONE_SECONDS)
         pipe.publish(names.EVENTS_CHANNEL, json.dumps({"id": job_id, "status": "deleted"}))
         pipe.execute()
-    Queue(names.QUEUE, connection=connection).remove(job_id)
+    try:
+        RQJob.fetch(job_id, connection=connection).delete(remove_from_queue=True)
+    except NoSuchJobError:
+        pass
 
 
 def due_for_expiry(connection: Redis, now: float, limit: int = 1000) -> list[str]:

@@ -5,6 +5,7 @@ Every variable, with its default, is listed in README.md and .env.example.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -37,6 +38,18 @@ def _words(raw: str) -> tuple[str, ...]:
 
 
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    """'10.0.0.1, 10.1.0.0/16' -> a tuple of checked addresses or networks ('*' trusts every peer)."""
+    words = _words(raw)
+    for word in words:
+        if word != "*":
+            try:
+                ipaddress.ip_network(word, strict=False)
+            except ValueError:
+                raise ValueError(f"{word!r} is not an IP address or network") from None
+    return words
 
 
 def _rate(raw: str) -> tuple[int, int] | None:
@@ -130,6 +143,13 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "data_dir": ("IMGPRESS_DATA_DIR", _path, "./data"),
     "host": ("IMGPRESS_HOST", _text, "127.0.0.1"),
     "port": ("IMGPRESS_PORT", _port, "8000"),
+    "header_timeout_seconds": ("IMGPRESS_HEADER_TIMEOUT_SECONDS", _positive_int, "10"),
+    "body_timeout_seconds": ("IMGPRESS_BODY_TIMEOUT_SECONDS", _positive_int, "30"),
+    "min_upload_rate": ("IMGPRESS_MIN_UPLOAD_RATE", _positive_int, "16384"),
+    "keepalive_seconds": ("IMGPRESS_KEEPALIVE_SECONDS", _positive_int, "5"),
+    "max_connections": ("IMGPRESS_MAX_CONNECTIONS", _positive_int, "1000"),
+    "redis_max_connections": ("IMGPRESS_REDIS_MAX_CONNECTIONS", _positive_int, "500"),
+    "forwarded_allow_ips": ("IMGPRESS_FORWARDED_ALLOW_IPS", _addresses, ""),
     "max_upload_bytes": ("IMGPRESS_MAX_UPLOAD_BYTES", _positive_int, str(50 * MIB)),
     "max_pixels": ("IMGPRESS_MAX_PIXELS", _positive_int, "50000000"),
     "max_frames": ("IMGPRESS_MAX_FRAMES", _positive_int, "1000"),
@@ -158,6 +178,20 @@ class Settings:
     data_dir: Path
     host: str
     port: int
+    #: Seconds a client has to send a request's headers; the connection is closed after that.
+    header_timeout_seconds: int
+    #: Longest wait for the next piece of an upload's body, in seconds; 408 after that.
+    body_timeout_seconds: int
+    #: Slowest average upload, in bytes per second, once the first body timeout has passed; 408 below.
+    min_upload_rate: int
+    #: Seconds an idle keep-alive connection stays open.
+    keepalive_seconds: int
+    #: Requests one API process serves at once (probes aside); 503 + Retry-After beyond.
+    max_connections: int
+    #: Size of each Redis connection pool of one API process; a request waits briefly for a free one.
+    redis_max_connections: int
+    #: Proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed; empty = none.
+    forwarded_allow_ips: tuple[str, ...]
     max_upload_bytes: int
     max_pixels: int
     max_frames: int

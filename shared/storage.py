@@ -5,7 +5,8 @@
     {data_dir}/tmp/{random}.part      uploads and outputs being written
 
 Files are written under tmp/ and os.replace()d into place, so a reader never sees half a file;
-deletes use unlink(missing_ok=True) so cleanup can run twice.
+deletes use unlink(missing_ok=True) so cleanup can run twice. Folders are private (0700) and
+files published 0600, whatever the umask.
 """
 
 from __future__ import annotations
@@ -60,15 +61,26 @@ def temp_path(data_dir: Path) -> Path:
     return tmp_dir(data_dir) / f"{secrets.token_hex(12)}.part"
 
 
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
 def ensure_dirs(data_dir: Path) -> None:
-    """Create the data folders if they are missing."""
-    jobs_dir(data_dir).mkdir(parents=True, exist_ok=True)
-    tmp_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    """Create the data folders if they are missing, and make them private if they are not."""
+    for folder in (data_dir, jobs_dir(data_dir), tmp_dir(data_dir)):
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        folder.chmod(FOLDER_MODE)
+
+
+def create_private(path: Path) -> int:
+    """Open a new file for writing, readable by this user only; its descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
 
 
 def move_into_place(temp: Path, final: Path) -> None:
-    """Atomically publish a finished temp file at its final path."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically publish a finished temp file at its final path, readable by this user only."""
+    final.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    os.chmod(temp, FILE_MODE)
     os.replace(temp, final)
 
 

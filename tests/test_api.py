@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -325,3 +326,55 @@ def test_input_serves_the_original_while_the_job_keeps_it(client: TestClient, ru
 )
 def test_image_answer_only_when_the_client_ranks_images_first(accept: str, image: bool) -> None:
     assert prefers_image(accept) is image
+
+
+def test_delete_leaves_no_copy_of_the_job_in_rq(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    # RQ's copy holds the file name, the options and the callback URL: it must go too.
+    finished = upload(client, images.jpeg(), name="private-name.jpg")
+    run_jobs()
+    queued = upload(client, images.jpeg(), name="private-name.jpg")
+    for job in (finished, queued):
+        assert connection.exists(f"rq:job:{job['id']}")
+        assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+        assert not connection.exists(f"rq:job:{job['id']}")
+    leftovers = [key for key in connection.keys("rq:*") if b"private-name" in connection.dump(key)]
+    assert leftovers == []
+
+
+def test_data_files_and_folders_are_private(settings: Settings, run_jobs: RunJobs) -> None:
+    previous = os.umask(0o022)  # the usual umask: what the service creates must not rely on it
+    try:
+        with TestClient(create_app(settings)) as client:
+            job = upload(client, images.jpeg())
+            run_jobs()
+    finally:
+        os.umask(previous)
+    folders = [settings.data_dir, *[p for p in settings.data_dir.rglob("*") if p.is_dir()]]
+    files = leftover_files(settings)
+    assert storage.output_path(settings.data_dir, job["id"]) in files
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o700"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+
+
+def test_readyz_counts_only_live_workers(client: TestClient, connection: redis.Redis) -> None:
+    from worker.rqworker import ImgpressWorker
+
+    worker = ImgpressWorker(list(names.WORKER_QUEUES), connection=connection)
+    worker.register_birth()
+    assert client.get("/readyz").json() == {"status": "ready", "workers": 1}
+    # A worker killed without deregistering: RQ's set still names it, its heartbeat key expires.
+    connection.delete(worker.key)
+    assert worker.name.encode() in {key.split(b":")[-1] for key in connection.smembers("rq:workers")}
+    assert client.get("/readyz").status_code == 503
+
+
+def test_a_job_deleted_while_a_worker_holds_it_leaves_no_copy_in_rq(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    job = upload(client, images.jpeg(), name="private-name.jpg")
+    # DELETE just after a worker took the job from the queue: only the record is gone.
+    connection.delete(names.job_key(job["id"]))
+    run_jobs()
+    assert not connection.exists(f"rq:job:{job['id']}")

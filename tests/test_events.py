@@ -6,6 +6,7 @@ the `queued` event before anything else happens.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -132,3 +133,50 @@ def test_batch_events_report_each_job_then_the_totals(stack: Stack, http: httpx.
 def test_too_many_files_in_a_batch_is_413(http: httpx.Client) -> None:
     files = [("file", (f"{n}.jpg", images.jpeg())) for n in range(4)]
     assert http.post("/v1/batches", files=files).status_code == 413
+
+
+async def follow(
+    client: httpx.AsyncClient, url: str, opened: asyncio.Event, count: list[int]
+) -> tuple[int, str]:
+    """Open one stream; (status, the last event's name or the error body's code)."""
+    async with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response.status_code, response.json()["error"]["code"]
+        last = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                last = line.partition(":")[2].strip()
+                count[0] += 1
+                if count[0] == STREAMS:
+                    opened.set()
+        return 200, last
+
+
+STREAMS = 500
+
+
+def test_five_hundred_streams_all_open_and_all_end(stack: Stack, http: httpx.Client) -> None:
+    job_id = upload(http, images.jpeg())
+
+    async def run() -> list[tuple[int, str] | BaseException]:
+        opened, count = asyncio.Event(), [0]
+        limits = httpx.Limits(max_connections=STREAMS + 10)
+        async with httpx.AsyncClient(base_url=stack.url, limits=limits, timeout=60) as client:
+            url = f"/v1/jobs/{job_id}/events"
+            tasks = [asyncio.create_task(follow(client, url, opened, count)) for _ in range(STREAMS)]
+            # Every stream is open (or was refused) before the job goes: all of them wake at once.
+            await asyncio.wait(
+                [asyncio.ensure_future(opened.wait()), *tasks],
+                timeout=60,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            await asyncio.sleep(1)
+            assert (await client.delete(f"/v1/jobs/{job_id}")).status_code == 204
+            return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    outcomes = asyncio.run(run())
+    refused = [o for o in outcomes if isinstance(o, tuple) and o[0] != 200]
+    broken = [o for o in outcomes if not isinstance(o, tuple) or (o[0] == 200 and o[1] != "deleted")]
+    print(f"\n{STREAMS} streams: {len(refused)} refused, {len(broken)} died before their end")
+    assert not refused and not broken

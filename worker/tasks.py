@@ -59,7 +59,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     try:
         job = jobs.parse(record) if record else jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
-        return {"status": "deleted"}
+        return deleted(config, job_id)
     job = job.started()
 
     def overrun() -> None:
@@ -101,8 +101,12 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 
 
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
-    """The answer for a job deleted while it ran; what the run wrote goes too."""
+    """The answer for a job deleted while it ran; what the run wrote goes too, and RQ keeps no
+    copy of the job (its arguments hold the record) once the run ends."""
     storage.delete_job_files(config.data_dir, job_id)
+    current = get_current_job()
+    if current is not None:
+        current.result_ttl = 0
     return {"status": "deleted"}
 
 
