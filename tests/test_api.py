@@ -378,3 +378,14 @@ def test_a_job_deleted_while_a_worker_holds_it_leaves_no_copy_in_rq(
     connection.delete(names.job_key(job["id"]))
     run_jobs()
     assert not connection.exists(f"rq:job:{job['id']}")
+
+
+def test_readyz_needs_a_compression_worker_not_only_a_webhook_one(
+    client: TestClient, connection: redis.Redis
+) -> None:
+    from worker.rqworker import ImgpressWorker
+
+    ImgpressWorker(list(names.WEBHOOK_QUEUES), connection=connection).register_birth()
+    assert client.get("/readyz").status_code == 503
+    ImgpressWorker(list(names.COMPRESSION_QUEUES), connection=connection).register_birth()
+    assert client.get("/readyz").json() == {"status": "ready", "workers": 1}
