@@ -1,6 +1,6 @@
 """Settings, read once from the environment into a frozen dataclass.
 
-Every variable, with its default, is listed in README.md and .env.example.
+Every variable, with its default, is listed in docs/settings.md and .env.example.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything imgpress can be configured with; see README.md for each variable."""
+    """Everything imgpress can be configured with; see docs/settings.md for each variable."""
 
     redis_url: str
     data_dir: Path

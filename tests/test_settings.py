@@ -55,12 +55,10 @@ def test_every_field_has_one_variable() -> None:
     assert set(ENVIRONMENT) == set(Settings.__dataclass_fields__)
 
 
-def test_readme_lists_every_variable_with_its_default() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_settings_page_lists_every_variable_with_its_default() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
     rows = {
-        line.split("|")[1].strip(" `"): line
-        for line in readme.splitlines()
-        if line.startswith("| `IMGPRESS_")
+        line.split("|")[1].strip(" `"): line for line in page.splitlines() if line.startswith("| `IMGPRESS_")
     }
     for variable, _, default in ENVIRONMENT.values():
         assert variable in rows

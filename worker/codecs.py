@@ -9,7 +9,7 @@
 - PNG: Pillow writes it fast (zlib level 1), oxipng (`pyoxipng`) recompresses it losslessly;
   quality < 100 first reduces it to a palette with libimagequant (`imagequant`).
 - WebP and AVIF: Pillow's built-in libwebp and libavif (libaom tuned for SSIMULACRA2), at speed
-  settings chosen in README; AVIF's speed scales with the image's size (`avif_speed`).
+  settings chosen in docs/compression.md; AVIF's speed scales with the image's size (`avif_speed`).
 - GIF: Pillow (only ever written for GIF inputs).
 
 Every encoder takes an already upright, already resized RGB/RGBA/L/LA image (or a list of

@@ -25,7 +25,7 @@ per job where 9 carry everything. Here:
 
 The tasks module (the image pipeline, its codecs, numpy, httpx) is imported with this class,
 that is before `rq worker-pool` forks its workers: otherwise each worker's first job imported
-it, about 0.4 s added to that job's wait (docs/BENCHMARKS.md), after every start and restart.
+it, about 0.4 s added to that job's wait (docs/benchmarks.md), after every start and restart.
 
 Everything RQ, `rq info` and rq-dashboard read is still written: the worker's key, state,
 heartbeat, counters and executions, the registries, the job's status and result.
