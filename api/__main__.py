@@ -15,19 +15,14 @@ def _exit_quietly(signum: int, frame: FrameType | None) -> None:
 signal.signal(signal.SIGINT, _exit_quietly)
 signal.signal(signal.SIGTERM, _exit_quietly)
 
-import os  # noqa: E402 - after the handlers above: a stop while these load must exit cleanly
 
 from api import server  # noqa: E402
-from shared.settings import Settings, SettingsError  # noqa: E402
+from shared.settings import from_environment_or_exit  # noqa: E402
 
 
 def main() -> int:
     """Read the settings (failing with a clear message) and serve until stopped."""
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        print(f"imgpress: {exc}", file=sys.stderr)
-        return 2
+    settings = from_environment_or_exit()
     server.serve(settings)
     return 0
 

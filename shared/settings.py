@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -257,3 +258,13 @@ def _format(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(value)
     return "" if value is None else str(value)
+
+
+def from_environment_or_exit() -> Settings:
+    """The settings in os.environ, for a process's entry point: a bad value ends the process
+    (status 2) with one line that names the variable."""
+    try:
+        return Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"imgpress: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

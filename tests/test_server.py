@@ -147,19 +147,19 @@ def test_many_slow_bodies_leave_the_probes_answering(redis_server: str, tmp_path
             assert b"retry-after:" in reply.lower()
 
 
+def upload_forwarded_for(url: str, forwarded: str) -> int:
+    """The status of an upload that says it was forwarded for `forwarded`."""
+    headers = {"Content-Type": "image/jpeg", "X-Forwarded-For": forwarded}
+    return httpx.post(f"{url}/v1/jobs", content=images.jpeg(), headers=headers, timeout=10).status_code
+
+
 def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(redis_server: str, tmp_path: Path) -> None:
     for stack in api_stack(redis_server, tmp_path, rate_limit=(3, 60)):
         statuses = []
         for number in range(6):
             # A rotating, partly junk, X-Forwarded-For from loopback.
             forwarded = f"203.0.113.{number}" if number % 2 else f"junk-{number}"
-            response = httpx.post(
-                f"{stack.url}/v1/jobs",
-                content=images.jpeg(),
-                headers={"Content-Type": "image/jpeg", "X-Forwarded-For": forwarded},
-                timeout=10,
-            )
-            statuses.append(response.status_code)
+            statuses.append(upload_forwarded_for(stack.url, forwarded))
         keys = redis.Redis.from_url(stack.settings.redis_url).keys("imgpress:rate:*")
         assert statuses == [202, 202, 202, 429, 429, 429]
         assert [key.decode().split(":")[2] for key in keys] == ["127.0.0.1"]
@@ -171,13 +171,7 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(redis_server: str, 
         forwarded_values = ["203.0.113.1", "203.0.113.2", "203.0.113.1", "not-an-address", "also junk"]
         forwarded_values += ["2001:db8:1:2::1", "2001:db8:1:2::beef"]  # one /64: one caller
         for forwarded in forwarded_values:
-            response = httpx.post(
-                f"{stack.url}/v1/jobs",
-                content=images.jpeg(),
-                headers={"Content-Type": "image/jpeg", "X-Forwarded-For": forwarded},
-                timeout=10,
-            )
-            statuses.append(response.status_code)
+            statuses.append(upload_forwarded_for(stack.url, forwarded))
         keys = redis.Redis.from_url(stack.settings.redis_url).keys("imgpress:rate:*")
         assert statuses == [202, 202, 429, 202, 429, 202, 429]
         # Junk values share one counter instead of making a key each.

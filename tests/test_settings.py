@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,15 @@ def test_key_secrets_name_configured_keys() -> None:
     assert settings.webhook_key_secrets == ((A, C),)
     with pytest.raises(SettingsError, match="IMGPRESS_WEBHOOK_KEY_SECRETS"):
         Settings.from_env({"IMGPRESS_API_KEYS": A, "IMGPRESS_WEBHOOK_KEY_SECRETS": f"{B}={C}"})
+
+
+@pytest.mark.parametrize("module", ["api", "worker", "worker.scheduler"])
+def test_each_entry_point_refuses_a_bad_setting_in_one_line(module: str) -> None:
+    env = {**os.environ, "IMGPRESS_MAX_FRAMES": "many"}
+    done = subprocess.run(
+        [sys.executable, "-m", module], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "imgpress: IMGPRESS_MAX_FRAMES='many' is not valid: must be a number"
+    ]

@@ -7,13 +7,12 @@ from worker.stopping import stop_quietly_until_ready
 stop_quietly_until_ready()
 
 import argparse  # noqa: E402 - a stop while the modules below load must already exit cleanly
-import os  # noqa: E402
 import sys  # noqa: E402
 
 from redis import Redis  # noqa: E402
 
 from shared import logs  # noqa: E402
-from shared.settings import Settings, SettingsError  # noqa: E402
+from shared.settings import from_environment_or_exit  # noqa: E402
 from worker.pool import QUEUES, Pool  # noqa: E402
 
 
@@ -31,11 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--burst", action="store_true", help="run the queued jobs, then exit")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        print(f"imgpress: {exc}", file=sys.stderr)
-        return 2
+    settings = from_environment_or_exit()
     logs.configure()
     default = settings.webhook_workers if args.queues == "webhooks" else settings.workers
     pool = Pool(Redis.from_url(settings.redis_url), args.workers or default, QUEUES[args.queues])

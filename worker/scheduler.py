@@ -11,7 +11,6 @@ stop_quietly_until_ready()
 
 import argparse  # noqa: E402 - a stop while the modules below load must already exit cleanly
 import logging  # noqa: E402
-import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -23,7 +22,7 @@ from redis import Redis  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 
 from shared import logs, names, schedules  # noqa: E402
-from shared.settings import Settings, SettingsError  # noqa: E402
+from shared.settings import Settings, from_environment_or_exit  # noqa: E402
 
 log = logging.getLogger("imgpress.scheduler")
 
@@ -61,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.scheduler", description=__doc__)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between checks (default 5)")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        print(f"imgpress: {exc}", file=sys.stderr)
-        return 2
+    settings = from_environment_or_exit()
     logs.configure()
     connection = Redis.from_url(settings.redis_url)
     away = False
