@@ -1,13 +1,5 @@
-"""Server-Sent Events of job and batch status changes, driven by the process's JobEvents fan-out.
-
-A stream first sends the current state (so a late subscriber is told at once), then one event
-per status change it observes, and ends once everything it follows has finished or failed. The
-watch is set up before the first read, so no change between the two is missed; changes that
-follow each other faster than the client reads them are merged into the newest state, so a
-stream never goes backwards. Nothing sleeps or polls: each read waits on a pub/sub wake-up.
-A stream holds no Redis connection while it waits, and once started it is never cut because
-Redis (or a free pooled connection) is missing for a while: the read is tried again.
-"""
+"""Server-Sent Events of job and batch status changes, driven by the process's JobEvents fan-out
+(docs/design.md, "Event streams")."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The OpenAPI 3.1 document, built from the definitions the code runs on, and `GET /openapi.json`.
-
-Nothing here is a copy that can drift: paths and methods come from the app's routes, summaries
-from the endpoints' docstrings, the job schema from the dataclasses in `shared/schema.py`,
-options from `shared.options.FIELDS`, error statuses from `api.errors.STATUS` and error codes
-from the classes in `shared/errors.py`. `OPERATIONS` adds what code cannot say (which errors an
-endpoint raises, what it answers); building the document fails for a route it does not cover.
-"""
+"""The OpenAPI 3.1 document, built from the definitions the code runs on, and `GET /openapi.json`
+(docs/design.md, "OpenAPI")."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""How a worker's C allocator keeps freed memory: for the next image, instead of giving it back.
-
-glibc's malloc serves an allocation above an adaptive threshold with a mapping of its own and
-returns the top of the heap to the kernel as soon as enough of it is free. An image's decode
-and encode buffers (a few MiB for a 0.39 MP photo) were therefore mapped, page-faulted in and
-unmapped again for every job: about 1,000 page faults and 1.5-2 ms of a worker's CPU per small
-photo (measured from /proc; see docs/benchmarks.md). With the thresholds below the worker keeps
-up to KEEP_FREE_BYTES of freed heap for the next job; only allocations above
-MMAP_THRESHOLD_BYTES (a 12 MP image's full frames) still get, and give back, their own
-mappings. Peak memory is unchanged; what a worker holds between jobs is its recent peak.
-"""
+"""How a worker's C allocator keeps freed memory for the next image instead of giving it back
+(docs/design.md, "The allocator")."""
 
 from __future__ import annotations
 

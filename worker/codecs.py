@@ -1,20 +1,5 @@
-"""Encoders: one function per output format, each wrapping the best library we measured for it.
-
-- JPEG at a given quality: jpegli (`pyjpegli`, 4:2:0 baseline from RGB bytes), then mozjpeg's
-  lossless Huffman and progressive pass (`mozjpeg-lossless-optimization`): same pixels, ~7% fewer
-  bytes. The quality search (`trellis`) instead uses mozjpeg's lossy encoder (inside `jpeglib`):
-  4:2:0 with trellis quantisation on jpegli's quantisation tables reshaped (`jpeg_tables`),
-  ~5% fewer bytes than jpegli at equal SSIMULACRA2 for ~3.5x the CPU per encode. Where 4:2:0 blurs
-  saturated colour too much, libjpeg-turbo (Pillow) writes 4:4:4 instead, then the lossless pass.
-- PNG: Pillow writes it fast (zlib level 1), oxipng (`pyoxipng`) recompresses it losslessly;
-  quality < 100 first reduces it to a palette with libimagequant (`imagequant`).
-- WebP and AVIF: Pillow's built-in libwebp and libavif (libaom tuned for SSIMULACRA2), at speed
-  settings chosen in docs/compression.md; AVIF's speed scales with the image's size (`avif_speed`).
-- GIF: Pillow (only ever written for GIF inputs).
-
-Every encoder takes an already upright, already resized RGB/RGBA/L/LA image (or a list of
-frames) and the metadata to embed, and returns the file's bytes.
-"""
+"""Encoders: one function per output format, each wrapping the best library measured for it
+(docs/design.md, "Encoders"; docs/compression.md)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,5 @@
-"""Transactions that a job and its worker share, so that fewer round trips hold up an image.
-
-- **The start.** RQ records that a job starts (its execution, the worker busy, the job started)
-  in a transaction just before running it, and a compression job's first act is a transaction
-  of its own (its record marked started, its lease taken). `ImgpressWorker` leaves its
-  transaction here, unsent, for the compression task, which adds its commands and sends both
-  in one round trip. A transaction the job does not take is sent when the job ends, before RQ
-  records the outcome. Under a stock worker nothing is held and the task sends its own.
-- **In flight.** The task has its commands added to that transaction and the transaction sent
-  by the process's sender thread (`send_in_background`) and encodes the image meanwhile,
-  reading the replies afterwards: the encode waits neither for a round trip nor for the
-  Python that builds the commands.
-- **After the end.** Writes that need not go with the job's end (its expiry in rq-scheduler)
-  are `defer`red: under `ImgpressWorker` they ride on the transaction in which the worker
-  records the job's outcome, so the client waiting for the end hears of it sooner and no round
-  trip is added; under a stock worker they are sent at once.
-
-One job runs at a time per worker process, on its main thread.
-"""
+"""Transactions a job and its worker share (the start, sent while the image is encoded; writes
+deferred to the worker's record of the outcome) (docs/design.md, "Shared transactions")."""
 
 from __future__ import annotations
 

@@ -1,19 +1,5 @@
-"""A worker's claim on the job it is running, renewed while it lives, and its watchdog.
-
-If the work-horse or the whole worker is killed (kill -9, the kernel's OOM killer, a crash in a
-decoder), nothing renews the claim; the periodic sweep then sees a started job with no lease
-and fails it with `worker_lost`. Such jobs are failed rather than retried: a file that killed
-one worker is likely to kill the next.
-
-Workers run jobs in-process (SimpleWorker), so RQ's timeout is a SIGALRM that cannot stop a
-decoder stuck in C code. The renewing thread is also the watchdog: past the job timeout plus a
-grace period it calls `on_overrun` (which records the failure and ends the process; `rq
-worker-pool` starts a fresh worker).
-
-One thread per process serves every job in turn (starting a thread per job cost more than the
-lease's Redis writes), and the claim is taken and given back inside the transactions that
-record the job's start and end, so holding a lease adds no round trip of its own.
-"""
+"""A worker's claim on the job it runs, renewed while it lives, and its watchdog past the job
+timeout (docs/design.md, "Leases")."""
 
 from __future__ import annotations
 

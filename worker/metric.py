@@ -1,16 +1,5 @@
-"""SSIMULACRA2, computed fast enough to steer a quality search.
-
-The reference `ssimulacra2` package recomputes both images' pyramids in float64 on every call
-(~0.6-1.8 s per megapixel). A quality search compares one source with many candidates, so
-`Reference` keeps the source's half of the work (XYB planes, blurred means and variances)
-and each `Reference.score()` only does the candidate's half, in float32. The arithmetic
-follows the package line by line (same blur extent and edge handling, same downsampling,
-same weights), so scores agree with it to a few hundredths; tests check that.
-
-Memory stays bounded whatever the image size: each scale is computed in bands of rows (with
-the blur's 5-row halo) and only sums are kept; full-size float planes are never made. Up to
-`CACHE_PIXELS` the source's half of every band is kept between scores; above, it is recomputed.
-"""
+"""SSIMULACRA2 fast enough to steer a quality search: the source's half of the work is kept
+between scores (docs/design.md, "The metric")."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""The image pipeline: decode an upload safely and re-encode it smaller. No Redis, no HTTP.
-
-Every step runs inside `decoding_errors()`, so whatever Pillow raises on a hostile file ends
-as an imgpress error (and a failed job), never an unhandled crash. The steps: open and load
-every frame within the limits; bring the pixels to 8-bit RGB(A)/L(A) in sRGB (CMYK through its
-ICC profile, 16-bit scaled, not clipped); apply the EXIF orientation; resize; pick the output
-format and quality (`worker.quality`); encode (`worker.codecs`); never serve a larger file than
-the upload unless the client asked for another format or size.
-"""
+"""The image pipeline: decode an upload safely and re-encode it smaller. No Redis, no HTTP."""
 
 from __future__ import annotations
 

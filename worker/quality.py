@@ -1,16 +1,5 @@
-"""Choosing a quality: the lowest one that meets a perceptual target, or the highest that fits a size.
-
-The target search measures real SSIMULACRA2 (`worker.metric.Reference`, equal to the reference
-package and ~35x faster), so a chosen quality meets its target by construction. It looks for the
-*lowest* passing quality, not just a passing one (each quality step is ~2% of the bytes): a warm
-start from a per-format calibration, then secant steps on the measured slope, until the quality
-just below the lowest passing one is known to fail, or `MAX_TRIALS` are spent.
-Trials use the format's search encoder (`codecs.trial_encoder`): for JPEG mozjpeg's trellis
-encoder on jpegli's reshaped tables (~5% fewer bytes than jpegli at equal score; the winner is
-the output as it is) and, for 4:4:4, libjpeg-turbo without the lossless pass, which runs once, on
-the winner; for AVIF a fast speed whose choice the slow final speed then refines with a few
-checked encodes of its own.
-"""
+"""Choosing a quality: the lowest that meets a perceptual target, or the highest that fits a size
+(docs/design.md, "The quality search")."""
 
 from __future__ import annotations
 

@@ -1,35 +1,5 @@
-"""The RQ worker class imgpress runs: `rq worker-pool --worker-class worker.rqworker.ImgpressWorker`.
-
-RQ's SimpleWorker (jobs run in the worker process: a fork per job cost more CPU than a small
-image's encode), sending RQ's own bookkeeping in fewer round trips. Stock RQ writes the
-worker's heartbeat (three commands, each its own round trip) four times per job and its
-`idle` state twice, and a job heartbeat that its next save writes again: about 20 round trips
-per job where 9 carry everything. Here:
-
-- RQ's two preparation transactions (the execution and the worker's state; the job's state)
-  go as one, and for a compression job with the job's own first transaction
-  (`worker.handoff`);
-- a heartbeat's commands go in one pipeline, and a heartbeat (alone or in one of RQ's
-  transactions, none of which reads its replies) is skipped while the last one sent keeps the
-  worker's key alive at least as long (less a few seconds) as the one asked for;
-- setting the state the worker is already in is skipped;
-- a job's success is recorded in one transaction that also carries the `idle` state, the
-  heartbeat and RQ's check for `rq suspend` (which it makes before each dequeue); stock RQ first
-  WATCHes and reads the job's dependents (two round trips). imgpress queues no job that depends
-  on another, so the transaction only checks that there are none, and hands a job that has
-  some to RQ's own `enqueue_dependents`;
-- after a failed job, the `idle` state, the heartbeat and the suspension check go together;
-- the end-of-run job heartbeat is kept on the job and saved with its result (unless the job
-  has callbacks, which RQ runs in between);
-- what the job defers (a finished image's expiry in rq-scheduler) goes with the return to idle.
-
-The tasks module (the image pipeline, its codecs, numpy, httpx) is imported with this class,
-that is before `rq worker-pool` forks its workers: otherwise each worker's first job imported
-it, about 0.4 s added to that job's wait (docs/benchmarks.md), after every start and restart.
-
-Everything RQ, `rq info` and rq-dashboard read is still written: the worker's key, state,
-heartbeat, counters and executions, the registries, the job's status and result.
-"""
+"""The RQ worker class every imgpress pool runs: RQ's SimpleWorker, sending RQ's per-job
+bookkeeping in fewer round trips (docs/design.md, "The worker class")."""
 
 from __future__ import annotations
 
