@@ -1,9 +1,5 @@
-"""Optional API keys (IMGPRESS_API_KEYS): who is calling, and the check at the door.
-
-When keys are set, every /v1 and seed route needs `Authorization: Bearer <key>` (401
-otherwise); health routes stay open. A job belongs to the key that created it: the record
-keeps a digest of the key (never the key), and other keys get 404 for it.
-"""
+"""Optional API keys (IMGPRESS_API_KEYS): the check at the door (401) and who owns a job (the
+record keeps a digest of its key; other keys get 404)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The only map from imgpress errors to HTTP statuses, and the handlers that use it.
-
-Redis's exceptions are the one foreign family that reaches the API; they are translated here
-(to ServiceUnavailable) and nowhere else.
-"""
+"""The only map from imgpress errors (and Redis's) to HTTP statuses, and the handlers that use it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Per-caller upload rate limit (IMGPRESS_RATE_LIMIT), counted in Redis.
-
-A fixed window per caller (API key digest, or client address when keys are off), so the
-limit holds across any number of API processes.
-"""
+"""Per-caller upload rate limit (IMGPRESS_RATE_LIMIT): a fixed window per API key or client
+address, counted in Redis so it holds across API processes."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""JSON Schemas for the OpenAPI document, derived from the code's own definitions.
-
-The job schema comes from the dataclasses in `shared/schema.py`, the options from
-`shared.options` (the request side from `FIELDS`, the stored side from the `Options` types), and
-the response objects the operations share are kept here once.
-"""
+"""JSON Schemas for the OpenAPI document, derived from `shared/schema.py` and `shared.options`,
+and the response objects the operations share."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The origin app's routes (FastAPI + Celery tutorial), kept for its clients, mapped onto v1.
-
-Same paths and envelope (`{"data": ..., "message": ..., "code": ...}`); unlike the original,
-errors carry real HTTP statuses, an unknown id is 404, and no server path is ever exposed.
-"""
+"""The origin app's routes (FastAPI + Celery tutorial), kept for its clients, mapped onto v1."""
 
 from __future__ import annotations
 

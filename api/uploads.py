@@ -1,9 +1,5 @@
-"""Receiving an upload: the body is streamed to a temp file in the data directory, in chunks.
-
-Never holds the whole upload in memory, and stops at IMGPRESS_MAX_UPLOAD_BYTES while
-streaming, whatever Content-Length claims. Multipart bodies are parsed by python-multipart's
-streaming parser, writing the `file` part straight to disk; raw bodies are written as they come.
-"""
+"""Receiving an upload: the body (raw or multipart) is streamed to a temp file in chunks and
+stopped at IMGPRESS_MAX_UPLOAD_BYTES, whatever Content-Length claims."""
 
 from __future__ import annotations
 

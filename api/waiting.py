@@ -1,9 +1,5 @@
-"""Waking requests that wait for a job to change, from one Redis pub/sub subscription.
-
-The worker publishes every status change on `names.EVENTS_CHANNEL`, the message being the job's
-new record; one listener per API process fans the news out to the requests waiting on that
-job, with the record, so they need not read it back from Redis. Nothing polls or sleeps.
-"""
+"""Waking requests that wait for a job to change: one Redis pub/sub listener per API process fans
+each job's new record out to the requests waiting on it; nothing polls."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Batches: several jobs uploaded together, as one JSON record in Redis at `names.batch_key(id)`.
-
-A batch lives as long as its jobs: its record starts with the same provisional expiry as a new
-job, and each job that ends moves the record's expiry to its own. A marker kept GONE_SECONDS
-from creation makes a batch without a record read as gone (410) rather than unknown (404).
-"""
+"""Batches: several jobs uploaded together, one JSON record at `names.batch_key(id)` that lives
+as long as its jobs."""
 
 from __future__ import annotations
 

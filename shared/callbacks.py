@@ -1,10 +1,5 @@
-"""Webhooks: which callback URLs are allowed, how a delivery is signed, and queueing it once.
-
-A `callback_url` must be http(s) and, unless IMGPRESS_WEBHOOK_ALLOW_PRIVATE is set, every
-address its host resolves to must be public: no loopback, link-local, private, shared, reserved
-or multicast address, so a client cannot make the worker call into the service's own network.
-The URL is checked when it is given (400) and again just before delivery (DNS may change).
-"""
+"""Webhooks: which callback URLs are allowed (public addresses only, checked when given and
+before delivery), how a delivery is signed, and queueing it once."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The job records in Redis: create, read, update and delete, used by both API and worker.
-
-A record is a JSON string at `names.job_key(id)`. Updates use `SET ... XX` so a job deleted
-while a worker holds it is never brought back. Every status change is published on
-`names.EVENTS_CHANNEL` so waiting clients wake without polling: the message is the new record
-itself (so a waiter need not read it back), or `{"id", "status": "deleted"}` for a deletion.
-"""
+"""The job records in Redis (create, read, update with `SET ... XX`, delete), each change
+published on `names.EVENTS_CHANNEL` so waiting clients wake without polling."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Prometheus metrics shared by the API and the workers.
-
-With PROMETHEUS_MULTIPROC_DIR set (scripts/run and docker-compose set it to a folder under the
-data directory), every API and worker process writes its samples there and GET /metrics adds
-them up, so job outcomes counted in the workers show in the API's scrape.
-"""
+"""Prometheus metrics shared by the API and the workers; with PROMETHEUS_MULTIPROC_DIR set, every
+process writes its samples there and GET /metrics adds them up."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Compression options a client may set on a job, parsed and validated in one place.
-
-`FIELDS` describes each option for clients (the OpenAPI document and the docs page are built
-from it); a test checks it has one entry per `Options` field, so a new option cannot go
-undocumented.
-"""
+"""Compression options a client may set on a job, parsed and validated in one place; `FIELDS`
+describes each for clients (OpenAPI, docs), one entry per `Options` field."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""Where imgpress keeps files. Paths come from pure functions; user file names never become paths.
-
-    {data_dir}/jobs/{job_id}/input    the upload, as received
-    {data_dir}/jobs/{job_id}/output   the compressed result
-    {data_dir}/tmp/{random}.part      uploads and outputs being written
-
-Files are written under tmp/ and os.replace()d into place, so a reader never sees half a file;
-deletes use unlink(missing_ok=True) so cleanup can run twice. Folders are private (0700) and
-files published 0600, whatever the umask.
-"""
+"""Where imgpress keeps files: paths from pure functions (user file names never become paths),
+`{data_dir}/jobs/{id}/input|output` and `{data_dir}/tmp/*.part`; written under tmp/ and
+moved into place, folders 0700 and files 0600."""
 
 from __future__ import annotations
 

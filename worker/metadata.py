@@ -1,10 +1,5 @@
-"""Which metadata an output carries: the `metadata` option (`strip` or `keep`).
-
-`strip` keeps only the ICC profile (colours would change without it). `keep` adds the EXIF block
-without its GPS directory (orientation reset to 1, since it is applied to the pixels) and, from
-the XMP packet, only the copyright (`dc:rights`). Comments and PNG text chunks are never copied:
-they are where upload payloads hide.
-"""
+"""Which metadata an output carries (`metadata=strip|keep`): the ICC profile always; with `keep`,
+EXIF without GPS and the XMP copyright; never comments or text chunks."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Acknowledged jobs that no queue holds any more, found by the sweep and queued again.
-
-RQ's worker takes a job off several queues with BLPOP; one that dies before it marks the job
-started (killed, out of memory, its machine gone) takes the job's only queue entry with it.
-"""
+"""Acknowledged jobs that no queue holds any more (a worker died between taking one off a queue
+and marking it started), found by the sweep and queued again."""
 
 from __future__ import annotations
 

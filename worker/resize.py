@@ -1,9 +1,5 @@
-"""Resizing: the output size for the `width`/`height`/`fit` options, and a gamma-correct Lanczos.
-
-Resampling sRGB bytes directly averages gamma-encoded values, which darkens thin light lines and
-fine detail. We resample in linear light (float32, Pillow's Lanczos per channel, with alpha
-premultiplied so transparent pixels do not bleed colour) and encode back to sRGB.
-"""
+"""Resizing: the output size for `width`/`height`/`fit`, and a Lanczos in linear light with
+premultiplied alpha (resampling sRGB bytes darkens fine light detail)."""
 
 from __future__ import annotations
 
