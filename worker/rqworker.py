@@ -41,6 +41,8 @@ class ImgpressWorker(SimpleWorker):
     _back_to_idle = False
     #: Whether a job is in hand, from its preparation to its end (see `_shutdown`).
     _in_job = False
+    #: What the job in hand shares with this worker (`worker.handoff`); a new one per job.
+    _handoff = handoff.Handoff(carried=False)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat in one round trip, or none while a recent one still covers `timeout`."""
@@ -72,7 +74,6 @@ class ImgpressWorker(SimpleWorker):
         which is then skipped for this job. For a compression job the transaction is left
         unsent, for the job's first transaction to carry (`worker.handoff`).
         """
-        handoff.carry()
         pipeline = self.connection.pipeline()
         heartbeat_ttl = self.get_heartbeat_ttl(job)
         execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
@@ -85,7 +86,7 @@ class ImgpressWorker(SimpleWorker):
         if len(self.queues) == 1:  # as perform_job decides for prepare_job_execution
             pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
         if job.func_name == names.COMPRESS_TASK:
-            handoff.hold(pipeline)
+            self._handoff.hold(pipeline)
         else:
             with pipeline:
                 pipeline.execute()
@@ -103,7 +104,7 @@ class ImgpressWorker(SimpleWorker):
         """Run the job in this process; unless its success did, mark the worker idle and alive and
         check that workers are not suspended (what RQ does next) in one round trip."""
         self._in_job = True
-        with logs.job_context(job.id):
+        with logs.job_context(job.id), handoff.for_job() as self._handoff:
             execution = self.prepare_execution(job)
             self._back_to_idle = False
             try:
@@ -115,12 +116,11 @@ class ImgpressWorker(SimpleWorker):
                     self._idle_staged(pipeline.execute()[-1])
             finally:
                 self._in_job = False
-                handoff.done()
 
     def _stage_idle(self, pipeline: Pipeline) -> None:
         """Add what the job deferred, the idle state, the heartbeat and the check for `rq suspend`
         (last) to a pipeline."""
-        handoff.stage_deferred(pipeline)
+        self._handoff.stage_deferred(pipeline)
         self.set_state(WorkerStatus.IDLE, pipeline)
         super().heartbeat(self.worker_ttl + 60, pipeline)
         pipeline.exists(WORKERS_SUSPENDED)
@@ -206,7 +206,7 @@ class ImgpressWorker(SimpleWorker):
 
         The job's preparation, if the job left it unsent, is sent first.
         """
-        handoff.release()
+        self._handoff.release()
         if job.success_callback or job.failure_callback:
             super().handle_execution_ended(job, queue, heartbeat_ttl)
             return

@@ -66,8 +66,9 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
         fail(connection, config, job, failure_for(JobTimeoutException(), config))
         os._exit(70)  # the decoder is stuck in C code; the worker pool starts a fresh worker
 
+    shared = handoff.current()
     with lease.holding(connection, job_id, config.job_timeout_seconds, overrun) as claim:
-        pipe, first = handoff.transaction(connection)  # with the worker's own, under ImgpressWorker
+        pipe, first = shared.transaction(connection)  # with the worker's own, under ImgpressWorker
 
         def stage_start(pipe: Pipeline) -> None:
             jobs.stage_update(pipe, job)
@@ -84,7 +85,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
             if not start.result()[first]:
                 return deleted(config, job_id)
             error = failure_for(exc, config)
-            fail(connection, config, job, error, claim, expiry_later=True)
+            fail(connection, config, job, error, claim, shared)
             record_end(job, None, error, seconds)
             if error.code == "internal_error":
                 log.exception("job %s: unexpected error", job_id)
@@ -95,7 +96,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
             return deleted(config, job_id)
         expires = time.time() + config.retention_seconds
         # The waiting client hears of the end first; the metrics and log line follow.
-        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, expiry_later=True)
+        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, shared)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
 
@@ -179,14 +180,13 @@ def fail(
     job: Job,
     error: JobError,
     claim: lease.Claim | None = None,
-    *,
-    expiry_later: bool = False,
+    shared: handoff.Handoff | None = None,
 ) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
     storage.delete_input(config.data_dir, job.id)
     storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
     expires = time.time() + config.retention_seconds
-    end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, expiry_later=expiry_later)
+    end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, shared)
 
 
 def end(
@@ -195,15 +195,14 @@ def end(
     ended: Job,
     expires: float,
     claim: lease.Claim | None = None,
-    *,
-    expiry_later: bool = False,
+    shared: handoff.Handoff | None = None,
 ) -> None:
     """Record a job's end and give back its lease in one transaction; then its expiry and webhooks.
 
     The record's expiry (the sweep's safety net) goes with it. rq-scheduler's expiry job follows
-    in a transaction of its own, or, `expiry_later` (only from the job's own thread), with the
-    worker's record of the job's outcome (`worker.handoff`); lost with the worker, it is left
-    to the sweep. A job deleted by its owner meanwhile is not brought back and the files just
+    in a transaction of its own, or, given the job's handoff (only from the job's own thread),
+    with the worker's record of the job's outcome; lost with the worker, it is left to the
+    sweep. A job deleted by its owner meanwhile is not brought back and the files just
     made are removed.
     """
     with connection.pipeline() as pipe:
@@ -219,7 +218,10 @@ def end(
         # rq-scheduler writes through whatever client it is given: here, a transaction.
         schedules.schedule_expiry(pipe, ended.id, expires)
 
-    (handoff.defer if expiry_later else handoff.send)(connection, schedule)
+    if shared is not None:
+        shared.defer(connection, schedule)
+    else:
+        handoff.send(connection, schedule)
     webhooks.announce_end(connection, config, ended, expires)
 
 
