@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import redis
 from rq import Queue, get_current_job
 from rq.job import Job as RQJob
@@ -133,3 +136,15 @@ def test_the_worker_class_brings_the_pipeline_before_the_pool_forks() -> None:
     ).stdout
     for module in ("worker.tasks", "worker.pipeline", "worker.codecs", "PIL.Image"):
         assert f"'{module}'" in loaded
+
+
+def test_rq_private_names_are_used_only_for_the_rq_they_were_read_from() -> None:
+    from worker import rqprivate
+
+    rqprivate.check_version("3.0.7")
+    with pytest.raises(ImportError, match=r"written for RQ 3\.0 and RQ 3\.1\.0 is installed"):
+        rqprivate.check_version("3.1.0")
+    # Nowhere else in the worker touches an attribute of RQ's objects that starts with "_".
+    for path in Path(rqprivate.__file__).parent.glob("*.py"):
+        if path.name != "rqprivate.py":
+            assert not re.search(r"\b(job|worker|execution)\._[a-z]", path.read_text()), path

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from rq.executions import Execution
-from rq.job import Job, JobStatus
+from rq.job import Job
 from rq.queue import Queue
 from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
@@ -16,7 +16,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from shared import logs, names
-from worker import handoff, stopping
+from worker import handoff, rqprivate, stopping
 from worker import tasks as _tasks  # noqa: F401 - imported before the pool forks (see above)
 
 if TYPE_CHECKING:
@@ -146,16 +146,9 @@ class ImgpressWorker(SimpleWorker):
             self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
             result_ttl = job.get_result_ttl(self.default_result_ttl)
             if result_ttl != 0:
-                job._handle_success(
-                    result_ttl,
-                    pipeline=pipeline,
-                    worker_name=self.name,
-                    execution_id=execution.id,
-                    execution_started_at=execution.created_at,
-                    execution_ended_at=job.ended_at,
-                )
+                rqprivate.stage_success(job, pipeline, result_ttl, self.name, execution)
             job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
-            job._status = JobStatus.FINISHED
+            rqprivate.mark_finished(job)
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
             self._stage_idle(pipeline)
             replies = pipeline.execute()
@@ -176,17 +169,17 @@ class ImgpressWorker(SimpleWorker):
             self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
                 sleep_time=LISTENER_WAKE_SECONDS,
                 daemon=True,
-                exception_handler=self._pubsub_exception_handler,
+                exception_handler=rqprivate.pubsub_exception_handler(self),
             )
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> None:  # RQ's private method (worker/rqprivate.py checks the version)
         """A warm stop: after the job in hand, if any, else now (RQ's, but a job is in hand until
         `execute_job` returns: its success transaction marks the worker idle before it is sent,
         and RQ would stop the worker there, in the middle of recording the job's end)."""
         if not self._in_job:
             super()._shutdown()  # type: ignore[no-untyped-call]
             return
-        self._stop_requested = True
+        rqprivate.stop_after_job(self)
         self.set_shutdown_requested_date()  # type: ignore[no-untyped-call]
 
     def check_for_suspension(self, burst: bool) -> None:
