@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
+COPY screening ./screening
 RUN pip install --no-cache-dir .
 
 # /data is created here, owned by the service user, so a named volume mounted on it starts

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
+from screening.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared import storage
 from shared.errors import CannotFit, ImgpressError, StorageFull, TooLarge
-from shared.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared.options import DEFAULT_QUALITY, Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
