@@ -270,7 +270,7 @@ def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1-8); broken EXIF is treated as 'already upright' (1)."""
     try:
         return int(image.getexif().get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - any EXIF parser failure means "no usable orientation"
+    except Exception:
         log.info("ignoring unreadable EXIF data")
         return 1
 
