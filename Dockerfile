@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
+COPY screening ./screening
 RUN pip install --no-cache-dir .
 
 # /data is created here, owned by the service user, so a named volume mounted on it starts
@@ -35,7 +36,7 @@ RUN pip install --no-cache-dir '.[dashboard]'
 USER imgpress
 EXPOSE 9181
 # rq-dashboard behind a guard that refuses other host names and cross-origin POSTs.
-CMD ["python", "-m", "shared.dashboard", "--bind", "0.0.0.0", "--port", "9181"]
+CMD ["python", "-m", "api.dashboard", "--bind", "0.0.0.0", "--port", "9181"]
 
 FROM base AS imgpress
 USER imgpress

@@ -30,7 +30,8 @@ from api.limits import RequestBudget
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
-from shared import imaging, logs, schedules, storage
+from screening import imaging
+from shared import logs, schedules, storage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

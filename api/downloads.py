@@ -10,8 +10,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from screening.imaging import EXTENSIONS
 from shared.errors import JobExpired
-from shared.imaging import EXTENSIONS
 from shared.schema import Job
 
 #: Outputs up to this size are sent from memory; larger ones are streamed from disk.

@@ -10,7 +10,8 @@ from redis.asyncio import Redis as AsyncRedis
 
 from api.ratelimit import check_rate
 from api.uploads import Upload
-from shared import batches, imaging, jobs, metrics, storage
+from screening import imaging
+from shared import batches, jobs, metrics, storage
 from shared.batches import Batch, Rejected
 from shared.errors import CorruptImage, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options

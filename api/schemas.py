@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from api import jobs
+from screening.imaging import FORMATS
 from shared import resources, schema
-from shared.imaging import FORMATS
 from shared.options import FIELDS, Options
 
 JSON = dict[str, Any]

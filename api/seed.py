@@ -38,7 +38,7 @@ def in_envelope(endpoint: Endpoint) -> Endpoint:
     async def wrapper(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except Exception as exc:  # noqa: BLE001 - translate() decides what each one means
+        except Exception as exc:  # translate() decides what each one means
             error = translate(exc)
             status = status_for(error)
             response = envelope(None, error.message, status)

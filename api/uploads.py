@@ -16,9 +16,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from api.limits import paced
+from screening.imaging import SNIFF_BYTES
 from shared import storage
 from shared.errors import BadOption, ImgpressError, StorageFull, TooLarge, UnsupportedMedia
-from shared.imaging import SNIFF_BYTES
 from shared.settings import Settings
 
 #: Form fields other than the file are small options; more than this is not a client of ours.

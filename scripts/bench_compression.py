@@ -30,8 +30,8 @@ from ssimulacra2 import compute_ssimulacra2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker import codecs, quality  # noqa: E402
-from worker.metric import ALPHA_BACKGROUNDS, Reference  # noqa: E402
+from worker import codecs, quality
+from worker.metric import ALPHA_BACKGROUNDS, Reference
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PALETTE_TARGET = 85.0

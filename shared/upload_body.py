@@ -46,7 +46,7 @@ class UploadBody:
 
     def _file(self) -> tuple[IO[bytes], bool]:
         if isinstance(self.source, str | os.PathLike):
-            return open(self.source, "rb"), True  # noqa: SIM115 - closed by the chunk readers
+            return open(self.source, "rb"), True  # closed by the chunk readers
         if not isinstance(self.source, bytes) and self.size is not None:
             self.source.seek(self.start)
         assert not isinstance(self.source, bytes)

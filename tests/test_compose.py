@@ -165,8 +165,10 @@ def test_scheduler_runs_the_scheduler_entry_point() -> None:
 
 def test_dashboard_runs_rq_dashboard_behind_its_guard() -> None:
     words = command("dashboard")
-    assert words[:3] == ["python", "-m", "shared.dashboard"]
-    assert callable(getattr(importlib.import_module("shared.dashboard"), "main", None))
+    assert python_module(words) == "api.dashboard"
+    assert callable(getattr(importlib.import_module("api.dashboard"), "main", None))
+    image_command = exec_words(dict(dockerfile_stages()["dashboard"])["CMD"])
+    assert python_module(image_command) == "api.dashboard"
     assert option(words, "--redis-url") == environment("api")["IMGPRESS_REDIS_URL"]
     port = option(words, "--port")
     assert service("dashboard")["ports"] == [f"127.0.0.1:{port}:{port}"]

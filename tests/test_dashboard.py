@@ -29,7 +29,7 @@ def dashboard(redis_server: str, tmp_path: Path) -> Iterator[tuple[str, redis.Re
         port = free_port()
         log = open(tmp_path / "dashboard.log", "wb")  # noqa: SIM115 - the child owns it
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.dashboard", "--redis-url", url, "--port", str(port)],
+            [sys.executable, "-m", "api.dashboard", "--redis-url", url, "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

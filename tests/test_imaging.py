@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from shared import imaging
+from screening import imaging
 from shared.errors import CorruptImage, ImgpressError, TooLarge, UnsupportedMedia
 from tests import images
 

@@ -1,16 +1,24 @@
-"""The layout is the architecture: shared imports neither side, api never imports worker."""
+"""The layout is the architecture: api and worker never import each other, screening imports
+neither, and shared imports none of the three."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = {"shared": {"api", "worker"}, "api": {"worker"}, "worker": {"api"}}
+FORBIDDEN = {
+    "shared": {"api", "worker", "screening"},
+    "screening": {"api", "worker"},
+    "api": {"worker"},
+    "worker": {"api"},
+}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -43,7 +51,7 @@ def test_api_enqueues_by_name_only() -> None:
 
 
 def test_top_level_layout() -> None:
-    for name in ("api", "worker", "shared", "scripts", "tests", "pyproject.toml", "docker-compose.yml"):
+    for name in (*FORBIDDEN, "scripts", "tests", "pyproject.toml", "docker-compose.yml"):
         assert (ROOT / name).exists(), name
     for script in ("scripts/run", "scripts/test", ".ci/run"):
         assert (ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"
@@ -55,3 +63,13 @@ def test_client_and_cli_import_no_server_library() -> None:
     code = blocked + "import shared.client, shared.cli\n"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_package_has_boundaries_and_is_installed_type_checked_and_shipped() -> None:
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert packages == set(FORBIDDEN)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(project["tool"]["setuptools"]["packages"]["find"]["include"]) == {f"{p}*" for p in packages}
+    assert set(project["tool"]["mypy"]["packages"]) == packages
+    copied = re.findall(r"^COPY (\w+) \./(\w+)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert {source for source, target in copied if source == target} == packages

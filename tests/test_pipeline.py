@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from screening.imaging import decoding_errors
 from shared.errors import CorruptImage, StorageFull, TooLarge
-from shared.imaging import decoding_errors
 from shared.options import Options
 from tests import images
 from worker import pipeline

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from shared import imaging, structure
+from screening import imaging, structure
 from shared.errors import CorruptImage, TooLarge
 from tests import images
 
@@ -234,7 +234,7 @@ def test_the_walk_needs_little_address_space(tmp_path: Path) -> None:
     script = f"""
 import resource
 from pathlib import Path
-from shared import structure
+from screening import structure
 from worker.memory import address_space_mib
 room = (address_space_mib() + 2) * 1024 * 1024
 resource.setrlimit(resource.RLIMIT_AS, (room, resource.RLIM_INFINITY))

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from shared import structure
+from screening import structure
 from shared.settings import Settings
 from tests import images
 from tests.conftest import leftover_files

@@ -48,7 +48,7 @@ class Receiver(HTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_POST(self) -> None:  # the name http.server calls
         body = self.rfile.read(int(self.headers["Content-Length"]))
         assert isinstance(self.server, Receiver)
         self.server.received.append((dict(self.headers.items()), body))

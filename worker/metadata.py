@@ -35,7 +35,7 @@ def _exif_without_gps(image: Image.Image) -> bytes | None:
         if _ORIENTATION in exif:
             exif[_ORIENTATION] = 1
         return exif.tobytes()
-    except Exception:  # noqa: BLE001 - unreadable EXIF is dropped, never fatal
+    except Exception:  # unreadable EXIF is dropped, never fatal
         return None
 
 

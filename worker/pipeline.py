@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 
+from screening.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared import storage
 from shared.errors import CannotFit, ImgpressError, StorageFull, TooLarge
-from shared.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared.options import DEFAULT_QUALITY, Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
@@ -262,7 +262,7 @@ def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1-8); broken EXIF is treated as 'already upright' (1)."""
     try:
         return int(image.getexif().get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - any EXIF parser failure means "no usable orientation"
+    except Exception:
         log.info("ignoring unreadable EXIF data")
         return 1
 

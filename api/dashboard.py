@@ -1,4 +1,4 @@
-"""`python -m shared.dashboard`: rq-dashboard for this machine only (docs/security.md, "Dashboard").
+"""`python -m api.dashboard`: rq-dashboard for this machine only (docs/security.md, "Dashboard").
 
 rq-dashboard has no login and its POST routes empty queues and delete jobs, so it is served
 behind a guard that answers 403 to any request whose Host is not a loopback name of its port
@@ -55,7 +55,7 @@ class LocalOnly:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve rq-dashboard on --bind:--port (127.0.0.1 by default) behind LocalOnly."""
-    parser = argparse.ArgumentParser(prog="python -m shared.dashboard", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m api.dashboard", description=__doc__)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument(
         "--bind", default="127.0.0.1", help="listen address (0.0.0.0 only inside a container)"

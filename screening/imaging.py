@@ -19,7 +19,7 @@ import magic
 import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from shared import structure
+from screening import structure
 from shared.errors import CorruptImage, ImgpressError, StorageFull, TooLarge, UnsupportedMedia
 
 #: Pillow format name -> the media type we accept and serve for it.
