@@ -21,7 +21,8 @@ from api.jobs import prefers_image
 from shared import names, storage
 from shared.settings import Settings
 from tests import images
-from tests.conftest import free_port, leftover_files
+from tests.files import leftover_files
+from tests.ports import free_port
 
 RunJobs = Callable[[], None]
 

@@ -8,21 +8,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
-import numpy as np
 import redis
-from PIL import Image
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from shared import names
 from shared.settings import Settings
 from tests import images
-from tests.conftest import flushed_db, free_port
-from tests.stack import Stack
 
 RunJobs = Callable[[], None]
-ARCHIVE_DB = 5
 NOT_AN_IMAGE = b"%PDF-1.4\nnot an image at all\n"
 
 
@@ -132,45 +126,3 @@ def test_the_batch_record_expires_with_its_jobs(
     assert connection.ttl(key) > settings.retention_seconds
     run_jobs()
     assert 0 < connection.ttl(key) <= settings.retention_seconds + 1
-
-
-def noise_jpeg(seed: int) -> bytes:
-    """A photo-sized JPEG of noise: its output stays large, so an archive of a few is many megabytes."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def test_an_archive_being_downloaded_survives_the_batch_being_deleted(
-    redis_server: str, tmp_path: Path
-) -> None:
-    for url in flushed_db(redis_server, ARCHIVE_DB):
-        settings = replace(Settings.from_env({}), redis_url=url, data_dir=tmp_path / "data", port=free_port())
-        stack = Stack(settings, tmp_path)
-        stack.start_api()
-        try:
-            stack.wait_ready_api()
-            files = [("file", (f"{n}.jpg", noise_jpeg(n))) for n in range(8)]
-            batch = httpx.post(
-                f"{stack.url}/v1/batches", files=files, data={"quality": "90"}, timeout=60
-            ).json()
-            stack.run_worker_burst()
-            with httpx.stream("GET", f"{stack.url}/v1/batches/{batch['id']}/archive", timeout=30) as response:
-                assert response.status_code == 200
-                chunks = response.iter_raw(65536)
-                received = next(chunks)
-                deleted = httpx.delete(f"{stack.url}/v1/batches/{batch['id']}", timeout=30)
-                assert deleted.status_code == 204
-                for chunk in chunks:
-                    received += chunk
-                declared = int(response.headers["content-length"])
-        finally:
-            stack.stop()
-        log = (tmp_path / "api.log").read_text()
-        assert "Traceback" not in log and '"level": "error"' not in log
-        # Files open when the download began are sent whole: the archive is complete and valid.
-        assert len(received) == declared
-        with zipfile.ZipFile(io.BytesIO(received)) as archive:
-            assert len(archive.namelist()) == 8
-            assert archive.testzip() is None

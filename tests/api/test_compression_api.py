@@ -12,7 +12,7 @@ from ssimulacra2 import compute_ssimulacra2
 from starlette.testclient import TestClient
 
 from tests import images
-from tests.conftest import CORPUS
+from tests.images import CORPUS
 
 RunJobs = Callable[[], None]
 

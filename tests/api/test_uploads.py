@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from shared import structure
 from shared.settings import Settings
 from tests import images
-from tests.conftest import leftover_files
+from tests.files import leftover_files
 
 
 def test_non_image_is_415_and_leaves_no_file(client: TestClient, settings: Settings) -> None:

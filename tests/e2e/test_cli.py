@@ -18,19 +18,21 @@ from PIL import Image
 
 from shared.settings import Settings
 from tests import images
-from tests.conftest import CORPUS, flushed_db, free_port
+from tests.images import CORPUS
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
-CLI_DB = 11
-CANCEL_DB = 14
+pytestmark = pytest.mark.e2e
+
 IMGPRESS = str(Path(sys.executable).parent / "imgpress")
 #: Corpus photos are 768x512 PNGs; three keep the run short while still being real photos.
 CORPUS_PHOTOS = 3
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from running_stack(redis_server, CLI_DB, tmp_path_factory.mktemp("cli"))
+def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from running_stack(redis_databases, tmp_path_factory.mktemp("cli"))
 
 
 def imgpress(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -150,11 +152,11 @@ def test_no_server_exits_3(tmp_path: Path) -> None:
     assert b"cannot be reached" in run.stderr
 
 
-def test_ctrl_c_deletes_the_pending_jobs(redis_server: str, tmp_path: Path) -> None:
+def test_ctrl_c_deletes_the_pending_jobs(redis_databases: DatabasePool, tmp_path: Path) -> None:
     # An API with no worker: every job stays queued until the CLI is interrupted.
     for file in ("a.jpg", "b.jpg", "c.jpg"):
         (tmp_path / file).write_bytes(images.jpeg())
-    for url in flushed_db(redis_server, CANCEL_DB):
+    with redis_databases.database() as url:
         settings = replace(Settings.from_env({}), redis_url=url, data_dir=tmp_path / "data", port=free_port())
         api = Stack(settings, tmp_path)
         api.start_api()

@@ -20,9 +20,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests import images
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
-CONTRACT_DB = 15
+pytestmark = pytest.mark.e2e
+
 #: Per operation; enough to reach every documented error path, small enough to run in seconds.
 MAX_EXAMPLES = 25
 CHECKS = [
@@ -35,8 +37,10 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def contract_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from running_stack(redis_server, CONTRACT_DB, tmp_path_factory.mktemp("contract"))
+def contract_stack(
+    redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    yield from running_stack(redis_databases, tmp_path_factory.mktemp("contract"))
 
 
 def finished_jobs(url: str) -> list[str]:

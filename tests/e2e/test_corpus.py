@@ -21,11 +21,14 @@ from PIL import Image, ImageOps
 
 from shared import storage
 from shared.settings import Settings
-from tests.conftest import CORPUS, flushed_db, free_port
+from tests.images import CORPUS
+from tests.ports import free_port
+from tests.processes import descendants
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack
-from tests.test_scripts import descendants
 
-CORPUS_DB = 12
+pytestmark = pytest.mark.e2e
+
 MANIFEST = CORPUS / "MANIFEST.tsv"
 ROWS = list(csv.DictReader(MANIFEST.read_text().splitlines(), delimiter="\t")) if MANIFEST.exists() else []
 NO_CORPUS = "../shared/corpus is not beside the repository; the corpus cases need it"
@@ -45,11 +48,11 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not ROWS:
         pytest.skip(NO_CORPUS)
     root = tmp_path_factory.mktemp("corpus")
-    for url in flushed_db(redis_server, CORPUS_DB):
+    with redis_databases.database() as url:
         # Stock limits, except a job timeout that keeps a hang visible within the test's budget.
         settings = replace(
             Settings.from_env({}),

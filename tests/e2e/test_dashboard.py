@@ -14,18 +14,20 @@ import pytest
 import redis
 from rq import Queue
 
-from tests.conftest import flushed_db, free_port
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
+
+pytestmark = pytest.mark.e2e
 
 pytest.importorskip("rq_dashboard")
 
-DASHBOARD_DB = 6
 QUEUE = "imgpress"
 
 
 @pytest.fixture
-def dashboard(redis_server: str, tmp_path: Path) -> Iterator[tuple[str, redis.Redis]]:
+def dashboard(redis_databases: DatabasePool, tmp_path: Path) -> Iterator[tuple[str, redis.Redis]]:
     """(base URL, Redis) of a dashboard started the way scripts/run starts it."""
-    for url in flushed_db(redis_server, DASHBOARD_DB):
+    with redis_databases.database() as url:
         port = free_port()
         log = open(tmp_path / "dashboard.log", "wb")  # noqa: SIM115 - the child owns it
         process = subprocess.Popen(

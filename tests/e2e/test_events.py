@@ -15,18 +15,20 @@ import pytest
 
 from shared.settings import Settings
 from tests import images
-from tests.conftest import flushed_db, free_port
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
 from tests.sse import Event, events
 from tests.stack import Stack
 
-EVENTS_DB = 14
+pytestmark = pytest.mark.e2e
+
 ORDER = ["queued", "started", "finished"]
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("events")
-    for url in flushed_db(redis_server, EVENTS_DB):
+    with redis_databases.database() as url:
         settings = replace(
             Settings.from_env({}), redis_url=url, data_dir=root / "data", port=free_port(), max_batch_files=3
         )

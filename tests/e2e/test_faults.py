@@ -25,9 +25,12 @@ from api.app import create_app
 from shared import names, storage
 from shared.settings import Settings
 from tests import images
-from tests.conftest import free_port, start_redis
+from tests.ports import free_port
 from tests.processes import alive, descendants, slow_png
+from tests.redis_servers import start_redis
 from tests.stack import Stack, eventually
+
+pytestmark = pytest.mark.e2e
 
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
 

@@ -12,16 +12,18 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.conftest import flushed_db, free_port
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack
 
-ROOT = Path(__file__).resolve().parents[1]
-LOAD_DB = 13
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def stack(redis_server: str, tmp_path: Path) -> Iterator[Stack]:
-    for url in flushed_db(redis_server, LOAD_DB):
+def stack(redis_databases: DatabasePool, tmp_path: Path) -> Iterator[Stack]:
+    with redis_databases.database() as url:
         settings = replace(
             Settings.from_env({}),
             redis_url=url,

@@ -18,12 +18,14 @@ from PIL import Image
 
 from shared.settings import Settings
 from tests import images
-from tests.conftest import flushed_db, free_port
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-PAGE_DB = 15
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -34,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "page"
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "page"
 NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
 TIMEOUT_MS = 20_000
 
@@ -47,9 +49,9 @@ def rotated_jpeg() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("page")
-    for url in flushed_db(redis_server, PAGE_DB):
+    with redis_databases.database() as url:
         settings = replace(Settings.from_env({}), redis_url=url, data_dir=root / "data", port=free_port())
         running = Stack(settings, root).start()
         try:

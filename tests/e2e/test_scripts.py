@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests import images
-from tests.conftest import free_port
+from tests.ports import free_port
 from tests.processes import alive, descendants
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def dashboard_queues() -> set[str]:

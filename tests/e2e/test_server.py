@@ -14,19 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from shared.settings import Settings
 from tests import images
-from tests.conftest import flushed_db, free_port
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack
 
-SERVER_DB = 4
+pytestmark = pytest.mark.e2e
 
 
-def api_stack(redis_server: str, root: Path, nofile: int | None = None, **overrides: Any) -> Iterator[Stack]:
+def api_stack(
+    redis_databases: DatabasePool, root: Path, nofile: int | None = None, **overrides: Any
+) -> Iterator[Stack]:
     """A real API process (no worker) with these settings, optionally with a file-descriptor limit."""
-    for url in flushed_db(redis_server, SERVER_DB):
+    with redis_databases.database() as url:
         settings = replace(
             Settings.from_env({}), redis_url=url, data_dir=root / "data", port=free_port(), **overrides
         )
@@ -67,8 +71,8 @@ def answer(sock: socket.socket, seconds: float) -> bytes:
     return received
 
 
-def test_a_stalled_body_is_cut_off_with_408(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path, body_timeout_seconds=1):
+def test_a_stalled_body_is_cut_off_with_408(redis_databases: DatabasePool, tmp_path: Path) -> None:
+    for stack in api_stack(redis_databases, tmp_path, body_timeout_seconds=1):
         sock = open_upload(stack)
         started = time.monotonic()
         reply = answer(sock, 20)
@@ -79,8 +83,10 @@ def test_a_stalled_body_is_cut_off_with_408(redis_server: str, tmp_path: Path) -
         assert not list((stack.settings.data_dir / "tmp").glob("*")), "the partial upload was kept"
 
 
-def test_a_body_slower_than_the_minimum_rate_is_cut_off(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path, body_timeout_seconds=2, min_upload_rate=1000):
+def test_a_body_slower_than_the_minimum_rate_is_cut_off(
+    redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    for stack in api_stack(redis_databases, tmp_path, body_timeout_seconds=2, min_upload_rate=1000):
         sock = open_upload(stack)
         # A few bytes each second: never idle for the body timeout, far below the rate.
         reply = b""
@@ -96,8 +102,8 @@ def test_a_body_slower_than_the_minimum_rate_is_cut_off(redis_server: str, tmp_p
         assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
 
 
-def test_headers_sent_too_slowly_are_cut_off(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path, header_timeout_seconds=1):
+def test_headers_sent_too_slowly_are_cut_off(redis_databases: DatabasePool, tmp_path: Path) -> None:
+    for stack in api_stack(redis_databases, tmp_path, header_timeout_seconds=1):
         sock = socket.create_connection((stack.settings.host, stack.settings.port), timeout=30)
         sock.settimeout(1)
         closed = False
@@ -116,9 +122,9 @@ def test_headers_sent_too_slowly_are_cut_off(redis_server: str, tmp_path: Path) 
         assert closed, "a client that never finished its headers was kept for 20 s"
 
 
-def test_many_slow_bodies_leave_the_probes_answering(redis_server: str, tmp_path: Path) -> None:
+def test_many_slow_bodies_leave_the_probes_answering(redis_databases: DatabasePool, tmp_path: Path) -> None:
     # 1,024 descriptors, as in the report; 600 uploads that never finish their body.
-    for stack in api_stack(redis_server, tmp_path, nofile=1024):
+    for stack in api_stack(redis_databases, tmp_path, nofile=1024):
         sockets = []
         try:
             for _ in range(600):
@@ -153,8 +159,10 @@ def upload_forwarded_for(url: str, forwarded: str) -> int:
     return httpx.post(f"{url}/v1/jobs", content=images.jpeg(), headers=headers, timeout=10).status_code
 
 
-def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path, rate_limit=(3, 60)):
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
+    redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    for stack in api_stack(redis_databases, tmp_path, rate_limit=(3, 60)):
         statuses = []
         for number in range(6):
             # A rotating, partly junk, X-Forwarded-For from loopback.
@@ -165,8 +173,10 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(redis_server: str,
         assert [key.decode().split(":")[2] for key in keys] == ["127.0.0.1"]
 
 
-def test_forwarded_for_from_a_trusted_proxy_names_the_client(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path, rate_limit=(1, 60), forwarded_allow_ips=("127.0.0.1",)):
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(
+    redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    for stack in api_stack(redis_databases, tmp_path, rate_limit=(1, 60), forwarded_allow_ips=("127.0.0.1",)):
         statuses = []
         forwarded_values = ["203.0.113.1", "203.0.113.2", "203.0.113.1", "not-an-address", "also junk"]
         forwarded_values += ["2001:db8:1:2::1", "2001:db8:1:2::beef"]  # one /64: one caller
@@ -179,8 +189,8 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(redis_server: str, 
         assert whose == ["2001:db8:1:2::/64", "203.0.113.1", "203.0.113.2", "unknown"]
 
 
-def test_a_flood_of_small_form_fields_is_refused_early(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path):
+def test_a_flood_of_small_form_fields_is_refused_early(redis_databases: DatabasePool, tmp_path: Path) -> None:
+    for stack in api_stack(redis_databases, tmp_path):
         sock = socket.create_connection((stack.settings.host, stack.settings.port), timeout=30)
         head = (
             "POST /v1/jobs HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
@@ -213,8 +223,10 @@ def test_a_flood_of_small_form_fields_is_refused_early(redis_server: str, tmp_pa
         assert sent < limit / 4
 
 
-def test_streams_past_the_budget_get_503_and_started_ones_run_on(redis_server: str, tmp_path: Path) -> None:
-    for stack in api_stack(redis_server, tmp_path, max_connections=5):
+def test_streams_past_the_budget_get_503_and_started_ones_run_on(
+    redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    for stack in api_stack(redis_databases, tmp_path, max_connections=5):
         job = httpx.post(
             f"{stack.url}/v1/jobs", content=images.jpeg(), headers={"Content-Type": "image/jpeg"}, timeout=10
         ).json()

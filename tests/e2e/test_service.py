@@ -16,17 +16,18 @@ from PIL import Image
 from shared import storage
 from shared.settings import Settings
 from tests import images
+from tests.redis_servers import DatabasePool
 from tests.stack import Stack, eventually, running_stack
 
-E2E_DB = 10
+pytestmark = pytest.mark.e2e
+
 RETENTION = 3
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(
-        redis_server,
-        E2E_DB,
+        redis_databases,
         tmp_path_factory.mktemp("e2e"),
         max_upload_bytes=8 * 1024 * 1024,
         retention_seconds=RETENTION,

@@ -17,18 +17,15 @@ import redis
 from shared import jobs
 from shared.schema import JobStatus
 from tests import images
-from tests.conftest import flushed_db, free_port, start_redis
+from tests.ports import free_port
 from tests.processes import Service, slow_png
+from tests.redis_servers import start_redis
 
-STOP_DB = 5
+pytestmark = pytest.mark.e2e
+
 #: Generous bounds that still catch what users met: workers that took 36-75 s or never went.
 IDLE_SECONDS = 10
 BUSY_SECONDS = 60
-
-
-@pytest.fixture
-def stop_redis_url(redis_server: str) -> Iterator[str]:
-    yield from flushed_db(redis_server, STOP_DB)
 
 
 @pytest.fixture
@@ -104,8 +101,8 @@ WAYS = [
 
 
 @pytest.mark.parametrize(("how", "signum"), WAYS)
-def test_idle_service_stops_whole(tmp_path: Path, stop_redis_url: str, how: str, signum: str) -> None:
-    run_case(tmp_path, stop_redis_url, how, signum, busy=False)
+def test_idle_service_stops_whole(tmp_path: Path, redis_url: str, how: str, signum: str) -> None:
+    run_case(tmp_path, redis_url, how, signum, busy=False)
 
 
 @pytest.mark.parametrize(("how", "signum"), [("group", "SIGINT"), ("script", "SIGTERM")])
@@ -122,10 +119,8 @@ def test_idle_service_with_its_private_redis_stops_whole(tmp_path: Path, how: st
         ("each", "SIGTERM"),
     ],
 )
-def test_busy_service_finishes_the_job_in_hand(
-    tmp_path: Path, stop_redis_url: str, how: str, signum: str
-) -> None:
-    _seconds, status = run_case(tmp_path, stop_redis_url, how, signum, busy=True)
+def test_busy_service_finishes_the_job_in_hand(tmp_path: Path, redis_url: str, how: str, signum: str) -> None:
+    _seconds, status = run_case(tmp_path, redis_url, how, signum, busy=True)
     assert status == JobStatus.FINISHED
 
 
@@ -136,16 +131,14 @@ def test_busy_service_with_its_private_redis_finishes_the_job(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("how", "busy"), [("group", False), ("each", True)])
 def test_stops_whole_on_a_loaded_machine(
-    tmp_path: Path, stop_redis_url: str, busy_cpus: None, how: str, busy: bool
+    tmp_path: Path, redis_url: str, busy_cpus: None, how: str, busy: bool
 ) -> None:
-    _seconds, status = run_case(
-        tmp_path, stop_redis_url, how, "SIGINT" if how == "group" else "SIGTERM", busy
-    )
+    _seconds, status = run_case(tmp_path, redis_url, how, "SIGINT" if how == "group" else "SIGTERM", busy)
     assert status == (JobStatus.FINISHED if busy else None)
 
 
-def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, stop_redis_url: str) -> None:
-    service = Service(tmp_path, stop_redis_url, IMGPRESS_WORKERS="1")
+def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) -> None:
+    service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1")
     try:
         service.start()
         with httpx.Client(base_url=service.url, timeout=30) as http:

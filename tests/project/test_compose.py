@@ -26,7 +26,7 @@ from tests.stack import worker_command
 from worker.pool import QUEUES, Pool
 from worker.rqworker import ImgpressWorker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = {variable for variable, _parse, _default in ENVIRONMENT.values()}
 
 

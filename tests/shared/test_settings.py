@@ -59,7 +59,7 @@ def test_every_field_has_one_variable() -> None:
 
 
 def test_settings_page_lists_every_variable_with_its_default() -> None:
-    page = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
     rows = {
         line.split("|")[1].strip(" `"): line for line in page.splitlines() if line.startswith("| `IMGPRESS_")
     }

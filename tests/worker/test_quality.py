@@ -12,7 +12,7 @@ from ssimulacra2 import compute_ssimulacra2
 
 from shared.errors import CannotFit
 from tests import images
-from tests.conftest import CORPUS
+from tests.images import CORPUS
 from worker import codecs, quality
 from worker.metric import Reference
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import redis
 from rq import Queue, get_current_job
 from rq.job import Job as RQJob
@@ -17,6 +20,8 @@ from starlette.testclient import TestClient
 from shared import names, storage
 from shared.settings import Settings
 from tests import images
+from tests.ports import free_port
+from tests.redis_servers import start_redis
 from worker.rqworker import ImgpressWorker
 
 
@@ -38,6 +43,17 @@ def run_one(
     return answer.json()["id"], sent
 
 
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of each test's own here: commandstats counts the commands of every client."""
+    port = free_port()
+    server = start_redis(port, tmp_path / "redis")
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.mark.usefixtures("quick_stock_listener")
 def test_imgpress_worker_keeps_rq_state_in_fewer_transactions(
     client: TestClient, connection: redis.Redis, run_jobs: object
 ) -> None:

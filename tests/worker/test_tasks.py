@@ -29,6 +29,7 @@ def upload(client: TestClient) -> str:
     return str(response.json()["id"])
 
 
+@pytest.mark.usefixtures("quick_stock_listener")
 @pytest.mark.parametrize("worker_class", [ImgpressWorker, SimpleWorker, Worker])
 def test_finished_job_has_its_expiry_scheduled(
     client: TestClient, connection: redis.Redis, run_jobs: RunJobs, worker_class: type[Worker]
