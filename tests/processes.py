@@ -14,7 +14,7 @@ import httpx
 from PIL import Image
 
 from tests import images
-from tests.conftest import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from shared.settings import Settings
-from tests.conftest import flushed_db, free_port, settings_env
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
 
 BIN = Path(sys.executable).parent
 
@@ -42,7 +43,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         # Every process writes its metrics to one folder, as scripts/run sets up.
         metrics = str(self.log_dir / "metrics")
-        return {**os.environ, **settings_env(self.settings), "PROMETHEUS_MULTIPROC_DIR": metrics}
+        return {**os.environ, **self.settings.to_env(), "PROMETHEUS_MULTIPROC_DIR": metrics}
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         """Start one process, logging to log_dir/name.log."""
@@ -138,9 +139,9 @@ def _peak_kib(pid: int) -> int:
     return int(line.split()[1])
 
 
-def running_stack(redis_server: str, db: int, root: Path, **overrides: Any) -> Iterator[Stack]:
-    """A started stack on its own flushed database and data dir, stopped when the caller is done."""
-    for url in flushed_db(redis_server, db):
+def running_stack(databases: DatabasePool, root: Path, **overrides: Any) -> Iterator[Stack]:
+    """A started stack on a database of its own and a data dir, stopped when the caller is done."""
+    with databases.database() as url:
         settings = replace(
             Settings.from_env({}), redis_url=url, data_dir=root / "data", port=free_port(), **overrides
         )

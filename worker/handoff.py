@@ -108,7 +108,7 @@ class _Sender:
     def submit(self, pipeline: Pipeline, stage: Stage) -> Future[list[Any]]:
         if self.executor is None:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="imgpress-sender")
-            with stopping.signals_to_main_thread():  # the first submit starts the thread
+            with stopping.stop_signals_held():  # the first submit starts the thread
                 return self.executor.submit(_execute, pipeline, stage)
         return self.executor.submit(_execute, pipeline, stage)
 

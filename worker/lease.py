@@ -65,7 +65,7 @@ class _Renewer:
             self.current = claim
             if claim is not None and (self.thread is None or not self.thread.is_alive()):
                 self.thread = threading.Thread(target=self.run, name="imgpress-lease", daemon=True)
-                with stopping.signals_to_main_thread():
+                with stopping.stop_signals_held():
                     self.thread.start()
 
     def run(self) -> None:

@@ -18,7 +18,7 @@ from rq.worker_pool import WorkerPool
 from shared import logs, names
 from worker import pipeline
 from worker.rqworker import ImgpressWorker
-from worker.stopping import die_with_parent, hold_stop_signals, stop_quietly_until_ready
+from worker.stopping import die_with_parent, hold_stop_signals, stop_quietly_until_ready, stop_signals_held
 
 #: The queues a pool can take, by the name `python -m worker --queues` gives.
 QUEUES = {
@@ -78,6 +78,15 @@ class Pool(WorkerPool):
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
         super().start_workers(burst=burst, _sleep=_sleep, logging_level=logging_level)
+
+    def start_worker(
+        self, count: int | None = None, burst: bool = True, _sleep: float = 0, logging_level: str = "INFO"
+    ) -> None:
+        """RQ's, but none once the pool is stopping, and a stop that comes meanwhile waits until
+        the new worker is in the pool's list (and so is told to stop too)."""
+        with stop_signals_held():
+            if not self._stopping:
+                super().start_worker(count, burst, _sleep, logging_level)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Ask every worker to stop after its job in hand, once: a second SIGINT within a second

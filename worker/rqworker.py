@@ -165,7 +165,7 @@ class ImgpressWorker(SimpleWorker):
         self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        with stopping.signals_to_main_thread():
+        with stopping.stop_signals_held():
             self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
                 sleep_time=LISTENER_WAKE_SECONDS,
                 daemon=True,

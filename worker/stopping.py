@@ -35,10 +35,11 @@ def die_with_parent(parent: int) -> None:
 
 
 @contextmanager
-def signals_to_main_thread() -> Iterator[None]:
-    """Threads started inside the block never take SIGINT or SIGTERM, so the kernel delivers them
-    to the main thread: one taken by another thread would leave the main thread blocked in a
-    socket read (a worker's wait for its next job) instead of running the stop handler."""
+def stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block: they are delivered when it ends. Threads started
+    inside never take them (the kernel then delivers them to the main thread, which would
+    otherwise stay blocked in a socket read), and a pool's stop waits until a worker it is
+    starting is known."""
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield

@@ -1,0 +1,392 @@
+"""The HTTP API through TestClient(create_app(settings)) on a real Redis, with real RQ workers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+import redis
+from PIL import Image
+from redis.asyncio import Redis as AsyncRedis
+from starlette.testclient import TestClient
+
+from api import intake
+from api.app import create_app
+from api.jobs import prefers_image
+from shared import names, storage
+from shared.settings import Settings
+from tests import images
+from tests.files import leftover_files
+from tests.ports import free_port
+
+RunJobs = Callable[[], None]
+
+
+def upload(client: TestClient, data: bytes, name: str = "photo.jpg", **fields: str) -> dict:
+    response = client.post("/v1/jobs", files={"file": (name, data, "application/octet-stream")}, data=fields)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_multipart_upload_is_queued_with_location(client: TestClient) -> None:
+    response = client.post("/v1/jobs", files={"file": ("cat.jpg", images.jpeg(), "image/jpeg")})
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued"
+    assert job["input"] == {
+        "filename": "cat.jpg",
+        "media_type": "image/jpeg",
+        "bytes": len(images.jpeg()),
+        "width": 320,
+        "height": 240,
+    }
+    assert job["output"] is None and job["error"] is None
+    url = f"/v1/jobs/{job['id']}"
+    assert job["links"] == {
+        "self": url,
+        "result": f"{url}/result",
+        "input": f"{url}/input",
+        "events": f"{url}/events",
+    }
+    assert storage.is_job_id(job["id"])
+
+
+def test_raw_upload_takes_options_and_name_from_query(client: TestClient) -> None:
+    response = client.post(
+        "/v1/jobs?quality=55&filename=holiday.jpg",
+        content=images.jpeg(),
+        headers={"content-type": "image/jpeg"},
+    )
+    assert response.status_code == 202
+    assert response.json()["options"]["quality"] == 55
+    assert response.json()["input"]["filename"] == "holiday.jpg"
+
+
+def test_raw_upload_name_from_content_disposition(client: TestClient) -> None:
+    response = client.post(
+        "/v1/jobs",
+        content=images.jpeg(),
+        headers={
+            "content-type": "application/octet-stream",
+            "content-disposition": 'inline; filename="x.jpeg"',
+        },
+    )
+    assert response.json()["input"]["filename"] == "x.jpeg"
+
+
+def test_full_flow_finishes_and_downloads_smaller_image(client: TestClient, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg(), quality="60")
+    run_jobs()
+    finished = client.get(f"/v1/jobs/{job['id']}").json()
+    assert finished["status"] == "finished"
+    assert finished["output"]["bytes"] < finished["input"]["bytes"]
+    assert finished["saved_bytes"] == finished["input"]["bytes"] - finished["output"]["bytes"]
+    assert 0 < finished["saved_ratio"] < 1
+    assert finished["started_at"] <= finished["finished_at"] < finished["expires_at"]
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "image/jpeg"
+    assert result.headers["x-content-type-options"] == "nosniff"
+    assert result.headers["content-disposition"] == 'attachment; filename="photo.jpg"'
+    assert len(result.content) == finished["output"]["bytes"]
+    Image.open(io.BytesIO(result.content)).load()
+    again = client.get(f"/v1/jobs/{job['id']}/result", headers={"if-none-match": result.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_traversal_file_name_lands_safely(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg(), name="../../etc/x.jpg")
+    assert job["input"]["filename"] == "x.jpg"
+    files = leftover_files(settings)
+    assert files == [storage.input_path(settings.data_dir, job["id"])]
+    assert not (settings.data_dir.parent / "etc").exists()
+    run_jobs()
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.headers["content-disposition"] == 'attachment; filename="x.jpg"'
+
+
+def test_download_name_gets_the_output_extension_and_unicode_form(
+    client: TestClient, run_jobs: RunJobs
+) -> None:
+    job = upload(client, images.jpeg(), name="Fête d'été.JPEG")
+    run_jobs()
+    disposition = client.get(f"/v1/jobs/{job['id']}/result").headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="Fete d_ete.jpg"')
+    assert "filename*=UTF-8''F%C3%AAte%20d%27%C3%A9t%C3%A9.jpg" in disposition
+
+
+def test_corrupt_jpeg_fails_with_corrupt_image(
+    client: TestClient, settings: Settings, run_jobs: RunJobs
+) -> None:
+    truncated = images.jpeg()[:3000]
+    job = upload(client, truncated, name="broken.jpg")
+    run_jobs()
+    failed = client.get(f"/v1/jobs/{job['id']}").json()
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "corrupt_image"
+    assert failed["output"] is None
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 422
+    assert result.json()["error"]["code"] == "corrupt_image"
+    assert "Traceback" not in result.text and str(settings.data_dir) not in result.text
+    # The input of a failed job is deleted at once; only the record remains.
+    assert leftover_files(settings) == []
+
+
+def test_result_before_finish_is_409(client: TestClient) -> None:
+    job = upload(client, images.jpeg())
+    response = client.get(f"/v1/jobs/{job['id']}/result")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_finished"
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/{id}", "/v1/jobs/{id}/result", "/task/{id}", "/download/{id}"])
+@pytest.mark.parametrize("job_id", ["0" * 32, "..%2F..%2Fetc", "not-an-id"])
+def test_unknown_ids_are_404(client: TestClient, path: str, job_id: str) -> None:
+    response = client.get(path.format(id=job_id))
+    assert response.status_code == 404
+
+
+def test_wait_returns_as_soon_as_the_job_ends(client: TestClient, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg())
+    started = time.monotonic()
+    response = client.get(f"/v1/jobs/{job['id']}?wait=0.3")
+    assert response.json()["status"] == "queued"
+    assert time.monotonic() - started >= 0.3
+    run_jobs()
+    response = client.get(f"/v1/jobs/{job['id']}?wait=30")
+    assert response.json()["status"] == "finished"
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon"])
+def test_bad_wait_is_400(client: TestClient, wait: str) -> None:
+    job = upload(client, images.jpeg())
+    assert client.get(f"/v1/jobs/{job['id']}?wait={wait}").status_code == 400
+
+
+def test_delete_removes_files_and_record(client: TestClient, settings: Settings, run_jobs: RunJobs) -> None:
+    job = upload(client, images.jpeg())
+    run_jobs()
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert leftover_files(settings) == []
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 410
+    assert client.get(f"/v1/jobs/{job['id']}/result").status_code == 410
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 410
+
+
+def test_delete_of_a_queued_job_means_it_never_runs(
+    client: TestClient, settings: Settings, run_jobs: RunJobs
+) -> None:
+    job = upload(client, images.jpeg())
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    run_jobs()
+    assert leftover_files(settings) == []
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 410
+
+
+def test_seed_routes_keep_the_origin_contract(client: TestClient, run_jobs: RunJobs) -> None:
+    response = client.post("/upload", files={"file": ("old.jpg", images.jpeg())}, data={"quality": "50"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["code"] == 200 and body["message"]
+    task_id = body["data"]["task_id"]
+    pending = client.get(f"/task/{task_id}").json()
+    assert pending["data"] == {"id": task_id, "status": "PENDING", "result": None}
+    run_jobs()
+    done = client.get(f"/task/{task_id}").json()["data"]
+    assert done["status"] == "SUCCESS"
+    assert done["result"]["old_filesize"] == len(images.jpeg())
+    assert done["result"]["new_filesize"] < done["result"]["old_filesize"]
+    assert "file_path" not in done["result"]
+    download = client.get(done["result"]["download_url"])
+    assert download.status_code == 200 and len(download.content) == done["result"]["new_filesize"]
+
+
+def test_seed_quality_range_is_20_to_100(client: TestClient) -> None:
+    response = client.post("/upload", files={"file": ("old.jpg", images.jpeg())}, data={"quality": "10"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["data"] is None and body["code"] == 400 and "quality" in body["message"]
+
+
+def test_seed_errors_use_real_statuses(client: TestClient, run_jobs: RunJobs) -> None:
+    assert client.get(f"/task/{'0' * 32}").status_code == 404
+    response = client.post("/upload", files={"file": ("x.jpg", images.jpeg()[:2000])})
+    task_id = response.json()["data"]["task_id"]
+    run_jobs()
+    failed = client.get(f"/task/{task_id}").json()["data"]
+    assert failed["status"] == "FAILURE"
+    assert failed["result"]["error_code"] == "corrupt_image"
+    assert client.get(f"/download/{task_id}").status_code == 422
+
+
+def test_healthz_is_always_up(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_needs_a_worker(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "worker" in response.json()["error"]["message"]
+
+
+def test_unknown_route_is_json_404(client: TestClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_redis_down_is_503_with_retry_after_not_a_hang(settings: Settings) -> None:
+    down = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+        started = time.monotonic()
+        for request in (
+            lambda: client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}),
+            lambda: client.get(f"/v1/jobs/{'0' * 32}"),
+            lambda: client.get("/readyz"),
+            lambda: client.get(f"/task/{'0' * 32}"),
+        ):
+            response = request()
+            assert response.status_code == 503
+            assert response.headers["retry-after"].isdigit()
+        assert time.monotonic() - started < 5
+        assert client.get("/healthz").status_code == 200
+    assert leftover_files(down) == []
+
+
+def test_full_queue_is_503_with_retry_after(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, max_queued=2)), raise_server_exceptions=False) as client:
+        upload(client, images.jpeg())
+        upload(client, images.jpeg())
+        response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "queue_full"
+        assert int(response.headers["retry-after"]) > 0
+        assert len(leftover_files(settings)) == 2
+
+
+def test_queue_depth_is_read_again_near_the_limit_and_when_stale(
+    redis_url: str, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "rq:queue:" + names.QUEUE
+
+    async def scenario() -> list[bool]:
+        reader = AsyncRedis.from_url(redis_url)
+        depth = intake.QueueDepth()
+        try:
+            seen = [await depth.full(reader, 10)]  # read: 0 waiting
+            connection.rpush(key, *[f"other-{n}" for n in range(12)])  # another API process's uploads
+            seen.append(await depth.full(reader, 10))  # fresh and far below the limit: not read
+            depth.queued(5)  # this process queued 5: now halfway, so every check reads
+            seen.append(await depth.full(reader, 10))
+            connection.delete(key)
+            seen.append(await depth.full(reader, 10))  # read: empty again
+            connection.rpush(key, *[f"other-{n}" for n in range(12)])
+            monkeypatch.setattr(intake, "DEPTH_REUSE_SECONDS", 0.0)  # stale at once
+            seen.append(await depth.full(reader, 10))
+            return seen
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(scenario()) == [False, False, True, False, True]
+
+
+def test_input_serves_the_original_while_the_job_keeps_it(client: TestClient, run_jobs: RunJobs) -> None:
+    original = images.png_with_alpha()
+    job = upload(client, original, "logo.png")
+    run_jobs()
+    response = client.get(f"/v1/jobs/{job['id']}/input")
+    assert response.status_code == 200
+    assert response.content == original
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"]
+    failed = upload(client, images.jpeg()[:2500], "cut.jpg")
+    run_jobs()
+    assert client.get(f"/v1/jobs/{failed['id']}/input").status_code == 410
+
+
+@pytest.mark.parametrize(
+    ("accept", "image"),
+    [
+        ("image/*", True),
+        ("image/webp, image/*;q=0.8, application/json;q=0.5", True),
+        ("image/*;q=0.4, application/json", False),
+        ("*/*", False),
+        ("application/json, image/*", False),
+        ("image/*;q=0", False),
+        ("image/*;q=bad", False),
+        ("", False),
+    ],
+)
+def test_image_answer_only_when_the_client_ranks_images_first(accept: str, image: bool) -> None:
+    assert prefers_image(accept) is image
+
+
+def test_delete_leaves_no_copy_of_the_job_in_rq(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    # RQ's copy holds the file name, the options and the callback URL: it must go too.
+    finished = upload(client, images.jpeg(), name="private-name.jpg")
+    run_jobs()
+    queued = upload(client, images.jpeg(), name="private-name.jpg")
+    for job in (finished, queued):
+        assert connection.exists(f"rq:job:{job['id']}")
+        assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+        assert not connection.exists(f"rq:job:{job['id']}")
+    leftovers = [key for key in connection.keys("rq:*") if b"private-name" in connection.dump(key)]
+    assert leftovers == []
+
+
+def test_data_files_and_folders_are_private(settings: Settings, run_jobs: RunJobs) -> None:
+    previous = os.umask(0o022)  # the usual umask: what the service creates must not rely on it
+    try:
+        with TestClient(create_app(settings)) as client:
+            job = upload(client, images.jpeg())
+            run_jobs()
+    finally:
+        os.umask(previous)
+    folders = [settings.data_dir, *[p for p in settings.data_dir.rglob("*") if p.is_dir()]]
+    files = leftover_files(settings)
+    assert storage.output_path(settings.data_dir, job["id"]) in files
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o700"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+
+
+def test_readyz_counts_only_live_workers(client: TestClient, connection: redis.Redis) -> None:
+    from worker.rqworker import ImgpressWorker
+
+    worker = ImgpressWorker(list(names.WORKER_QUEUES), connection=connection)
+    worker.register_birth()
+    assert client.get("/readyz").json() == {"status": "ready", "workers": 1}
+    # A worker killed without deregistering: RQ's set still names it, its heartbeat key expires.
+    connection.delete(worker.key)
+    assert worker.name.encode() in {key.split(b":")[-1] for key in connection.smembers("rq:workers")}
+    assert client.get("/readyz").status_code == 503
+
+
+def test_a_job_deleted_while_a_worker_holds_it_leaves_no_copy_in_rq(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    job = upload(client, images.jpeg(), name="private-name.jpg")
+    # DELETE just after a worker took the job from the queue: only the record is gone.
+    connection.delete(names.job_key(job["id"]))
+    run_jobs()
+    assert not connection.exists(f"rq:job:{job['id']}")
+
+
+def test_readyz_needs_a_compression_worker_not_only_a_webhook_one(
+    client: TestClient, connection: redis.Redis
+) -> None:
+    from worker.rqworker import ImgpressWorker
+
+    ImgpressWorker(list(names.WEBHOOK_QUEUES), connection=connection).register_birth()
+    assert client.get("/readyz").status_code == 503
+    ImgpressWorker(list(names.COMPRESSION_QUEUES), connection=connection).register_birth()
+    assert client.get("/readyz").json() == {"status": "ready", "workers": 1}

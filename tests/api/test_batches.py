@@ -1,0 +1,128 @@
+"""Batches through TestClient on a real Redis, with a real in-process RQ worker."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import redis
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from shared import names
+from shared.settings import Settings
+from tests import images
+
+RunJobs = Callable[[], None]
+NOT_AN_IMAGE = b"%PDF-1.4\nnot an image at all\n"
+
+
+def post_batch(client: TestClient, files: list[tuple[str, bytes]], **fields: str) -> dict:
+    response = client.post("/v1/batches", files=[("file", item) for item in files], data=fields)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/v1/batches/{response.json()['id']}"
+    return response.json()
+
+
+def leftover_files(settings: Settings) -> list[Path]:
+    return [p for p in settings.data_dir.rglob("*") if p.is_file()]
+
+
+def test_batch_counts_jobs_and_bytes_and_rejects_a_non_image(client: TestClient, run_jobs: RunJobs) -> None:
+    jpeg, png = images.jpeg(), images.png_with_alpha()
+    batch = post_batch(client, [("a.jpg", jpeg), ("notes.pdf", NOT_AN_IMAGE), ("b.png", png)], quality=60)
+    assert batch["status"] == "running" and batch["total"] == 2
+    assert batch["counts"] == {"queued": 2, "started": 0, "finished": 0, "failed": 0, "deleted": 0}
+    assert [job["input"]["filename"] for job in batch["jobs"]] == ["a.jpg", "b.png"]
+    assert all(job["options"]["quality"] == 60 and job["batch_id"] == batch["id"] for job in batch["jobs"])
+    assert [(r["filename"], r["error"]["code"]) for r in batch["rejected"]] == [
+        ("notes.pdf", "unsupported_media")
+    ]
+    assert batch["input_bytes"] == len(jpeg) + len(png) and batch["output_bytes"] == 0
+    run_jobs()
+    done = client.get(f"/v1/batches/{batch['id']}").json()
+    assert done["status"] == "finished"
+    assert done["counts"]["finished"] == 2
+    outputs = [job["output"]["bytes"] for job in done["jobs"]]
+    assert done["output_bytes"] == sum(outputs)
+    assert done["saved_bytes"] == len(jpeg) + len(png) - sum(outputs) > 0
+
+
+def test_archive_holds_every_output_under_unique_safe_names(client: TestClient, run_jobs: RunJobs) -> None:
+    files = [
+        ("photo.jpg", images.jpeg()),
+        ("../../photo.jpg", images.jpeg(80)),
+        ("logo.png", images.png_with_alpha()),
+    ]
+    batch = post_batch(client, files)
+    assert client.get(f"/v1/batches/{batch['id']}/archive").status_code == 409
+    run_jobs()
+    response = client.get(f"/v1/batches/{batch['id']}/archive")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == f'attachment; filename="imgpress-{batch["id"][:8]}.zip"'
+    assert int(response.headers["content-length"]) == len(response.content)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.namelist() == ["photo.jpg", "photo (2).jpg", "logo.png"]
+        for job, name in zip(batch["jobs"], archive.namelist(), strict=True):
+            assert archive.read(name) == client.get(f"/v1/jobs/{job['id']}/result").content
+
+
+def test_too_many_files_is_413_and_leaves_nothing(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, max_batch_files=2))) as client:
+        files = [("file", (f"{n}.jpg", images.jpeg())) for n in range(3)]
+        response = client.post("/v1/batches", files=files)
+        assert response.status_code == 413
+        assert "at most 2 files" in response.json()["error"]["message"]
+    assert leftover_files(settings) == []
+
+
+def test_a_batch_of_only_refused_files_is_refused(client: TestClient, settings: Settings) -> None:
+    response = client.post(
+        "/v1/batches", files=[("file", ("a.pdf", NOT_AN_IMAGE)), ("file", ("b.pdf", NOT_AN_IMAGE))]
+    )
+    assert response.status_code == 415
+    assert leftover_files(settings) == []
+    assert (
+        client.post("/v1/batches", content=images.jpeg(), headers={"content-type": "image/jpeg"}).status_code
+        == 415
+    )
+    assert client.post("/v1/batches", files={"quality": (None, "50")}).status_code == 400
+
+
+def test_delete_removes_the_batch_its_jobs_and_files(
+    client: TestClient, run_jobs: RunJobs, settings: Settings
+) -> None:
+    batch = post_batch(client, [("a.jpg", images.jpeg()), ("b.jpg", images.jpeg())])
+    run_jobs()
+    assert leftover_files(settings) != []
+    assert client.delete(f"/v1/batches/{batch['id']}").status_code == 204
+    assert client.get(f"/v1/batches/{batch['id']}").status_code == 410
+    assert all(client.get(f"/v1/jobs/{job['id']}").status_code == 410 for job in batch["jobs"])
+    assert leftover_files(settings) == []
+    assert client.delete(f"/v1/batches/{batch['id']}").status_code == 410
+    assert client.get(f"/v1/batches/{'0' * 32}").status_code == 404
+
+
+def test_a_batch_belongs_to_its_key(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, api_keys=("k1", "k2")))) as client:
+        mine = {"Authorization": "Bearer k1"}
+        response = client.post("/v1/batches", files=[("file", ("a.jpg", images.jpeg()))], headers=mine)
+        assert response.status_code == 202
+        url = f"/v1/batches/{response.json()['id']}"
+        assert client.get(url, headers=mine).status_code == 200
+        assert client.get(url, headers={"Authorization": "Bearer k2"}).status_code == 404
+        assert client.get(url).status_code == 401
+
+
+def test_the_batch_record_expires_with_its_jobs(
+    client: TestClient, run_jobs: RunJobs, settings: Settings, connection: redis.Redis
+) -> None:
+    batch = post_batch(client, [("a.jpg", images.jpeg())])
+    key = names.batch_key(batch["id"])
+    assert connection.ttl(key) > settings.retention_seconds
+    run_jobs()
+    assert 0 < connection.ttl(key) <= settings.retention_seconds + 1

@@ -1,0 +1,131 @@
+"""The Python client against real API processes: round trips, a Redis outage, API keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared import errors
+from shared.client import AsyncClient, Client, Result, Retry, RetryPolicy
+from shared.client_errors import Unauthorized
+from shared.schema import JobStatus
+from shared.settings import Settings
+from tests import images
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool, start_redis
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.e2e
+
+FAST_RETRY = RetryPolicy(retries=2, backoff=0.05, max_delay=0.2)
+
+
+@pytest.fixture(scope="module")
+def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from running_stack(redis_databases, tmp_path_factory.mktemp("client"), max_upload_bytes=1024 * 1024)
+
+
+def test_compress_round_trip_and_job_calls(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(images.jpeg())
+    with Client(stack.url) as imgpress:
+        sent: list[httpx.Request] = []
+        imgpress._http.event_hooks["request"].append(sent.append)
+        result = imgpress.compress(source, quality=60)
+        # One request: the upload waits for the job and answers with the output itself.
+        assert [(request.method, request.url.path) for request in sent] == [("POST", "/v1/jobs")]
+        assert isinstance(result, Result) and result.media_type == "image/jpeg"
+        assert result.filename == "photo.jpg" and result.job.output is not None
+        assert result.job.output.bytes == len(result.data)
+        assert result.job.input.filename == "photo.jpg" and result.job.options.quality == 60
+        assert 0 < len(result.data) < source.stat().st_size
+        assert imgpress.status(result.job.id).status is JobStatus.FINISHED
+        assert imgpress.result(result.job.id) == result.data
+        imgpress.delete(result.job.id)
+        with pytest.raises(errors.JobExpired):
+            imgpress.status(result.job.id)
+        with pytest.raises(errors.JobNotFound):
+            imgpress.result("0" * 32)
+
+
+def test_server_errors_arrive_as_the_shared_tree(stack: Stack, tmp_path: Path) -> None:
+    with Client(stack.url) as imgpress:
+        with pytest.raises(errors.BadOption):
+            imgpress.submit(images.jpeg(), quality=0)
+        with pytest.raises(errors.UnsupportedMedia):
+            imgpress.submit(b"%PDF-1.4 not an image")
+        with pytest.raises(errors.CorruptImage):
+            imgpress.compress(images.jpeg()[:2500], filename="cut.jpg")
+        big = tmp_path / "big.jpg"
+        big.write_bytes(images.jpeg() + b"\0" * (2 * 1024 * 1024))
+        with pytest.raises(errors.TooLarge):
+            imgpress.submit(big)
+
+
+def test_async_client_compresses_many_with_each_outcome(stack: Stack) -> None:
+    async def run() -> list[Result | errors.ImgpressError]:
+        async with AsyncClient(stack.url) as imgpress:
+            return await imgpress.compress_many(
+                [images.jpeg(), images.png_with_alpha(), images.jpeg()[:2500]], concurrency=2
+            )
+
+    good_jpeg, good_png, cut = asyncio.run(run())
+    assert isinstance(good_jpeg, Result) and good_jpeg.media_type == "image/jpeg"
+    assert isinstance(good_png, Result) and good_png.media_type == "image/png"
+    assert isinstance(cut, errors.CorruptImage)
+
+
+def test_redis_outage_is_retried_then_succeeds_or_gives_up(tmp_path: Path) -> None:
+    port = free_port()
+    redis_dir = tmp_path / "redis"
+    redis = start_redis(port, redis_dir)
+    settings = replace(
+        Settings.from_env({}),
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        data_dir=tmp_path / "data",
+        port=free_port(),
+    )
+    api = Stack(settings, tmp_path)
+    api.start_api()
+    try:
+        api.wait_ready(path="/healthz")
+        redis.terminate()
+        redis.wait(timeout=10)
+        seen: list[Retry] = []
+        with Client(api.url, retry=FAST_RETRY, on_retry=seen.append) as imgpress:
+            with pytest.raises(errors.ServiceUnavailable):
+                imgpress.submit(images.jpeg())
+        assert [(retry.attempt, retry.reason) for retry in seen] == [(1, "HTTP 503"), (2, "HTTP 503")]
+
+        def redis_comes_back(retry: Retry) -> None:
+            nonlocal redis
+            seen.append(retry)
+            if retry.attempt == 1:
+                redis = start_redis(port, redis_dir)
+
+        seen.clear()
+        with Client(api.url, retry=FAST_RETRY, on_retry=redis_comes_back) as imgpress:
+            job = imgpress.submit(images.jpeg(), filename="after-outage.jpg")
+        assert job.status is JobStatus.QUEUED and job.input.filename == "after-outage.jpg"
+        assert seen[0].reason == "HTTP 503"
+    finally:
+        api.stop()
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def test_api_key_is_sent_and_a_missing_one_is_unauthorized(
+    redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    for stack in running_stack(redis_databases, tmp_path, api_keys=("key-one-0123456789",)):
+        with Client(stack.url, api_key="key-one-0123456789") as imgpress:
+            assert imgpress.compress(images.jpeg()).job.status is JobStatus.FINISHED
+        with Client(stack.url) as anonymous, pytest.raises(Unauthorized):
+            anonymous.submit(images.jpeg())
+        with Client(stack.url, api_key="wrong") as wrong, pytest.raises(Unauthorized):
+            wrong.status("0" * 32)

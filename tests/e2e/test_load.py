@@ -1,0 +1,74 @@
+"""A small run of scripts/bench_load.py against the real processes: nothing lost, no 5xx, nothing left."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+from tests.ports import free_port
+from tests.redis_servers import DatabasePool
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def stack(redis_databases: DatabasePool, tmp_path: Path) -> Iterator[Stack]:
+    with redis_databases.database() as url:
+        settings = replace(
+            Settings.from_env({}),
+            redis_url=url,
+            data_dir=tmp_path / "data",
+            port=free_port(),
+            retention_seconds=2,
+            sweep_interval_seconds=1,
+            max_queued=20,  # small, so back-pressure (503) is exercised too
+        )
+        running = Stack(settings, tmp_path).start()
+        running.start_worker("worker-2")
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+def test_load_loses_nothing_and_leaves_nothing(stack: Stack) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_load.py"),
+            "--url",
+            stack.url,
+            "--count",
+            "150",
+            "--concurrency",
+            "32",
+            "--max-seconds",
+            "120",
+            "--data-dir",
+            str(stack.settings.data_dir),
+            "--redis-url",
+            stack.settings.redis_url,
+            "--settle",
+            "6",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["accepted"] > 0
+    assert report["accepted"] + report["refused_503"] == 150
+    assert report["lost"] == 0
+    assert report["server_errors_5xx"] == 0 and report["transport_errors"] == 0
+    assert report["files_left"] == 0 and report["redis_keys_left"] == 0
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,161 @@
+"""Stopping the whole service (`scripts/run`) every way users and supervisors do: nothing is left
+running or registered in Redis, no traceback is printed, and a job in hand is finished."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shared import jobs
+from shared.schema import JobStatus
+from tests import images
+from tests.ports import free_port
+from tests.processes import Service, slow_png
+from tests.redis_servers import start_redis
+
+pytestmark = pytest.mark.e2e
+
+#: Generous bounds that still catch what users met: workers that took 36-75 s or never went.
+IDLE_SECONDS = 10
+BUSY_SECONDS = 60
+
+
+@pytest.fixture
+def busy_cpus() -> Iterator[None]:
+    """Two busy loops on the machine's two cores while the test runs."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for loop in loops:
+        loop.kill()
+        loop.wait()
+
+
+def after_stop(service: Service, external_url: str | None) -> redis.Redis:
+    """A client on the Redis the service used; its private one is started again from its files."""
+    if external_url:
+        return redis.Redis.from_url(external_url)
+    port = free_port()
+    server = start_redis(port, service.root / "data" / "redis", "--appendonly", "yes")
+    service.restarted_redis = server  # type: ignore[attr-defined]
+    return redis.Redis(port=port)
+
+
+def check_stopped_cleanly(service: Service, connection: redis.Redis) -> None:
+    assert connection.smembers("rq:workers") == set()
+    output = service.output()
+    assert "Traceback" not in output, output
+    service.log_records()  # every line is JSON
+
+
+def run_case(
+    tmp_path: Path, external_url: str | None, how: str, signum: str, busy: bool
+) -> tuple[float, str | None]:
+    service = Service(tmp_path, external_url, IMGPRESS_WORKERS="2", IMGPRESS_JOB_TIMEOUT_SECONDS="60")
+    job_id = None
+    try:
+        service.start()
+        if busy:
+            with httpx.Client(base_url=service.url, timeout=30) as http:
+                posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
+                assert posted.status_code == 202, posted.text
+                job_id = posted.json()["id"]
+                deadline = time.monotonic() + 60
+                while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+        service.signal(how, signal.Signals[signum])
+        seconds = service.wait_stopped(BUSY_SECONDS if busy else IDLE_SECONDS)
+        connection = after_stop(service, external_url)
+        try:
+            check_stopped_cleanly(service, connection)
+            status = jobs.load(connection, job_id).status if job_id else None
+        finally:
+            connection.close()
+            restarted = getattr(service, "restarted_redis", None)
+            if restarted is not None:
+                restarted.terminate()
+                restarted.wait()
+        case = f"{how} {signum} busy={busy} private={not external_url}"
+        print(f"stop {case}: {seconds:.2f} s")
+        return seconds, status
+    finally:
+        service.kill()
+
+
+WAYS = [
+    ("group", "SIGTERM"),
+    ("group", "SIGINT"),
+    ("script", "SIGTERM"),
+    ("script", "SIGINT"),
+    ("each", "SIGTERM"),
+    ("each", "SIGINT"),
+]
+
+
+@pytest.mark.parametrize(("how", "signum"), WAYS)
+def test_idle_service_stops_whole(tmp_path: Path, redis_url: str, how: str, signum: str) -> None:
+    run_case(tmp_path, redis_url, how, signum, busy=False)
+
+
+@pytest.mark.parametrize(("how", "signum"), [("group", "SIGINT"), ("script", "SIGTERM")])
+def test_idle_service_with_its_private_redis_stops_whole(tmp_path: Path, how: str, signum: str) -> None:
+    run_case(tmp_path, None, how, signum, busy=False)
+
+
+@pytest.mark.parametrize(
+    ("how", "signum"),
+    [
+        ("group", "SIGINT"),
+        ("group", "SIGTERM"),
+        ("script", "SIGTERM"),
+        ("each", "SIGTERM"),
+    ],
+)
+def test_busy_service_finishes_the_job_in_hand(tmp_path: Path, redis_url: str, how: str, signum: str) -> None:
+    _seconds, status = run_case(tmp_path, redis_url, how, signum, busy=True)
+    assert status == JobStatus.FINISHED
+
+
+def test_busy_service_with_its_private_redis_finishes_the_job(tmp_path: Path) -> None:
+    _seconds, status = run_case(tmp_path, None, "group", "SIGINT", busy=True)
+    assert status == JobStatus.FINISHED
+
+
+@pytest.mark.parametrize(("how", "busy"), [("group", False), ("each", True)])
+def test_stops_whole_on_a_loaded_machine(
+    tmp_path: Path, redis_url: str, busy_cpus: None, how: str, busy: bool
+) -> None:
+    _seconds, status = run_case(tmp_path, redis_url, how, "SIGINT" if how == "group" else "SIGTERM", busy)
+    assert status == (JobStatus.FINISHED if busy else None)
+
+
+def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) -> None:
+    service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1")
+    try:
+        service.start()
+        with httpx.Client(base_url=service.url, timeout=30) as http:
+            good = http.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}).json()["id"]
+            bad = http.post("/v1/jobs", files={"file": ("b.jpg", b"not an image")})
+            assert bad.status_code == 415
+            assert http.get(f"/v1/jobs/{good}", params={"wait": 20}).json()["status"] == "finished"
+        service.signal("group", signal.SIGINT)
+        service.wait_stopped(IDLE_SECONDS)
+    finally:
+        service.kill()
+    records = service.log_records()
+    for record in records:
+        assert {"time", "level", "logger", "message"} <= set(record), record
+    loggers = {str(record["logger"]).split(".")[0] for record in records}
+    assert {"imgpress", "uvicorn", "rq"} <= loggers
+    job_records = [r for r in records if r.get("job_id") == good]
+    assert {r["logger"] for r in job_records} >= {"imgpress.jobs", "rq.worker"}
+    requests = [r for r in records if r["logger"] == "imgpress.http" and r.get("request_id")]
+    assert len(requests) >= 3

@@ -1,0 +1,103 @@
+"""quality=auto meets its target (judged by the reference package); max_bytes is honoured."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyjpegli
+import pytest
+from PIL import Image, JpegImagePlugin
+from ssimulacra2 import compute_ssimulacra2
+
+from shared.errors import CannotFit
+from tests import images
+from tests.images import CORPUS
+from worker import codecs, quality
+from worker.metric import Reference
+
+PHOTOS = sorted((CORPUS / "photos").glob("*.png"))[:3] if CORPUS.exists() else []
+
+
+def crop(path: Path) -> Image.Image:
+    """A 192x128 detail crop: small enough to keep the test fast, busy enough to be a real photo."""
+    with Image.open(path) as image:
+        return image.convert("RGB").crop((288, 192, 480, 320))
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
+@pytest.mark.parametrize("target", ["medium", "high"])
+def test_auto_quality_meets_its_target(tmp_path: Path, fmt: str, target: str) -> None:
+    for path in PHOTOS:
+        source = crop(path)
+        source.save(tmp_path / "source.png")
+        choice = quality.for_target(source, fmt, quality.TARGETS[target], codecs.Metadata())
+        (tmp_path / "out").write_bytes(choice.data)
+        score = compute_ssimulacra2(str(tmp_path / "source.png"), str(tmp_path / "out"))
+        assert score >= quality.TARGETS[target], (path.name, choice.quality, score)
+        assert choice.quality is not None and choice.quality < 100
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_auto_quality_is_lower_for_a_lower_target() -> None:
+    source = crop(PHOTOS[0])
+    low = quality.for_target(source, "jpeg", quality.TARGETS["low"], codecs.Metadata())
+    high = quality.for_target(source, "jpeg", quality.TARGETS["high"], codecs.Metadata())
+    assert (low.quality or 0) < (high.quality or 0) and len(low.data) < len(high.data)
+
+
+def test_max_bytes_gives_the_largest_output_that_fits() -> None:
+    source = Image.effect_mandelbrot((160, 120), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    best = quality.for_size(source, "jpeg", 3000, 100, codecs.Metadata())
+    assert len(best.data) <= 3000 and best.quality is not None
+    above = codecs.encode(source, "jpeg", best.quality + 1, codecs.Metadata())
+    assert best.quality == 100 or len(above) > 3000
+    Image.open(io.BytesIO(best.data)).load()
+
+
+def test_max_bytes_too_small_raises_cannot_fit() -> None:
+    source = Image.effect_noise((200, 200), 80).convert("RGB")
+    with pytest.raises(CannotFit, match="max_bytes"):
+        quality.for_size(source, "jpeg", 150, 100, codecs.Metadata())
+
+
+def test_saturated_detail_gets_4_4_4_when_4_2_0_cannot_meet_the_target() -> None:
+    source = images.saturated()
+    subsampled = codecs.encode_jpeg(source, 100, codecs.Metadata())
+    reference = Reference(source)
+    assert reference.score(Image.open(io.BytesIO(subsampled))) < quality.TARGETS["medium"]
+    choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata())
+    with Image.open(io.BytesIO(choice.data)) as output:
+        assert JpegImagePlugin.get_sampling(output) == 0
+        assert reference.score(output) >= quality.TARGETS["medium"]
+    assert choice.quality is not None and choice.quality < 100
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_auto_quality_jpeg_is_mozjpeg_on_the_reshaped_jpegli_tables() -> None:
+    source = crop(PHOTOS[0])
+    choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata())
+    assert choice.quality is not None
+    tables = codecs.jpeg_tables(choice.quality)
+    with Image.open(io.BytesIO(choice.data)) as output:
+        assert output.info.get("progressive") and JpegImagePlugin.get_sampling(output) == 2  # 4:2:0
+        # Pillow lists each table's 64 steps in natural order, like jpeg_tables.
+        assert [list(output.quantization[k]) for k in (0, 1)] == [list(t.flatten()) for t in tables]
+    # Trellis quantisation: fewer bytes than plain libjpeg-turbo on the same tables and sampling.
+    plain = io.BytesIO()
+    qtables = [[int(v) for v in t.flatten()] for t in tables]
+    source.save(plain, format="JPEG", qtables=qtables, subsampling="4:2:0", optimize=True, progressive=True)
+    assert len(choice.data) < len(plain.getvalue())
+
+
+def test_jpeg_tables_are_jpeglis_tilted_and_baseline() -> None:
+    for level in (1, 50, 75, 100):
+        tables = codecs.jpeg_tables(level)
+        assert tables.shape == (2, 8, 8) and tables.min() >= 1 and tables.max() <= 255
+    with Image.open(io.BytesIO(pyjpegli.encode(bytes(16 * 16 * 3), 16, 16, 75))) as probe:
+        jpegli = [[probe.quantization[k][8 * row : 8 * row + 8] for row in range(8)] for k in (0, 1)]
+    luma, chroma = codecs.jpeg_tables(75).tolist()
+    # Below jpegli's steps at DC, above them at the highest frequency; chroma a little finer.
+    assert luma[0][0] < jpegli[0][0][0] and luma[7][7] > jpegli[0][7][7]
+    assert chroma[0][0] <= jpegli[1][0][0] and sum(map(sum, chroma)) < sum(map(sum, jpegli[1]))
