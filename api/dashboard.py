@@ -1,9 +1,5 @@
-"""`python -m api.dashboard`: rq-dashboard for this machine only (docs/security.md, "Dashboard").
-
-rq-dashboard has no login and its POST routes empty queues and delete jobs, so it is served
-behind a guard that answers 403 to any request whose Host is not a loopback name of its port
-(DNS rebinding) and to any POST whose Origin or Referer is not the dashboard itself (CSRF).
-"""
+"""`python -m api.dashboard`: rq-dashboard behind a guard that refuses a foreign Host (DNS
+rebinding) and a cross-origin POST (docs/security.md, "Dashboard")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""What imgpress accepts, and the one place Pillow's and libmagic's errors become imgpress errors.
-
-Both sides use it: the API to check an upload's header before queueing it, the worker to
-decode it. Only the formats below are ever given to Pillow (`Image.open(formats=...)`), so
-plugins that shell out (EPS → Ghostscript) or that are known memory hogs are never reached.
-"""
+"""What imgpress accepts (the formats ever given to Pillow), sniffing and header checks, and the
+one place Pillow's and libmagic's errors become imgpress errors; the API and the worker use it."""
 
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
-"""A bounded walk over what comes before an image's pixels, made before Pillow reads its header.
-
-Pillow reads a JPEG's markers, a PNG's chunks and a GIF's blocks one at a time in Python until
-the pixels begin, keeps every JPEG segment, and parses some segments further (frame headers,
-quantisation tables, Exif, Photoshop resources) or inflates them (compressed PNG text and ICC
-profiles). A file made of millions of empty segments, or of thousands of costly ones, therefore
-costs it seconds of CPU and gigabytes while *only the header* is read: 49 MB of empty APP5
-segments held an API process at 1.7 GB for 14 s. This walk steps over the same structure with
-C-speed searches, reading the file through one small window (no memory map: a worker's address
-space is capped), spends each segment against the budgets in LIMITS (inflating what Pillow
-would inflate, to know its size), and refuses a file that overspends any of them: real images
-stay far below every one. WebP's chunks, demuxed by libwebp, are counted too. With `whole`,
-the worker, which decodes, has a PNG's chunks and a GIF's frames walked to the end as well:
-Pillow reads those in Python as it decodes and counts frames.
-
-It is a bound, not a parser: wherever Pillow would stop with an error, the walk just stops too.
-"""
+"""A bounded walk over what comes before an image's pixels (and, with `whole`, a PNG's chunks and
+a GIF's frames), made before Pillow reads it: a bound, not a parser (docs/design.md,
+"The structure walk")."""
 
 from __future__ import annotations
 
