@@ -16,8 +16,8 @@ signal.signal(signal.SIGINT, _exit_quietly)
 signal.signal(signal.SIGTERM, _exit_quietly)
 
 
-from api import server  # noqa: E402
-from shared.settings import from_environment_or_exit  # noqa: E402
+from api import server
+from shared.settings import from_environment_or_exit
 
 
 def main() -> int:

@@ -1,19 +1,21 @@
-"""`python -m worker`: the one way to run imgpress's workers (a pool on every imgpress queue)."""
+"""`python -m worker`: the one way to run imgpress's workers, a pool on the compression queues (or on
+the webhook queue, or on all)."""
 
 from __future__ import annotations
 
 from worker.stopping import stop_quietly_until_ready
 
+# Before the rest loads (a second or so): a stop meanwhile exits at once, without a traceback.
 stop_quietly_until_ready()
 
-import argparse  # noqa: E402 - a stop while the modules below load must already exit cleanly
-import sys  # noqa: E402
+import argparse
+import sys
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from shared import logs  # noqa: E402
-from shared.settings import from_environment_or_exit  # noqa: E402
-from worker.pool import QUEUES, Pool  # noqa: E402
+from shared import logs
+from shared.settings import from_environment_or_exit
+from worker.pool import QUEUES, Pool
 
 
 def main(argv: list[str] | None = None) -> int:

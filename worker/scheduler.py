@@ -7,22 +7,23 @@ from __future__ import annotations
 
 from worker.stopping import stop_quietly_until_ready
 
+# Before the rest loads (a second or so): a stop meanwhile exits at once, without a traceback.
 stop_quietly_until_ready()
 
-import argparse  # noqa: E402 - a stop while the modules below load must already exit cleanly
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from types import FrameType  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import logging
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
 
-import rq_scheduler  # noqa: E402
-from redis import Redis  # noqa: E402
-from redis.exceptions import RedisError  # noqa: E402
+import rq_scheduler
+from redis import Redis
+from redis.exceptions import RedisError
 
-from shared import logs, names, schedules  # noqa: E402
-from shared.settings import Settings, from_environment_or_exit  # noqa: E402
+from shared import logs, names, schedules
+from shared.settings import Settings, from_environment_or_exit
 
 log = logging.getLogger("imgpress.scheduler")
 
