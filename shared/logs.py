@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from typing import Any
 #: Attributes of every LogRecord; anything else passed in `extra=` becomes a JSON field.
 #: uvicorn's `color_message` (the message with terminal colours) is left out too.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 #: The request (API) or job (worker) the current code runs for, added to each record.
 REQUEST_ID: ContextVar[str | None] = ContextVar("imgpress_request_id", default=None)
@@ -32,7 +35,8 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            # RQ colours its messages when stdout is a terminal, whatever stderr is.
+            "message": _COLOURS.sub("", record.getMessage()),
         }
         entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
         if record.exc_info:
