@@ -12,7 +12,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,12 +20,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from shared import storage
-from shared.settings import Settings
 from tests.images import CORPUS
-from tests.ports import free_port
 from tests.processes import descendants
 from tests.redis_servers import DatabasePool
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -51,21 +49,8 @@ class Outcome:
 def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not ROWS:
         pytest.skip(NO_CORPUS)
-    root = tmp_path_factory.mktemp("corpus")
-    with redis_databases.database() as url:
-        # Stock limits, except a job timeout that keeps a hang visible within the test's budget.
-        settings = replace(
-            Settings.from_env({}),
-            redis_url=url,
-            data_dir=root / "data",
-            port=free_port(),
-            job_timeout_seconds=30,
-        )
-        running = Stack(settings, root).start()
-        try:
-            yield running
-        finally:
-            running.stop()
+    # Stock limits, except a job timeout that keeps a hang visible within the test's budget.
+    yield from running_stack(redis_databases, tmp_path_factory.mktemp("corpus"), job_timeout_seconds=30)
 
 
 def compress(http: httpx.Client, path: Path) -> Outcome:

@@ -6,15 +6,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
-from tests.ports import free_port
 from tests.redis_servers import DatabasePool
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -23,22 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def stack(redis_databases: DatabasePool, tmp_path: Path) -> Iterator[Stack]:
-    with redis_databases.database() as url:
-        settings = replace(
-            Settings.from_env({}),
-            redis_url=url,
-            data_dir=tmp_path / "data",
-            port=free_port(),
-            retention_seconds=2,
-            sweep_interval_seconds=1,
-            max_queued=20,  # small, so back-pressure (503) is exercised too
-        )
-        running = Stack(settings, tmp_path).start()
+    # max_queued is small, so back-pressure (503) is exercised too.
+    overrides = {"retention_seconds": 2, "sweep_interval_seconds": 1, "max_queued": 20}
+    for running in running_stack(redis_databases, tmp_path, **overrides):
         running.start_worker("worker-2")
-        try:
-            yield running
-        finally:
-            running.stop()
+        yield running
 
 
 def test_load_loses_nothing_and_leaves_nothing(stack: Stack) -> None:
