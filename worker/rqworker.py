@@ -39,6 +39,9 @@ class ImgpressWorker(SimpleWorker):
     _running_checked = False
     #: Whether the last job's end has already marked the worker idle (see `handle_job_success`).
     _back_to_idle = False
+    #: Whether the stop signals held while a pool worker started are let through (see
+    #: `check_for_suspension`).
+    _signals_released = False
     #: Whether a job is in hand, from its preparation to its end (see `_shutdown`).
     _in_job = False
     #: What the job in hand shares with this worker (`worker.handoff`); a new one per job.
@@ -186,9 +189,11 @@ class ImgpressWorker(SimpleWorker):
         """RQ's check for `rq suspend`, unless the round trip that ended the last job just made it.
 
         It comes first in RQ's work loop: the stop signals a pool worker held while it started
-        are let through here, where a stop ends the loop cleanly.
+        are let through here, on the loop's first turn, where a stop ends the loop cleanly.
         """
-        stopping.release_stop_signals()
+        if not self._signals_released:
+            stopping.release_stop_signals()
+            self._signals_released = True
         if self._running_checked:
             self._running_checked = False
             return
