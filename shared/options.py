@@ -38,6 +38,9 @@ FORMATS = ("same", "jpeg", "png", "webp", "avif", "auto")
 TARGETS = ("high", "medium", "low")
 FITS = ("scale-down", "contain", "cover")
 METADATA = ("strip", "keep")
+#: Values of the `effort` option: how much encoder time to spend for fewer bytes.
+EFFORTS = ("fast", "balanced", "max")
+DEFAULT_EFFORT = "balanced"
 #: The largest width or height a client may ask for.
 MAX_SIDE = 16384
 
@@ -81,6 +84,11 @@ FIELDS: dict[str, OptionField] = {
         "`strip` (all but the ICC profile) or `keep` (EXIF without GPS, ICC, XMP copyright).",
         {"type": "string", "enum": list(METADATA), "default": "strip"},
     ),
+    "effort": OptionField(
+        "Encoder effort: `fast` spends about what Pillow's encoder spends, `max` the most time for the "
+        "fewest bytes, `balanced` in between.",
+        {"type": "string", "enum": list(EFFORTS), "default": DEFAULT_EFFORT},
+    ),
 }
 
 
@@ -104,6 +112,7 @@ class Options:
     height: int | None = None
     fit: str = "scale-down"
     metadata: str = "strip"
+    effort: str = DEFAULT_EFFORT
 
     @classmethod
     def parse(cls, raw: Mapping[str, str], *, min_quality: int = MIN_QUALITY) -> Options:
@@ -127,6 +136,7 @@ class Options:
             height=_integer("height", raw["height"], 1, MAX_SIDE) if given("height") else None,
             fit=_choice("fit", raw["fit"], FITS) if given("fit") else "scale-down",
             metadata=_choice("metadata", raw["metadata"], METADATA) if given("metadata") else "strip",
+            effort=_choice("effort", raw["effort"], EFFORTS) if given("effort") else DEFAULT_EFFORT,
         )
 
     @property
