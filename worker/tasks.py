@@ -18,7 +18,8 @@ from redis.client import Pipeline
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import jobs, logs, metrics, schedules, storage
+from shared import blobs, jobs, logs, metrics, schedules, storage
+from shared.blobs import Blobs
 from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, TooLarge
 from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
@@ -36,6 +37,11 @@ def settings() -> Settings:
     logs.configure()
     pipeline.warm_up()
     return Settings.from_env(os.environ)
+
+
+def files() -> Blobs:
+    """Where this worker's job files live (IMGPRESS_STORAGE_URL, else the data dir)."""
+    return blobs.store_for(settings())
 
 
 def _connection() -> Redis:
@@ -104,7 +110,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
     """The answer for a job deleted while it ran; what the run wrote goes too, and RQ keeps no
     copy of the job (its arguments hold the record) once the run ends."""
-    storage.delete_job_files(config.data_dir, job_id)
+    files().delete(job_id)
     current = get_current_job()
     if current is not None:
         current.result_ttl = 0
@@ -140,20 +146,30 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
 def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
     """Run the pipeline on a job's files within its memory budget (IMGPRESS_WORKER_MEMORY_MB).
 
-    Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
-    image that decodes with twice the budget is `too_large`.
+    From a bucket, the input is first copied to a local temp file and the output is written to
+    one, then uploaded; both temp files are gone after.
     """
-    source = storage.input_path(config.data_dir, job_id)
+    store = files()
+    with store.local_copy(job_id, "input") as source:
+        direct = store.local_path(job_id, "output")
+        destination = direct or storage.temp_path(config.data_dir)
+        try:
+            output = _compress_capped(config, source, destination, options)
+            if direct is None:
+                store.publish(destination, job_id, "output")
+            return output
+        finally:
+            if direct is None:
+                destination.unlink(missing_ok=True)
+
+
+def _compress_capped(config: Settings, source: Path, destination: Path, options: Options) -> OutputInfo:
+    """Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
+    image that decodes with twice the budget is `too_large`."""
     limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
     try:
         with memory.capped(config.worker_memory_mb):
-            return pipeline.compress(
-                source,
-                storage.output_path(config.data_dir, job_id),
-                storage.temp_path(config.data_dir),
-                options,
-                limits,
-            )
+            return pipeline.compress(source, destination, storage.temp_path(config.data_dir), options, limits)
     except CorruptImage:
         if config.worker_memory_mb <= 0:
             raise
@@ -183,8 +199,7 @@ def fail(
     shared: handoff.Handoff | None = None,
 ) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
-    storage.delete_input(config.data_dir, job.id)
-    storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
+    files().delete(job.id)
     expires = time.time() + config.retention_seconds
     end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, shared)
 
@@ -211,7 +226,7 @@ def end(
             claim.give_back(pipe)
         stored = pipe.execute()[0]
     if not stored:
-        storage.delete_job_files(config.data_dir, ended.id)
+        files().delete(ended.id)
         return
 
     def schedule(pipe: Pipeline) -> None:
@@ -241,7 +256,7 @@ def deliver(kind: str, resource_id: str) -> dict[str, object]:
 
 def expire(job_id: str) -> None:
     """Delete one job's files and record (its retention is over); harmless if run twice."""
-    jobs.delete(_connection(), settings().data_dir, job_id)
+    jobs.delete(_connection(), files(), job_id)
 
 
 def sweep() -> dict[str, int]:
@@ -273,17 +288,17 @@ def sweep() -> dict[str, int]:
             lost += 1
     expired = 0
     for job_id in jobs.due_for_expiry(connection, now):
-        jobs.delete(connection, config.data_dir, job_id)
+        jobs.delete(connection, files(), job_id)
         expired += 1
     orphans = 0
     cutoff = now - config.retention_seconds
-    for folder in _stale(storage.jobs_dir(config.data_dir), cutoff):
-        if storage.is_job_id(folder.name) and not jobs.exists(connection, folder.name):
-            storage.delete_job_files(config.data_dir, folder.name)
+    store = files()
+    # Listed in bounded pages (a bucket's listing) while the orphans found are deleted.
+    for job_id in store.stale_jobs(cutoff):
+        if not jobs.exists(connection, job_id):
+            store.delete(job_id)
             orphans += 1
-    for part in _stale(storage.tmp_dir(config.data_dir), cutoff):
-        part.unlink(missing_ok=True)
-        orphans += 1
+    orphans += store.clean_partial(cutoff)
     return {"lost": lost, "requeued": requeued, "expired": expired, "orphans": orphans}
 
 
@@ -293,19 +308,3 @@ def _load(connection: Redis, job_id: str) -> Job | None:
         return jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
         return None
-
-
-def _stale(folder: Path, cutoff: float) -> list[Path]:
-    """Entries of `folder` last modified before `cutoff` (epoch seconds)."""
-    stale = []
-    try:
-        entries = list(folder.iterdir())
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        try:
-            if entry.stat().st_mtime < cutoff:
-                stale.append(entry)
-        except FileNotFoundError:
-            continue
-    return stale
