@@ -24,14 +24,25 @@ CREDENTIALS = {
 }
 
 
+#: moto's standalone server (`python -m moto.server`), speaking HTTP/1.1 so that connections are
+#: kept alive as real S3 servers keep them (werkzeug's default, HTTP/1.0, closes each one).
+KEEP_ALIVE_SERVER = """
+import sys
+from werkzeug.serving import WSGIRequestHandler
+WSGIRequestHandler.protocol_version = "HTTP/1.1"
+from moto.server import main
+sys.exit(main())
+"""
+
+
 @contextmanager
 def moto_server(log_dir: Path) -> Iterator[str]:
-    """Start `python -m moto.server` on a free loopback port; its endpoint URL until the block ends."""
+    """Start moto's server on a free loopback port; its endpoint URL until the block ends."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "moto.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-c", KEEP_ALIVE_SERVER, "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
