@@ -60,7 +60,7 @@ class Blobs(Protocol):
         """Ids of jobs with a file last written before `cutoff` (epoch seconds), for the sweep."""
 
     def clean_partial(self, cutoff: float) -> int:
-        """Delete writes abandoned before `cutoff` (temp files, unfinished uploads); how many."""
+        """Delete this host's temp files last written before `cutoff`; how many."""
 
 
 class LocalBlobs:

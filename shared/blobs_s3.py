@@ -38,8 +38,6 @@ log = logging.getLogger("imgpress.storage")
 
 #: Files up to this size are sent in one PUT; larger ones in parts of this size (S3's minimum is 5 MiB).
 PART_BYTES = 8 * 1024 * 1024
-#: Parts of one large upload sent at once.
-PART_THREADS = 4
 #: Bytes copied at a time between the bucket and a local file or a response.
 CHUNK_BYTES = 256 * 1024
 #: Lifetime of a presigned download URL (IMGPRESS_S3_PRESIGN), in seconds.
@@ -106,8 +104,10 @@ class S3Blobs:
         #: Temp files (downloads for the worker, uploads being checked) stay on this host.
         self.data_dir = data_dir
         self.presign = presign
+        # Parts go one after another from the calling thread: no pool of threads (each with its
+        # own malloc arena) per process, and one large upload cannot take many connections.
         self.transfer = TransferConfig(
-            multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=PART_THREADS
+            multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False
         )
 
     @classmethod
@@ -195,20 +195,10 @@ class S3Blobs:
                         yield job_id
 
     def clean_partial(self, cutoff: float) -> int:
-        cleaned = blobs.clean_temp_files(self.data_dir, cutoff)
-        before = datetime.fromtimestamp(cutoff, UTC)
-        pages = self.s3.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self.prefix, PaginationConfig={"PageSize": LIST_PAGE}
-        )
-        with translated():
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    if upload["Initiated"] < before:
-                        self.s3.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        cleaned += 1
-        return cleaned
+        # A failed multipart upload is aborted by boto3 itself; one left by a process that died
+        # is the bucket's lifecycle rule's (AbortIncompleteMultipartUpload), not the sweep's: some
+        # S3 servers misdate uploads in progress, and aborting a live one loses its job.
+        return blobs.clean_temp_files(self.data_dir, cutoff)
 
 
 class _Body:
