@@ -19,7 +19,6 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from shared import blobs, jobs, logs, metrics, schedules, storage
-from shared.blobs import Blobs
 from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, TooLarge
 from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
@@ -37,11 +36,6 @@ def settings() -> Settings:
     logs.configure()
     pipeline.warm_up()
     return Settings.from_env(os.environ)
-
-
-def files() -> Blobs:
-    """Where this worker's job files live (IMGPRESS_STORAGE_URL, else the data dir)."""
-    return blobs.store_for(settings())
 
 
 def _connection() -> Redis:
@@ -110,7 +104,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
     """The answer for a job deleted while it ran; what the run wrote goes too, and RQ keeps no
     copy of the job (its arguments hold the record) once the run ends."""
-    files().delete(job_id)
+    blobs.store_for(config).delete(job_id)
     current = get_current_job()
     if current is not None:
         current.result_ttl = 0
@@ -149,7 +143,7 @@ def compress_capped(config: Settings, job_id: str, options: Options) -> OutputIn
     From a bucket, the input is first copied to a local temp file and the output is written to
     one, then uploaded; both temp files are gone after.
     """
-    store = files()
+    store = blobs.store_for(config)
     with store.local_copy(job_id, "input") as source:
         direct = store.local_path(job_id, "output")
         destination = direct or storage.temp_path(config.data_dir)
@@ -199,7 +193,7 @@ def fail(
     shared: handoff.Handoff | None = None,
 ) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
-    files().delete(job.id)
+    blobs.store_for(config).delete(job.id)
     expires = time.time() + config.retention_seconds
     end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, shared)
 
@@ -226,7 +220,7 @@ def end(
             claim.give_back(pipe)
         stored = pipe.execute()[0]
     if not stored:
-        files().delete(ended.id)
+        blobs.store_for(config).delete(ended.id)
         return
 
     def schedule(pipe: Pipeline) -> None:
@@ -256,7 +250,7 @@ def deliver(kind: str, resource_id: str) -> dict[str, object]:
 
 def expire(job_id: str) -> None:
     """Delete one job's files and record (its retention is over); harmless if run twice."""
-    jobs.delete(_connection(), files(), job_id)
+    jobs.delete(_connection(), blobs.store_for(settings()), job_id)
 
 
 def sweep() -> dict[str, int]:
@@ -288,11 +282,11 @@ def sweep() -> dict[str, int]:
             lost += 1
     expired = 0
     for job_id in jobs.due_for_expiry(connection, now):
-        jobs.delete(connection, files(), job_id)
+        jobs.delete(connection, blobs.store_for(config), job_id)
         expired += 1
     orphans = 0
     cutoff = now - config.retention_seconds
-    store = files()
+    store = blobs.store_for(config)
     # Listed in bounded pages (a bucket's listing) while the orphans found are deleted.
     for job_id in store.stale_jobs(cutoff):
         if not jobs.exists(connection, job_id):
