@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,8 @@ def _storage_url(raw: str) -> str:
         raise ValueError("must be empty (the data directory) or look like s3://bucket/prefix")
     if raw and not raw.removeprefix("s3://").split("/", 1)[0]:
         raise ValueError("names no bucket; it must look like s3://bucket/prefix")
+    if raw and find_spec("boto3") is None:
+        raise ValueError("a bucket needs boto3: pip install 'imgpress[s3]' (scripts/run does it)")
     return raw
 
 
