@@ -69,7 +69,7 @@ def test_document_is_served_and_real_responses_match_it(
     check(doc, "/v1/jobs", "post", 202, created.json())
     job_id = created.json()["id"]
     check(doc, "/v1/jobs/{job_id}", "get", 200, client.get(f"/v1/jobs/{job_id}").json())
-    task = client.post("/upload", files={"file": ("a.jpg", images.jpeg())}).json()
+    task = client.post("/upload", files={"file": ("a.jpg", images.jpeg())}, data={"quality": "60"}).json()
     check(doc, "/upload", "post", 200, task)
     run_jobs()
     finished = client.get(f"/v1/jobs/{job_id}").json()
