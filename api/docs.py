@@ -52,9 +52,9 @@ def inline(text: str) -> str:
 
 
 def paragraphs(text: str) -> str:
-    """A description as paragraphs (blank lines between) with line breaks kept."""
-    blocks = [block for block in re.split(r"\n\s*\n", text.strip()) if block.strip()]
-    return "".join("<p>" + "<br>".join(map(inline, block.splitlines())) + "</p>" for block in blocks)
+    """A description as Markdown reads it: paragraphs between blank lines, lines within one joined."""
+    blocks = [" ".join(block.split()) for block in re.split(r"\n\s*\n", text.strip())]
+    return "".join(f"<p>{inline(block)}</p>" for block in blocks if block)
 
 
 def type_text(schema: JSON) -> str:
@@ -103,7 +103,8 @@ def parameters_html(parameters: list[JSON]) -> str:
         f"<td>{inline(p.get('description', ''))}</td></tr>"
         for p in parameters
     )
-    return f"<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th></th></tr>{rows}</table>"
+    head = "<tr><th>name</th><th>in</th><th>type</th><th>description</th></tr>"
+    return f"<h4>Parameters</h4><table>{head}{rows}</table>"
 
 
 def body_html(body: JSON | None) -> str:

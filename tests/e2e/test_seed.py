@@ -18,6 +18,8 @@ from tests.stack import Stack, eventually, running_stack
 
 pytestmark = pytest.mark.e2e
 
+#: Where the original app's Next.js frontend runs in development.
+FRONTEND = "http://localhost:3000"
 UPLOADED = {"data": {"task_id": "<id>"}, "message": "File uploaded successfully", "code": 200}
 PENDING = {
     "data": {"id": "<id>", "status": "PENDING", "result": None},
@@ -68,7 +70,7 @@ QUALITY_CASES: dict[str | None, list[dict[str, Any]] | None] = {
 
 @pytest.fixture(scope="module")
 def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from running_stack(redis_databases, tmp_path_factory.mktemp("seed"))
+    yield from running_stack(redis_databases, tmp_path_factory.mktemp("seed"), cors_origins=(FRONTEND,))
 
 
 @pytest.fixture
@@ -202,3 +204,24 @@ def test_unknown_fields_are_refused_by_name(http: httpx.Client) -> None:
     assert in_query.json()["code"] == 400 and "'format' goes in the form" in in_query.json()["message"]
     extra = upload(http, quality="50", format="webp", width="100")
     assert extra.json()["code"] == 200
+
+
+def test_its_frontend_may_call_it_from_another_origin(http: httpx.Client) -> None:
+    """With IMGPRESS_CORS_ORIGINS set to the frontend's origin, a browser lets its script read
+    every answer, errors included (they are HTTP 200, as axios expects)."""
+    preflight = http.options(
+        "/upload",
+        headers={"Origin": FRONTEND, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == FRONTEND
+    origin = {"Origin": FRONTEND}
+    error = http.post(
+        "/upload", files={"file": ("a.txt", b"hello world")}, data={"quality": "50"}, headers=origin
+    )
+    assert (error.status_code, error.json()) == (200, NOT_AN_IMAGE)
+    assert error.headers["access-control-allow-origin"] == FRONTEND
+    status = http.get(f"/task/{'0' * 32}", headers=origin)
+    assert status.headers["access-control-allow-origin"] == FRONTEND
+    other = http.get(f"/task/{'0' * 32}", headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
