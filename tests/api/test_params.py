@@ -80,6 +80,7 @@ def test_every_option_and_the_routes_own_names_are_accepted(client: TestClient) 
         "/v1/jobs", params={**query, "filename": "x.jpg", "wait": "0"}, content=images.jpeg(), headers=RAW
     )
     assert raw.status_code == 202, raw.text
+    assert raw.json()["input"]["filename"] == "x.jpg"
     multipart = client.post("/v1/jobs", params=query, files={"file": ("a.jpg", images.jpeg())}, data=form)
     assert multipart.status_code == 202, multipart.text
     assert multipart.json()["options"]["effort"] == "fast"
