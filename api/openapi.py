@@ -209,6 +209,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
                     "Queued: `data.task_id`. Or an error with HTTP 200 and `error`: `code` 400 for a file"
                     " that is not an image or an unknown field, else the status `/v1/jobs` would answer."
                 ),
+                "headers": {"Retry-After": schemas.RETRY_AFTER},
                 "content": json_content(
                     envelope_of(
                         {
@@ -235,6 +236,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
                     "The task in Celery's terms: `PENDING` (also for an id it does not know) or `SUCCESS`"
                     " with the sizes. A failed task is an error with `code` 500 and the reason."
                 ),
+                "headers": {"Retry-After": schemas.RETRY_AFTER},
                 "content": json_content(
                     envelope_of(
                         {
@@ -261,6 +263,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
                     "The compressed image; or, as JSON with `error`: not ready yet (`code` 400, also for an"
                     " unknown id), failed (400, with the reason), deleted or expired (500)."
                 ),
+                "headers": {**schemas.IMAGE_RESPONSE["headers"], "Retry-After": schemas.RETRY_AFTER},
                 "content": {**schemas.IMAGE_RESPONSE["content"], **json_content(ref("EnvelopeError"))},
             },
             304: schemas.NOT_MODIFIED,
