@@ -3,7 +3,7 @@ name (400), the OpenAPI document lists exactly these, and code reading an undecl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -113,7 +113,7 @@ class Fields(Mapping[str, str]):
         return len(self._values)
 
 
-def refuse_unknown(accepted: Accepted, place: Place, names: Iterator[str] | Mapping[str, str]) -> None:
+def refuse_unknown(accepted: Accepted, place: Place, names: Iterable[str]) -> None:
     """Raise BadOption for the first name `accepted` does not read from `place`."""
     allowed = accepted.names(place)
     for name in names:
