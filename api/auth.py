@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import envelope_error_body, error_body
 from shared.schema import owner_of
 from shared.settings import Settings
 
@@ -67,7 +67,7 @@ class ApiKeyMiddleware:
             message = "A valid API key is required: send 'Authorization: Bearer <key>'."
             body: object = error_body("unauthorized", message)
             if scope["path"].startswith(SEED_PREFIXES):
-                body = {"data": None, "message": message, "code": 401}
+                body = envelope_error_body(message, 401)
             response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return

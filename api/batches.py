@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import archives, events, intake, uploads
+from api import archives, events, intake, params, uploads
 from api.auth import caller, client_address
 from api.jobs import admit, parse_fields
 from api.ratelimit import check_rate
@@ -29,10 +29,10 @@ async def receive_batch(request: Request) -> Batch:
     """Receive every file of the request and queue each as a job of one new batch."""
     found = services(request)
     settings = found.settings
-    owner = await admit(request)
+    owner, query = await admit(request, params.BATCH_UPLOAD)
     received = await uploads.receive_many(request, settings)
     try:
-        options, callback_url = await parse_fields(request, received[0].fields)
+        options, callback_url = await parse_fields(request, params.BATCH_UPLOAD, query, received[0].fields)
         for _ in received[1:]:  # one upload was counted before the body; count the others
             await check_rate(found.async_redis, settings, owner or client_address(request))
     except BaseException:

@@ -1,16 +1,20 @@
-"""The OpenAPI document rendered as one plain HTML page: no scripts, no fonts, no CDN.
-
-A reader sees every operation (method, path, summary, parameters, request body, responses)
-and every schema, with `$ref`s as links to the schema's section on the same page.
-"""
+"""The OpenAPI document as one plain HTML page (no scripts, fonts or CDN): every operation and
+schema, `$ref`s as links within the page, the texts' Markdown code spans and links made safe HTML."""
 
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 JSON = dict[str, Any]
+
+#: The Markdown the document's texts use: `code` spans and [text](url) links.
+_INLINE = re.compile(r"`([^`\n]+)`|\[([^\]\n]+)\]\(([^)\s]+)\)")
+#: Link targets a description may have: this site's pages and anchors, or plain web pages.
+_SAFE_SCHEMES = ("", "http", "https")
 
 _STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -24,6 +28,33 @@ pre { padding: 0.5rem; overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; margin: 0.5rem 0; }
 th, td { text-align: left; border-bottom: 1px solid #eee; padding: 4px 8px; vertical-align: top; }
 """
+
+
+def inline(text: str) -> str:
+    """A description's Markdown code spans and links as HTML; everything else escaped as text.
+
+    A link whose target is not a web page or a path on this site (`javascript:`, `data:`) stays text.
+    """
+    parts = []
+    last = 0
+    for match in _INLINE.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        code, label, url = match.groups()
+        if code is not None:
+            parts.append(f"<code>{escape(code)}</code>")
+        elif urlsplit(url).scheme.lower() in _SAFE_SCHEMES:
+            parts.append(f'<a href="{escape(url)}" rel="noopener noreferrer">{inline(label)}</a>')
+        else:
+            parts.append(escape(match.group(0)))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+def paragraphs(text: str) -> str:
+    """A description as Markdown reads it: paragraphs between blank lines, lines within one joined."""
+    blocks = [" ".join(block.split()) for block in re.split(r"\n\s*\n", text.strip())]
+    return "".join(f"<p>{inline(block)}</p>" for block in blocks if block)
 
 
 def type_text(schema: JSON) -> str:
@@ -56,7 +87,7 @@ def properties_table(schema: JSON) -> str:
     required = set(schema.get("required", []))
     rows = "".join(
         f"<tr><td><code>{escape(name)}</code>{' *' if name in required else ''}</td>"
-        f"<td>{type_text(prop)}</td><td>{escape(prop.get('description', ''))}</td></tr>"
+        f"<td>{type_text(prop)}</td><td>{inline(prop.get('description', ''))}</td></tr>"
         for name, prop in properties.items()
     )
     return f"<table><tr><th>name</th><th>type</th><th>description</th></tr>{rows}</table>"
@@ -69,10 +100,11 @@ def parameters_html(parameters: list[JSON]) -> str:
     rows = "".join(
         f"<tr><td><code>{escape(p['name'])}</code>{' *' if p.get('required') else ''}</td>"
         f"<td>{escape(p['in'])}</td><td>{type_text(p.get('schema', {}))}</td>"
-        f"<td>{escape(p.get('description', ''))}</td></tr>"
+        f"<td>{inline(p.get('description', ''))}</td></tr>"
         for p in parameters
     )
-    return f"<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th></th></tr>{rows}</table>"
+    head = "<tr><th>name</th><th>in</th><th>type</th><th>description</th></tr>"
+    return f"<h4>Parameters</h4><table>{head}{rows}</table>"
 
 
 def body_html(body: JSON | None) -> str:
@@ -92,7 +124,7 @@ def responses_html(responses: JSON) -> str:
     """An operation's responses as a table: status, meaning, media types and body."""
     rows = []
     for status, response in responses.items():
-        description = "<br>".join(escape(line) for line in response.get("description", "").split("\n"))
+        description = "<br>".join(inline(line) for line in response.get("description", "").split("\n"))
         bodies = ", ".join(
             f"<code>{escape(media_type)}</code> {type_text(content.get('schema', {}))}"
             for media_type, content in response.get("content", {}).items()
@@ -115,8 +147,8 @@ def operation_html(path: str, method: str, operation: JSON) -> str:
         f'<section class="op" id="{escape(operation["operationId"])}">'
         f'<h3><span class="method {escape(method)}">{escape(method.upper())}</span>'
         f" <code>{escape(path)}</code>"
-        f" {escape(operation.get('summary', ''))}</h3>"
-        + (f"<p>{escape(description)}</p>" if description else "")
+        f" {inline(operation.get('summary', ''))}</h3>"
+        + paragraphs(description)
         + parameters_html(operation.get("parameters", []))
         + body_html(operation.get("requestBody"))
         + responses_html(operation.get("responses", {}))
@@ -136,11 +168,11 @@ def render(document: JSON) -> str:
             if tag["name"] in operation.get("tags", [])
         ]
         sections.append(
-            f"<h2>{escape(tag['name'])}</h2><p>{escape(tag.get('description', ''))}</p>" + "".join(operations)
+            f"<h2>{escape(tag['name'])}</h2>{paragraphs(tag.get('description', ''))}" + "".join(operations)
         )
     schemas = "".join(
         f'<section class="op" id="schema-{escape(name)}"><h3>{escape(name)}</h3>'
-        f"<p>{escape(schema.get('description', ''))}</p>"
+        f"{paragraphs(schema.get('description', ''))}"
         f"{properties_table(schema) or type_text(schema)}</section>"
         for name, schema in document.get("components", {}).get("schemas", {}).items()
     )
@@ -148,7 +180,7 @@ def render(document: JSON) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(info['title'])} API {escape(info['version'])}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{escape(info['title'])} API <small>{escape(info['version'])}</small></h1>"
-        f"<p>{escape(info.get('description', ''))} The machine-readable contract is "
+        f"<p>{inline(info.get('description', ''))} The machine-readable contract is "
         '<a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>'
         + "".join(sections)
         + f"<h2>Schemas</h2>{schemas}</body></html>"

@@ -74,6 +74,15 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+#: The `error` of every error body on the original app's routes (api/seed.py).
+ENVELOPE_ERROR = "An error occurred"
+
+
+def envelope_error_body(message: str, code: int) -> dict[str, str | int]:
+    """The body of every error on the original app's routes: its `error`, a message, a status as `code`."""
+    return {"error": ENVELOPE_ERROR, "message": message, "code": code}
+
+
 async def imgpress_error(request: Request, exc: Exception) -> Response:
     """Render an imgpress error (or a Redis failure, or a bug) as a JSON error response."""
     error = translate(exc)

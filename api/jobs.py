@@ -6,15 +6,16 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import events, intake, uploads
+from api import events, intake, params, uploads
 from api.auth import caller, client_address
 from api.downloads import input_response, result_response
+from api.params import MAX_WAIT_SECONDS, Accepted, Fields
 from api.services import services
 from shared import blobs, callbacks, jobs, storage
 from shared.errors import BadOption, JobFailed, JobNotFinished, JobNotFound
@@ -23,39 +24,59 @@ from shared.resources import job_resource as resource
 from shared.resources import job_url
 from shared.schema import Job, JobStatus
 
-#: The longest a client may hold GET /v1/jobs/{id}?wait=N open.
-MAX_WAIT_SECONDS = 30.0
+Adapt = Callable[[Fields], Mapping[str, str]]
 
 
-async def admit(request: Request, min_quality: int = 1) -> str | None:
-    """The checks before an upload's body is read: query options, rate, capacity; the caller's owner."""
+async def admit(request: Request, accepted: Accepted, min_quality: int = 1) -> tuple[str | None, Fields]:
+    """The checks before an upload's body is read: query names and options, rate, capacity.
+
+    Returns the caller's owner digest and the query's values.
+    """
     found = services(request)
-    # Query options are known before the body: refuse a bad one without reading the upload.
-    Options.parse(request.query_params, min_quality=min_quality)
+    # The query is known before the body: refuse a bad one without reading the upload.
+    query = params.query(request, accepted)
+    Options.parse(query, min_quality=min_quality)
     owner = caller(request)
     await intake.admit(found.async_redis, found.settings, owner or client_address(request), found.queue_depth)
-    return owner
+    return owner, query
 
 
 async def parse_fields(
-    request: Request, fields: dict[str, str], min_quality: int = 1
+    request: Request,
+    accepted: Accepted,
+    query: Fields,
+    form: Mapping[str, str],
+    min_quality: int = 1,
+    adapt: Adapt | None = None,
 ) -> tuple[Options, str | None]:
-    """The options and checked callback URL from the query and the form fields."""
-    merged = {**request.query_params, **fields}
-    options = Options.parse(merged, min_quality=min_quality)
-    url = merged.get("callback_url", "").strip()
+    """The options and checked callback URL from the query and the form fields.
+
+    `adapt`, if given, turns the route's values into the options' terms first (or refuses them).
+    """
+    values = params.read(accepted, query, form)
+    url = values.get(params.CALLBACK_URL.name, "").strip() if accepted.takes(params.CALLBACK_URL) else ""
+    options = Options.parse(adapt(values) if adapt else values, min_quality=min_quality)
     if not url:
         return options, None
     return options, await run_in_threadpool(callbacks.check_url, url, services(request).settings)
 
 
-async def submit_upload(request: Request, *, min_quality: int = 1, job_id: str | None = None) -> Job:
-    """Receive the request's upload and queue it as a job (shared with the seed routes)."""
+async def submit_upload(
+    request: Request,
+    accepted: Accepted,
+    *,
+    min_quality: int = 1,
+    job_id: str | None = None,
+    adapt: Adapt | None = None,
+) -> Job:
+    """Receive the request's upload and queue it as a job (shared with the tutorial routes)."""
     found = services(request)
-    owner = await admit(request, min_quality)
-    upload = await uploads.receive(request, found.settings)
+    owner, query = await admit(request, accepted, min_quality)
+    filename = query.get(params.FILENAME.name, "") if accepted.takes(params.FILENAME) else ""
+    upload = await uploads.receive(request, found.settings, filename)
     try:
-        options, callback_url = await parse_fields(request, upload.fields, min_quality)
+        fields = upload.fields
+        options, callback_url = await parse_fields(request, accepted, query, fields, min_quality, adapt)
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
@@ -110,9 +131,9 @@ async def wait_for_job(
     return job
 
 
-def parse_wait(request: Request) -> float:
+def parse_wait(values: Fields) -> float:
     """The ?wait= parameter in seconds (0 when absent)."""
-    raw = request.query_params.get("wait", "")
+    raw = values.get(params.WAIT.name, "")
     if raw == "":
         return 0.0
     try:
@@ -180,12 +201,13 @@ async def create_job(request: Request) -> Response:
     scripts a round trip; with `Accept: image/*` too, a finished job's answer is the
     compressed image itself, saving the download's.
     """
-    seconds = parse_wait(request)
+    seconds = parse_wait(params.query(request, params.JOB_UPLOAD))
     if seconds:
         job_id = storage.new_job_id()
-        job = await wait_for_job(request, job_id, seconds, submit_upload(request, job_id=job_id))
+        upload = submit_upload(request, params.JOB_UPLOAD, job_id=job_id)
+        job = await wait_for_job(request, job_id, seconds, upload)
     else:
-        job = await submit_upload(request)
+        job = await submit_upload(request, params.JOB_UPLOAD)
     if job.status is JobStatus.FINISHED and prefers_image(request.headers.get("accept", "")):
         return await output_answer(request, job)
     status = 200 if job.status.is_terminal else 202
@@ -196,7 +218,7 @@ async def create_job(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     """GET /v1/jobs/{id}: the job resource, optionally waiting up to ?wait= seconds for its end."""
     job_id = request.path_params["job_id"]
-    seconds = parse_wait(request)
+    seconds = parse_wait(params.query(request, params.JOB_READ))
     job = await (wait_for_job(request, job_id, seconds) if seconds else load_job(request, job_id))
     return JSONResponse(resource(job))
 

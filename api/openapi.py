@@ -13,16 +13,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import auth, batches, docs, health, jobs, observability, page, schemas, seed
+from api import auth, batches, docs, health, jobs, observability, page, params, schemas, seed
 from api.errors import STATUS
+from api.params import Accepted
 from api.schemas import (
     JSON,
     batch_body,
     components,
     envelope_of,
     json_content,
-    option_parameters,
     path_parameter,
+    query_parameters,
     ref,
     upload_body,
 )
@@ -60,10 +61,32 @@ class Operation:
     responses: dict[int, JSON]
     #: The imgpress errors the endpoint can answer with.
     raises: tuple[type[errors.ImgpressError], ...] = ()
-    #: Errors in the origin app's envelope instead of the v1 error body.
+    #: Errors in the original app's envelope instead of the v1 error body.
     envelope: bool = False
+    #: Path and header parameters; the query's come from `accepted`.
     parameters: list[JSON] = field(default_factory=list)
+    #: The query parameters and form fields the endpoint reads (api.params).
+    accepted: Accepted | None = None
     request_body: JSON | None = None
+
+
+#: Each endpoint module's tag: what a user does with its routes.
+TAGS: dict[str, tuple[str, str]] = {
+    "jobs": ("Jobs", "Compress one image: upload it, wait for it or follow its events, download the result."),
+    "batches": (
+        "Batches",
+        "Compress several images with the same options, follow them together, download them as one ZIP.",
+    ),
+    "seed": (
+        "Original app",
+        "The three routes of the FastAPI + Celery tutorial app imgpress grew from, answering as it did, "
+        "so its clients and frontend keep working unchanged.",
+    ),
+    "health": ("Health", "Ask whether the service is up and ready to take work (for load balancers)."),
+    "observability": ("Metrics", "Scrape Prometheus metrics: requests, uploads, jobs, queues."),
+    "openapi": ("Contract", "Read this contract, as JSON to generate a client from or as this page."),
+    "page": ("Web page", "Compress images from a browser: drop them on the page."),
+}
 
 
 async def openapi_json(request: Request) -> Response:
@@ -95,37 +118,25 @@ OPERATIONS: dict[Endpoint, Operation] = {
                     "Ended (finished or failed) within ?wait= seconds: the job resource, or with"
                     " `Accept: image/*` a finished job's compressed image, its resource in `Imgpress-Job`."
                 ),
-                "headers": {
-                    "Imgpress-Job": {"description": "The job resource (JSON), with an image answer."}
-                },
+                "headers": {"Imgpress-Job": schemas.IMGPRESS_JOB, "Location": schemas.LOCATION},
                 "content": {**schemas.JOB_RESPONSE["content"], **schemas.IMAGE_RESPONSE["content"]},
             },
             202: {
                 **schemas.JOB_RESPONSE,
                 "description": "Queued.",
-                "headers": {"Location": {"schema": {"type": "string"}}},
+                "headers": {"Location": schemas.LOCATION},
             },
         },
         _UPLOAD_ERRORS,
-        parameters=[
-            *option_parameters(),
-            schemas.WAIT,
-            {
-                "name": "filename",
-                "in": "query",
-                "description": "Display name of a raw upload.",
-                "schema": {"type": "string"},
-            },
-        ],
-        request_body=upload_body(),
+        parameters=[schemas.CONTENT_DISPOSITION],
+        accepted=params.JOB_UPLOAD,
+        request_body=upload_body(params.JOB_UPLOAD),
     ),
     jobs.get_job: Operation(
         {200: schemas.JOB_RESPONSE},
         (errors.BadOption, *_LOOKUP_ERRORS),
-        parameters=[
-            path_parameter("job_id"),
-            schemas.WAIT,
-        ],
+        parameters=[path_parameter("job_id")],
+        accepted=params.JOB_READ,
     ),
     jobs.delete_job: Operation(
         {204: {"description": "Deleted; the id answers 410 from now on."}},
@@ -135,7 +146,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
     jobs.get_result: Operation(
         {200: schemas.IMAGE_RESPONSE, 304: schemas.NOT_MODIFIED},
         _RESULT_ERRORS,
-        parameters=[path_parameter("job_id")],
+        parameters=[path_parameter("job_id"), schemas.IF_NONE_MATCH],
     ),
     jobs.get_input: Operation(
         {200: {**schemas.IMAGE_RESPONSE, "description": "The image as uploaded (kept while the job lives)."}},
@@ -152,11 +163,12 @@ OPERATIONS: dict[Endpoint, Operation] = {
             202: {
                 **schemas.BATCH_RESPONSE,
                 "description": "Queued.",
-                "headers": {"Location": {"schema": {"type": "string"}}},
+                "headers": {"Location": schemas.LOCATION},
             }
         },
         _UPLOAD_ERRORS,
-        request_body=batch_body(),
+        accepted=params.BATCH_UPLOAD,
+        request_body=batch_body(params.BATCH_UPLOAD),
     ),
     batches.get_batch: Operation(
         {200: schemas.BATCH_RESPONSE}, _BATCH_LOOKUP_ERRORS, parameters=[path_parameter("batch_id")]
@@ -193,7 +205,11 @@ OPERATIONS: dict[Endpoint, Operation] = {
     seed.upload: Operation(
         {
             200: {
-                "description": "Queued.",
+                "description": (
+                    "Queued: `data.task_id`. Or an error with HTTP 200 and `error`: `code` 400 for a file"
+                    " that is not an image or an unknown field, else the status `/v1/jobs` would answer."
+                ),
+                "headers": {"Retry-After": schemas.RETRY_AFTER},
                 "content": json_content(
                     envelope_of(
                         {
@@ -203,23 +219,31 @@ OPERATIONS: dict[Endpoint, Operation] = {
                         }
                     )
                 ),
-            }
+            },
+            422: {
+                "description": "`quality` or `file` missing, or `quality` not a whole number from 20 to 100.",
+                "content": json_content(ref("ValidationError")),
+            },
         },
-        _UPLOAD_ERRORS,
         envelope=True,
-        request_body=upload_body(seed.SEED_MIN_QUALITY, raw=False),
+        accepted=params.TUTORIAL_UPLOAD,
+        request_body=upload_body(params.TUTORIAL_UPLOAD, raw=False),
     ),
     seed.task: Operation(
         {
             200: {
-                "description": "The job in Celery's terms.",
+                "description": (
+                    "The task in Celery's terms: `PENDING` (also for an id it does not know) or `SUCCESS`"
+                    " with the sizes. A failed task is an error with `code` 500 and the reason."
+                ),
+                "headers": {"Retry-After": schemas.RETRY_AFTER},
                 "content": json_content(
                     envelope_of(
                         {
                             "type": "object",
                             "properties": {
                                 "id": {"type": "string"},
-                                "status": {"type": "string", "enum": list(seed.CELERY_STATES.values())},
+                                "status": {"type": "string", "enum": seed.STATES},
                                 "result": schemas.CELERY_RESULT,
                             },
                             "required": ["id", "status", "result"],
@@ -228,15 +252,24 @@ OPERATIONS: dict[Endpoint, Operation] = {
                 ),
             }
         },
-        _LOOKUP_ERRORS,
         envelope=True,
-        parameters=[path_parameter("task_id")],
+        parameters=[{**path_parameter("task_id"), "schema": {"type": "string"}}],
     ),
     seed.download: Operation(
-        {200: schemas.IMAGE_RESPONSE, 304: schemas.NOT_MODIFIED},
-        _RESULT_ERRORS,
+        {
+            200: {
+                **schemas.IMAGE_RESPONSE,
+                "description": (
+                    "The compressed image; or, as JSON with `error`: not ready yet (`code` 400, also for an"
+                    " unknown id), failed (400, with the reason), deleted or expired (500)."
+                ),
+                "headers": {**schemas.IMAGE_RESPONSE["headers"], "Retry-After": schemas.RETRY_AFTER},
+                "content": {**schemas.IMAGE_RESPONSE["content"], **json_content(ref("EnvelopeError"))},
+            },
+            304: schemas.NOT_MODIFIED,
+        },
         envelope=True,
-        parameters=[path_parameter("task_id")],
+        parameters=[{**path_parameter("task_id"), "schema": {"type": "string"}}, schemas.IF_NONE_MATCH],
     ),
     health.healthz: Operation(
         {
@@ -269,6 +302,15 @@ OPERATIONS: dict[Endpoint, Operation] = {
 }
 
 
+def tag_of(route: Route) -> tuple[str, str]:
+    """The tag (name, what a user does with it) of a route: its endpoint module's entry in TAGS."""
+    module = inspect.getmodule(route.endpoint)
+    key = (module.__name__ if module else "").rsplit(".", 1)[-1]
+    if key not in TAGS:
+        raise KeyError(f"api.openapi.TAGS has no entry for the module {key!r} of {route.path}")
+    return TAGS[key]
+
+
 def first_line(text: str | None) -> str:
     """The first line of a docstring."""
     return inspect.cleandoc(text or "").split("\n", 1)[0]
@@ -280,7 +322,7 @@ def error_responses(operation: Operation) -> dict[str, JSON]:
     for error in operation.raises:
         status = next(STATUS[cls] for cls in error.__mro__ if cls in STATUS)
         by_status.setdefault(status, []).append(error)
-    body = ref("Envelope") if operation.envelope else ref("Error")
+    body = ref("EnvelopeError") if operation.envelope else ref("Error")
     responses: dict[str, JSON] = {}
     for status, classes in sorted(by_status.items()):
         lines = []
@@ -289,7 +331,7 @@ def error_responses(operation: Operation) -> dict[str, JSON]:
             lines.append(f"{code}: {first_line(cls.__doc__)}")
         response: JSON = {"description": "\n".join(lines), "content": json_content(body)}
         if any(issubclass(cls, errors.ServiceUnavailable | errors.RateLimited) for cls in classes):
-            response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+            response["headers"] = {"Retry-After": schemas.RETRY_AFTER}
         responses[str(status)] = response
     return responses
 
@@ -300,18 +342,20 @@ def operation_object(route: Route, method: str, operation: Operation) -> JSON:
     heading, _, rest = doc.partition("\n")
     summary = heading.split(": ", 1)[-1]
     summary = summary[:1].upper() + summary[1:]
-    module = inspect.getmodule(route.endpoint)
     result: JSON = {
         "operationId": f"{route.name}_{method.lower()}",
         "summary": summary,
-        "tags": [(module.__name__ if module else "api").rsplit(".", 1)[-1]],
+        "tags": [tag_of(route)[0]],
         "responses": {str(status): body for status, body in operation.responses.items()},
     }
     result["responses"].update(error_responses(operation))
     if rest.strip():
         result["description"] = rest.strip()
-    if operation.parameters:
-        result["parameters"] = operation.parameters
+    parameters = list(operation.parameters)
+    if operation.accepted is not None:
+        parameters += query_parameters(operation.accepted)
+    if parameters:
+        result["parameters"] = parameters
     if operation.request_body is not None:
         result["requestBody"] = operation.request_body
     if route.path.startswith(auth.PROTECTED_PREFIXES):
@@ -319,8 +363,8 @@ def operation_object(route: Route, method: str, operation: Operation) -> JSON:
         result["security"] = [{"apiKey": []}, {}]
         result["responses"]["401"] = {
             "description": "`unauthorized`: keys are required and none, or a wrong one, was sent.",
-            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-            "content": json_content(ref("Envelope") if operation.envelope else ref("Error")),
+            "headers": {"WWW-Authenticate": {"description": "`Bearer`.", "schema": schemas.STRING}},
+            "content": json_content(ref("EnvelopeError") if operation.envelope else ref("Error")),
         }
     return result
 
@@ -336,11 +380,9 @@ def document(routes: Iterable[BaseRoute]) -> JSON:
         if operation is None:
             raise KeyError(f"api.openapi.OPERATIONS has no entry for {route.path} ({route.name})")
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            entry = operation_object(route, method, operation)
-            paths.setdefault(route.path, {})[method.lower()] = entry
-            module = inspect.getmodule(route.endpoint)
-            if module is not None:
-                tags[entry["tags"][0]] = first_line(module.__doc__)
+            paths.setdefault(route.path, {})[method.lower()] = operation_object(route, method, operation)
+            name, description = tag_of(route)
+            tags[name] = description
     return {
         "openapi": "3.1.0",
         "info": {

@@ -10,7 +10,8 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from api import jobs
+from api.errors import ENVELOPE_ERROR
+from api.params import FORM, QUERY, Accepted
 from screening.imaging import FORMATS
 from shared import resources, schema
 from shared.options import FIELDS, Options
@@ -63,14 +64,6 @@ def dataclass_schema(cls: type, extra: Iterable[str] = ()) -> JSON:
     return result
 
 
-def options_schema(min_quality: int | None = None) -> JSON:
-    """The options object; the seed routes accept a narrower quality range."""
-    properties = {name: {**spec.schema, "description": spec.description} for name, spec in FIELDS.items()}
-    if min_quality is not None:
-        properties["quality"] = {**properties["quality"], "minimum": min_quality}
-    return {"type": "object", "properties": properties}
-
-
 def stored_options_schema() -> JSON:
     """The options as a job resource shows them: the Options dataclass's own types (None = unset/auto)."""
     hints = typing.get_type_hints(Options)
@@ -80,12 +73,21 @@ def stored_options_schema() -> JSON:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-def option_parameters() -> list[JSON]:
-    """Each option as a query parameter (how raw uploads pass them)."""
+def query_parameters(accepted: Accepted) -> list[JSON]:
+    """The route's query parameters (options, `wait`, `callback_url`, ...), as api.params declares them."""
     return [
-        {"name": name, "in": "query", "description": spec.description, "schema": spec.schema}
-        for name, spec in FIELDS.items()
+        {"name": p.name, "in": "query", "description": p.description, "schema": p.schema}
+        for p in accepted.params
+        if QUERY in p.places
     ]
+
+
+def form_schema(accepted: Accepted, file: JSON) -> JSON:
+    """The multipart form of an upload: `file`, then every field the route reads from the form."""
+    fields = [p for p in accepted.params if FORM in p.places]
+    properties = {"file": file, **{p.name: {**p.schema, "description": p.description} for p in fields}}
+    required = ["file", *(p.name for p in fields if p.required)]
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def components() -> JSON:
@@ -114,37 +116,65 @@ def components() -> JSON:
             "Options": stored_options_schema(),
             "Error": {"type": "object", "properties": {"error": message}, "required": ["error"]},
             "Envelope": {
+                "description": "A success on the original app's routes.",
                 "type": "object",
-                "properties": {"data": {}, "message": {"type": "string"}, "code": {"type": "integer"}},
+                "properties": {"data": {}, "message": {"type": "string"}, "code": {"const": 200}},
                 "required": ["data", "message", "code"],
+            },
+            "EnvelopeError": {
+                "description": "An error on the original app's routes: HTTP 200, the status in `code`.",
+                "type": "object",
+                "properties": {
+                    "error": {"const": ENVELOPE_ERROR},
+                    "message": {"type": "string"},
+                    "code": {"type": "integer"},
+                },
+                "required": ["error", "message", "code"],
+            },
+            "ValidationError": {
+                "description": "A form the original app's `POST /upload` refuses, in FastAPI's words.",
+                "type": "object",
+                "properties": {
+                    "detail": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "type": {"type": "string"},
+                                "loc": {"type": "array", "items": {"type": "string"}},
+                                "msg": {"type": "string"},
+                                "input": {},
+                                "ctx": {"type": "object"},
+                            },
+                            "required": ["type", "loc", "msg", "input"],
+                        },
+                    }
+                },
+                "required": ["detail"],
             },
         },
     }
 
 
-def upload_body(min_quality: int | None = None, raw: bool = True) -> JSON:
+def upload_body(accepted: Accepted, raw: bool = True) -> JSON:
     """The request body of an upload: multipart with options as fields, or the raw image."""
-    form = options_schema(min_quality)
-    form["properties"] = {"file": BINARY, **form["properties"]}
-    form["required"] = ["file"]
-    content: JSON = {"multipart/form-data": {"schema": form}}
+    content: JSON = {"multipart/form-data": {"schema": form_schema(accepted, BINARY)}}
     if raw:
         for media_type in [*FORMATS.values(), "application/octet-stream"]:
             content[media_type] = {"schema": BINARY}
     return {"required": True, "content": content}
 
 
-def batch_body() -> JSON:
+def batch_body(accepted: Accepted) -> JSON:
     """The request body of a batch: several `file` parts with shared options as fields."""
-    form = options_schema()
-    form["properties"] = {"file": {"type": "array", "items": BINARY}, **form["properties"]}
-    form["required"] = ["file"]
+    form = form_schema(accepted, {"type": "array", "items": BINARY})
     return {"required": True, "content": {"multipart/form-data": {"schema": form}}}
 
 
 def envelope_of(data: JSON) -> JSON:
-    """The origin app's envelope around `data`."""
-    return {"allOf": [ref("Envelope"), {"type": "object", "properties": {"data": data}}]}
+    """The original app's answer: `data` in its envelope, or an error in its error envelope."""
+    success = {"allOf": [ref("Envelope"), {"type": "object", "properties": {"data": data}}]}
+    return {"anyOf": [success, ref("EnvelopeError")]}
 
 
 def path_parameter(name: str) -> JSON:
@@ -152,16 +182,32 @@ def path_parameter(name: str) -> JSON:
     return {"name": name, "in": "path", "required": True, "schema": _JOB_ID}
 
 
-WAIT: JSON = {
-    "name": "wait",
-    "in": "query",
-    "description": "Seconds to hold the request until the job finishes or fails.",
-    "schema": {"type": "number", "minimum": 0, "maximum": jobs.MAX_WAIT_SECONDS},
+STRING: JSON = {"type": "string"}
+RETRY_AFTER: JSON = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
+LOCATION: JSON = {"description": "The job's (or batch's) URL.", "schema": STRING}
+IMGPRESS_JOB: JSON = {
+    "description": "The job resource as compact JSON (see the `Job` schema), sent with an image answer.",
+    "schema": {"type": "string", "contentMediaType": "application/json"},
+}
+IF_NONE_MATCH: JSON = {
+    "name": "If-None-Match",
+    "in": "header",
+    "description": "The `ETag` of a copy the client holds: 304 if it is still current.",
+    "schema": STRING,
+}
+CONTENT_DISPOSITION: JSON = {
+    "name": "Content-Disposition",
+    "in": "header",
+    "description": "A raw upload's file name (`attachment; filename=...`), unless `filename` is given.",
+    "schema": STRING,
 }
 JOB_RESPONSE: JSON = {"description": "The job resource.", "content": json_content(ref("Job"))}
 IMAGE_RESPONSE: JSON = {
     "description": "The compressed image, as an attachment.",
-    "headers": {"ETag": {"schema": {"type": "string"}}},
+    "headers": {
+        "ETag": {"description": "Send it back in `If-None-Match` to get 304.", "schema": STRING},
+        "Content-Disposition": {"description": "`attachment` with a safe file name.", "schema": STRING},
+    },
     "content": {media_type: {"schema": BINARY} for media_type in FORMATS.values()},
 }
 EVENT_STREAM: JSON = {
@@ -208,16 +254,12 @@ CELERY_RESULT: JSON = {
         {
             "type": "object",
             "properties": {
-                "download_url": {"type": "string"},
+                "file_path": {"type": "string", "description": "The file's name (never a server path)."},
                 "old_filesize": {"type": "integer"},
                 "new_filesize": {"type": "integer"},
+                "download_url": {"type": "string"},
             },
-            "required": ["download_url", "old_filesize", "new_filesize"],
-        },
-        {
-            "type": "object",
-            "properties": {"error": {"type": "string"}, "error_code": {"type": "string"}},
-            "required": ["error", "error_code"],
+            "required": ["file_path", "old_filesize", "new_filesize", "download_url"],
         },
     ]
 }

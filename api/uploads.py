@@ -29,6 +29,14 @@ _ENVELOPE_BYTES = MAX_FIELDS * MAX_FIELD_BYTES
 _NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+class MissingFile(BadOption):
+    """Raised when a form has no `file` part; keeps the form's other fields for the caller."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("The form has no 'file' field; attach the image as 'file'.")
+        self.fields = fields
+
+
 @dataclass
 class Upload:
     """A received upload: the temp file holding its bytes and what came with it."""
@@ -94,8 +102,11 @@ def _check_declared_length(request: Request, limit: int) -> None:
         raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
 
 
-async def receive(request: Request, settings: Settings) -> Upload:
-    """Stream the request body to a temp file; multipart or raw, by its Content-Type."""
+async def receive(request: Request, settings: Settings, filename: str = "") -> Upload:
+    """Stream the request body to a temp file; multipart or raw, by its Content-Type.
+
+    `filename` names a raw upload (else its Content-Disposition does); a multipart file part has its own.
+    """
     data_dir, limit = settings.data_dir, settings.max_upload_bytes
     body = paced(request.stream(), settings)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
@@ -108,7 +119,7 @@ async def receive(request: Request, settings: Settings) -> Upload:
         return upload
     if content_type.startswith(b"image/") or content_type == b"application/octet-stream":
         _check_declared_length(request, limit)
-        filename = request.query_params.get("filename") or _disposition_filename(request)
+        filename = filename or _disposition_filename(request)
         sink = _Sink(data_dir, limit)
         try:
             async for chunk in body:
@@ -234,7 +245,7 @@ async def _receive_multipart(
                 raise BadOption("The form has too much besides its files.")
         parser.finalize()
         if not receiver.files:
-            raise BadOption("The form has no 'file' field; attach the image as 'file'.")
+            raise MissingFile(receiver.fields)
         empty = [name for sink, name in receiver.files if sink.size == 0]
         if empty:
             raise BadOption(f"The uploaded file '{clean_filename(empty[0] or 'image')}' is empty.")

@@ -3,7 +3,8 @@ describes each for clients (OpenAPI, docs), one entry per `Options` field."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -90,6 +91,15 @@ FIELDS: dict[str, OptionField] = {
         {"type": "string", "enum": list(EFFORTS), "default": DEFAULT_EFFORT},
     ),
 }
+
+
+def unknown_option(name: str, known: Collection[str]) -> BadOption:
+    """The error for a name no route reads, with the closest known name when one is close."""
+    shown = name[:40]
+    close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.7)
+    if close:
+        return BadOption(f"Unknown option '{shown}'; did you mean '{close[0]}'?")
+    return BadOption(f"Unknown option '{shown}'; this route takes {', '.join(sorted(known))}.")
 
 
 def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:

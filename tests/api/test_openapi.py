@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema_rs
 import pytest
+from openapi_spec_validator import validate
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.testclient import TestClient
 
+from api import batches, docs, health, jobs, observability, openapi, params, seed
 from api.app import routes
-from api.openapi import document
+from api.openapi import document, first_line
 from shared import options
 from tests import images
 
@@ -69,7 +71,7 @@ def test_document_is_served_and_real_responses_match_it(
     check(doc, "/v1/jobs", "post", 202, created.json())
     job_id = created.json()["id"]
     check(doc, "/v1/jobs/{job_id}", "get", 200, client.get(f"/v1/jobs/{job_id}").json())
-    task = client.post("/upload", files={"file": ("a.jpg", images.jpeg())}).json()
+    task = client.post("/upload", files={"file": ("a.jpg", images.jpeg())}, data={"quality": "60"}).json()
     check(doc, "/upload", "post", 200, task)
     run_jobs()
     finished = client.get(f"/v1/jobs/{job_id}").json()
@@ -114,3 +116,108 @@ def test_key_protected_routes_declare_the_key_and_401_and_uploads_declare_429() 
     limited = paths["/v1/jobs"]["post"]["responses"]["429"]
     assert "rate_limited" in limited["description"] and "Retry-After" in limited["headers"]
     assert "queue_full" in paths["/v1/jobs"]["post"]["responses"]["503"]["description"]
+
+
+def test_the_document_passes_openapi_spec_validator(client: TestClient) -> None:
+    validate(client.get("/openapi.json").json())
+
+
+def header_objects(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every header the document describes (response headers and header parameters), with where."""
+    for path, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            for status, response in operation["responses"].items():
+                for name, header in response.get("headers", {}).items():
+                    yield f"{method} {path} {status} {name}", header
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "header":
+                    yield f"{method} {path} {parameter['name']}", parameter
+
+
+def test_every_header_has_a_schema_and_says_what_it_is() -> None:
+    headers = list(header_objects(document(routes)))
+    assert "post /v1/jobs 200 Imgpress-Job" in dict(headers)
+    for where, header in headers:
+        assert header.get("schema", {}).get("type") in ("string", "integer"), where
+        assert header.get("description"), where
+
+
+def documented_names(operation: dict[str, Any]) -> set[str]:
+    """The query parameters and form fields an operation's documentation lists."""
+    names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+    if form:
+        names |= set(form["schema"]["properties"]) - {"file"}
+    return names
+
+
+def test_every_name_the_server_reads_is_documented(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, run_jobs: Callable[[], None]
+) -> None:
+    """Records every query or form name the endpoints read while serving real requests, then looks
+    each one up in the document: what the code reads, not a list, decides what must be there."""
+    read: dict[tuple[str, str], set[str]] = {}
+    serving: list[tuple[str, str]] = []
+    original = params.Fields.__getitem__
+
+    def recording(self: params.Fields, name: str) -> str:
+        read.setdefault(serving[-1], set()).add(name)
+        return original(self, name)
+
+    monkeypatch.setattr(params.Fields, "__getitem__", recording)
+
+    def call(method: str, template: str, path: str, **kwargs: Any) -> Any:
+        serving.append((method, template))
+        return client.request(method.upper(), path, **kwargs)
+
+    jpeg = {"file": ("a.jpg", images.jpeg())}
+    raw = call(
+        "post", "/v1/jobs", "/v1/jobs?wait=0.1", content=images.jpeg(), headers={"content-type": "image/jpeg"}
+    )
+    job_id = raw.json()["id"]
+    call("post", "/v1/jobs", "/v1/jobs", files=jpeg, data={"quality": "60"})
+    call("post", "/v1/batches", "/v1/batches", files=[("file", ("a.jpg", images.jpeg()))] * 2)
+    task_id = call("post", "/upload", "/upload", files=jpeg, data={"quality": "60"}).json()["data"]["task_id"]
+    run_jobs()
+    for template in ("/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result", "/v1/jobs/{job_id}/input"):
+        call("get", template, template.format(job_id=job_id) + "?wait=0.1")
+    for template in ("/task/{task_id}", "/download/{task_id}"):
+        call("get", template, template.format(task_id=task_id))
+    doc = document(routes)
+    for (method, template), names in read.items():
+        assert names <= documented_names(doc["paths"][template][method]), (method, template)
+    # The uploads read every option whether sent or not, so this cannot pass by reading nothing.
+    assert {*options.FIELDS, "wait", "filename", "callback_url"} <= read[("post", "/v1/jobs")]
+    assert {*options.FIELDS, "callback_url"} <= read[("post", "/v1/batches")]
+    assert set(options.FIELDS) <= read[("post", "/upload")]
+    assert read[("get", "/v1/jobs/{job_id}")] == {"wait"}
+
+
+def test_docs_page_renders_code_spans_and_only_safe_links(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "`" not in page
+    assert "<code>Content-Disposition</code>" in page and "<code>http(s)</code>" in page
+    hostile = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1", "description": "[home](/docs) `a<b`"},
+        "tags": [
+            {"name": "x", "description": "[x](javascript:alert(1)) <script>alert(2)</script> [`q`](#q)"}
+        ],
+        "paths": {},
+    }
+    html = docs.render(hostile)
+    assert "<script" not in html and 'href="javascript' not in html
+    assert '<a href="/docs" rel="noopener noreferrer">home</a>' in html and "<code>a&lt;b</code>" in html
+    assert '<a href="#q" rel="noopener noreferrer"><code>q</code></a>' in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+def test_tags_say_what_a_user_does_with_the_routes() -> None:
+    doc = document(routes)
+    tags = {tag["name"]: tag["description"] for tag in doc["tags"]}
+    used = {operation["tags"][0] for methods in doc["paths"].values() for operation in methods.values()}
+    assert set(tags) == used
+    assert tags == {name: text for name, text in openapi.TAGS.values() if name in used}
+    # Not the modules' docstrings, which are written for whoever edits the code.
+    docstrings = {first_line(module.__doc__) for module in (jobs, batches, seed, health, observability)}
+    assert not docstrings & set(tags.values())

@@ -98,12 +98,6 @@ def test_corrupt_jpeg_fails_cleanly(stack: Stack, http: httpx.Client) -> None:
     assert http.get("/readyz").status_code == 200
 
 
-def test_seed_routes_against_real_processes(stack: Stack, http: httpx.Client) -> None:
-    task_id = http.post("/upload", files={"file": ("a.jpg", images.jpeg())}).json()["data"]["task_id"]
-    assert eventually(lambda: http.get(f"/task/{task_id}").json()["data"]["status"] == "SUCCESS")
-    assert http.get(f"/download/{task_id}").status_code == 200
-
-
 def test_oversized_body_is_413_without_growing_the_api(stack: Stack, http: httpx.Client) -> None:
     before = stack.rss_kib("api")
     body_mib = 64
