@@ -19,7 +19,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from shared import blobs, jobs, logs, metrics, schedules, storage
-from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, TooLarge
+from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, StorageUnavailable, TooLarge
 from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
@@ -104,11 +104,20 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
     """The answer for a job deleted while it ran; what the run wrote goes too, and RQ keeps no
     copy of the job (its arguments hold the record) once the run ends."""
-    blobs.store_for(config).delete(job_id)
+    discard_files(config, job_id)
     current = get_current_job()
     if current is not None:
         current.result_ttl = 0
     return {"status": "deleted"}
+
+
+def discard_files(config: Settings, job_id: str) -> None:
+    """Delete a job's files now; with the bucket out of reach they are left to the job's
+    expiry, or, once its record is gone, to the sweep's orphan listing."""
+    try:
+        blobs.store_for(config).delete(job_id)
+    except StorageUnavailable:
+        log.warning("job %s: the bucket cannot be reached; its files go later", job_id)
 
 
 def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seconds: float) -> None:
@@ -193,7 +202,7 @@ def fail(
     shared: handoff.Handoff | None = None,
 ) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
-    blobs.store_for(config).delete(job.id)
+    discard_files(config, job.id)
     expires = time.time() + config.retention_seconds
     end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, shared)
 
@@ -220,7 +229,7 @@ def end(
             claim.give_back(pipe)
         stored = pipe.execute()[0]
     if not stored:
-        blobs.store_for(config).delete(ended.id)
+        discard_files(config, ended.id)
         return
 
     def schedule(pipe: Pipeline) -> None:
@@ -275,24 +284,30 @@ def sweep() -> dict[str, int]:
         job = _load(connection, job_id)
         if job is None or job.status != JobStatus.QUEUED:
             continue
-        if recovery.requeue(connection, config, job):
+        try:
+            queued_again = recovery.requeue(connection, config, job)
+        except StorageUnavailable:
+            continue  # whether its upload is there is asked again at the next sweep
+        if queued_again:
             requeued += 1
         else:
             fail(connection, config, job, WORKER_LOST)
             lost += 1
-    expired = 0
-    for job_id in jobs.due_for_expiry(connection, now):
-        jobs.delete(connection, blobs.store_for(config), job_id)
-        expired += 1
-    orphans = 0
-    cutoff = now - config.retention_seconds
+    expired = orphans = 0
     store = blobs.store_for(config)
-    # Listed in bounded pages (a bucket's listing) while the orphans found are deleted.
-    for job_id in store.stale_jobs(cutoff):
-        if not jobs.exists(connection, job_id):
-            store.delete(job_id)
-            orphans += 1
-    orphans += store.clean_partial(cutoff)
+    try:
+        for job_id in jobs.due_for_expiry(connection, now):
+            jobs.delete(connection, store, job_id)  # the record stays if the files cannot go
+            expired += 1
+        cutoff = now - config.retention_seconds
+        # Listed in bounded pages (a bucket's listing) while the orphans found are deleted.
+        for job_id in store.stale_jobs(cutoff):
+            if not jobs.exists(connection, job_id):
+                store.delete(job_id)
+                orphans += 1
+        orphans += store.clean_partial(cutoff)
+    except StorageUnavailable:
+        log.warning("the bucket cannot be reached: expiries and orphans wait for the next sweep")
     return {"lost": lost, "requeued": requeued, "expired": expired, "orphans": orphans}
 
 

@@ -20,7 +20,7 @@ from shared.settings import Settings
 from tests import images
 from tests.files import leftover_files
 from tests.ports import free_port
-from tests.s3_servers import object_keys
+from tests.s3_servers import object_keys, s3_client
 
 RunJobs = Callable[[], None]
 
@@ -143,3 +143,28 @@ def test_the_sweep_deletes_orphaned_objects_and_keeps_live_ones(
         f"imgpress/jobs/{live}/input",
         f"imgpress/jobs/{live}/output",
     ]
+
+
+def test_a_bucket_lost_while_jobs_wait_fails_them_and_the_sweep_carries_on(
+    client: TestClient,
+    settings: Settings,
+    connection: redis.Redis,
+    s3_endpoint: str,
+    s3_bucket: str,
+    run_jobs: RunJobs,
+) -> None:
+    job_id = upload(client)
+    # The bucket goes away (as an unreachable one would answer) before the worker reads the input.
+    s3 = s3_client(s3_endpoint)
+    for key in object_keys(s3_endpoint, s3_bucket):
+        s3.delete_object(Bucket=s3_bucket, Key=key)
+    s3.delete_bucket(Bucket=s3_bucket)
+    run_jobs()
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed" and job["error"]["code"] == "service_unavailable"
+    assert client.get(f"/v1/jobs/{job_id}/result").status_code == 422
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.SWEEP_TASK)
+    run_jobs()
+    sweeps = Queue(names.MAINTENANCE_QUEUE, connection=connection).finished_job_registry.get_job_ids()
+    assert len(sweeps) == 1, "the sweep ran to its end"
+    assert leftover_files(settings) == []
