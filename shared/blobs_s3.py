@@ -1,7 +1,8 @@
 """Job files in an S3-compatible bucket (IMGPRESS_STORAGE_URL=s3://bucket/prefix), through boto3.
 
 Endpoint and credentials come from the standard AWS variables; botocore's errors are translated
-to the imgpress error tree in `translated()` and nowhere else.
+to the imgpress error tree in `translated()` and nowhere else. Whole-object GETs and small PUTs
+go over URLs boto3 presigns (`shared.presigned`), which costs far less CPU per request.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from shared import blobs, storage
 from shared.blobs import Kind, Readable
 from shared.errors import StorageFull, StorageUnavailable
+from shared.presigned import FULL_CODES, Transfers
 from shared.settings import SettingsError
 
 try:
@@ -44,8 +46,8 @@ CHUNK_BYTES = 256 * 1024
 PRESIGN_SECONDS = 300
 #: Keys listed per request while the sweep looks for orphans (S3's own maximum).
 LIST_PAGE = 1000
-#: Error codes S3 servers answer when they cannot take more data.
-FULL_CODES = frozenset({"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull", "InsufficientStorage"})
+#: Lifetime of the URLs the service presigns for its own requests, in seconds.
+REQUEST_SECONDS = 60
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -109,6 +111,7 @@ class S3Blobs:
         self.transfer = TransferConfig(
             multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False
         )
+        self.transfers = Transfers()
 
     @classmethod
     def from_url(cls, url: str, data_dir: Path, presign: bool) -> S3Blobs:
@@ -125,11 +128,10 @@ class S3Blobs:
     def publish(self, temp: Path, job_id: str, kind: Kind) -> None:
         key = self.key(job_id, kind)
         try:
-            with translated():
-                if temp.stat().st_size <= PART_BYTES:
-                    with open(temp, "rb") as file:
-                        self.s3.put_object(Bucket=self.bucket, Key=key, Body=file)
-                else:
+            if temp.stat().st_size <= PART_BYTES:
+                self.transfers.put(self._signed("put_object", key), temp)
+            else:
+                with translated():
                     self.s3.upload_file(str(temp), self.bucket, key, Config=self.transfer)
         finally:
             temp.unlink(missing_ok=True)
@@ -150,9 +152,14 @@ class S3Blobs:
         return None
 
     def open(self, job_id: str, kind: Kind) -> tuple[Readable, int]:
+        return self.transfers.get(self._signed("get_object", self.key(job_id, kind)))
+
+    def _signed(self, operation: str, key: str) -> str:
+        """A short-lived URL for one of the service's own requests (signing needs no network)."""
         with translated():
-            answer = self.s3.get_object(Bucket=self.bucket, Key=self.key(job_id, kind))
-        return _Body(answer["Body"]), answer["ContentLength"]
+            return self.s3.generate_presigned_url(
+                operation, Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=REQUEST_SECONDS
+            )
 
     def link(self, job_id: str, kind: Kind, media_type: str, disposition: str) -> str | None:
         if not self.presign:
@@ -199,17 +206,3 @@ class S3Blobs:
         # is the bucket's lifecycle rule's (AbortIncompleteMultipartUpload), not the sweep's: some
         # S3 servers misdate uploads in progress, and aborting a live one loses its job.
         return blobs.clean_temp_files(self.data_dir, cutoff)
-
-
-class _Body:
-    """An object's body as a file: reads are translated like every other call."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def read(self, size: int = -1) -> bytes:
-        with translated():
-            return cast(bytes, self._body.read(size if size >= 0 else None))
-
-    def close(self) -> None:
-        self._body.close()

@@ -24,14 +24,15 @@ CREDENTIALS = {
 }
 
 
-#: moto's standalone server (`python -m moto.server`), speaking HTTP/1.1 so that connections are
-#: kept alive as real S3 servers keep them (werkzeug's default, HTTP/1.0, closes each one).
+#: moto's S3 server application (the one `python -m moto.server` runs) served by uvicorn, which
+#: keeps connections alive as real S3 servers do; werkzeug's server closes every one.
 KEEP_ALIVE_SERVER = """
 import sys
-from werkzeug.serving import WSGIRequestHandler
-WSGIRequestHandler.protocol_version = "HTTP/1.1"
-from moto.server import main
-sys.exit(main())
+import uvicorn
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+host, port = sys.argv[1], int(sys.argv[2])
+app = DomainDispatcherApplication(create_backend_app)
+uvicorn.run(app, host=host, port=port, interface="wsgi", log_level="warning")
 """
 
 
@@ -42,7 +43,7 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "moto.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", KEEP_ALIVE_SERVER, "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-c", KEEP_ALIVE_SERVER, "127.0.0.1", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

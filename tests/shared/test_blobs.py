@@ -10,7 +10,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from shared import blobs, blobs_s3, storage
+from shared import blobs, blobs_s3, presigned, storage
 from shared.blobs import Blobs, LocalBlobs
 from shared.blobs_s3 import S3Blobs
 from shared.errors import StorageFull, StorageUnavailable
@@ -169,3 +169,18 @@ def test_the_store_follows_the_settings(settings: object, s3_bucket: str) -> Non
     remote = blobs.store_for(replace(settings, storage_url=f"s3://{s3_bucket}/x"))
     assert isinstance(remote, S3Blobs) and remote.bucket == s3_bucket and remote.prefix == "x/"
     assert blobs.store_for(replace(settings, storage_url=f"s3://{s3_bucket}/x")) is remote
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (404, b"<Error><Code>NoSuchKey</Code></Error>", FileNotFoundError),
+        (404, b"<Error><Code>NoSuchBucket</Code></Error>", StorageUnavailable),
+        (403, b"<Error><Code>AccessDenied</Code></Error>", StorageUnavailable),
+        (507, b"<Error><Code>XMinioStorageFull</Code></Error>", StorageFull),
+        (400, b"<Error><Code>EntityTooLarge</Code></Error>", StorageFull),
+        (503, b"<Error><Code>SlowDown</Code></Error>", StorageUnavailable),
+    ],
+)
+def test_presigned_answers_become_the_right_errors(status: int, body: bytes, error: type[Exception]) -> None:
+    assert type(presigned.failure(status, body)) is error
