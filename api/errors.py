@@ -77,9 +77,9 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 async def imgpress_error(request: Request, exc: Exception) -> Response:
     """Render an imgpress error (or a Redis failure, or a bug) as a JSON error response."""
     error = translate(exc)
-    return JSONResponse(
-        error_body(error.code, error.message), status_code=status_for(error), headers=headers_for(error)
-    )
+    body: dict[str, dict[str, object]] = {"error": {**error_body(error.code, error.message)["error"]}}
+    body["error"].update(getattr(error, "details", {}))
+    return JSONResponse(body, status_code=status_for(error), headers=headers_for(error))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import auth, batches, docs, health, jobs, observability, page, schemas, seed
+from api import auth, batches, capabilities, docs, health, jobs, observability, page, schemas, seed
 from api.errors import STATUS
 from api.schemas import (
     JSON,
@@ -142,6 +142,25 @@ OPERATIONS: dict[Endpoint, Operation] = {
         _LOOKUP_ERRORS,
         parameters=[path_parameter("job_id")],
     ),
+    jobs.create_variant: Operation(
+        {
+            202: {
+                **schemas.JOB_RESPONSE,
+                "description": "The new job, queued from the same stored upload.",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            }
+        },
+        (errors.BadOption, *_LOOKUP_ERRORS, errors.RateLimited, errors.QueueFull),
+        parameters=[path_parameter("job_id"), *option_parameters()],
+        request_body={
+            "required": False,
+            "content": {
+                media_type: {"schema": schemas.options_schema()}
+                for media_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+            },
+        },
+    ),
+    capabilities.get_limits: Operation({200: schemas.LIMITS_RESPONSE}),
     jobs.job_events: Operation(
         {200: schemas.EVENT_STREAM},
         _LOOKUP_ERRORS,
@@ -186,6 +205,9 @@ OPERATIONS: dict[Endpoint, Operation] = {
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             }
         }
+    ),
+    page.favicon: Operation(
+        {200: {"description": "The page's icon.", "content": {"image/svg+xml": {"schema": schemas.BINARY}}}}
     ),
     page.index: Operation(
         {200: {"description": "The web page.", "content": {"text/html": {"schema": {"type": "string"}}}}}
@@ -314,7 +336,7 @@ def operation_object(route: Route, method: str, operation: Operation) -> JSON:
         result["parameters"] = operation.parameters
     if operation.request_body is not None:
         result["requestBody"] = operation.request_body
-    if route.path.startswith(auth.PROTECTED_PREFIXES):
+    if auth.is_protected(route.path):
         # Optional: only when the server has IMGPRESS_API_KEYS set.
         result["security"] = [{"apiKey": []}, {}]
         result["responses"]["401"] = {
