@@ -232,7 +232,7 @@ function adopt(row, job, batchId) {
 }
 
 // The live region: one summary for all rows, at most once a second.
-let totalsAt = 0;
+let totalsAt = -Infinity;
 let totalsTimer = 0;
 function showTotals() {
   const wait = totalsAt + 1000 - performance.now();
@@ -317,7 +317,7 @@ async function clearAll() {
   $("batches").replaceChildren();
   save([]);
   $("clear").disabled = false;
-  totalsAt = 0;
+  totalsAt = -Infinity;
   showTotals();
 }
 $("clear").addEventListener("click", () => clearAll().catch(fail));
