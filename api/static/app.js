@@ -236,7 +236,8 @@ let totalsAt = -Infinity;
 let totalsTimer = 0;
 function showTotals() {
   const wait = totalsAt + 1000 - performance.now();
-  if (wait > 0) {
+  // Throttled while work goes on; the last word (nothing pending) is said at once.
+  if (wait > 0 && rows.some(isPending)) {
     if (!totalsTimer) totalsTimer = setTimeout(() => { totalsTimer = 0; showTotals(); }, wait);
     return;
   }

@@ -447,7 +447,12 @@ def test_a_drop_of_120_stays_smooth_survives_a_reload_and_clears(page: Any, stac
     assert page.locator(".rows.compact .row").count() == 120
     longest = page.evaluate("Math.max(0, ...window.longTasks)")
     assert longest <= 200, f"a long task of {longest} ms"
-    shot(page, "06-many")
+    page.locator("#totals").evaluate("e => e.scrollIntoView()")
+    shot(page, "06-many", full_page=False)
+    page.set_viewport_size(PHONE)
+    page.locator("#totals").evaluate("e => e.scrollIntoView()")
+    shot(page, "06-many-phone", full_page=False)
+    page.set_viewport_size(DESKTOP)
     job_ids = [rows(page).nth(n).get_attribute("data-job") for n in (0, 119)]
 
     page.reload()
