@@ -153,12 +153,12 @@ def api_job(stack: Stack, job_id: str) -> dict[str, Any]:
     return httpx.get(f"{stack.url}/v1/jobs/{job_id}").json()
 
 
-def record_timing(name: str, seconds: float) -> None:
-    """Keep a drop-to-done time for the benchmark notes (the machine may be shared: a rough figure)."""
+def record_figure(name: str, value: float) -> None:
+    """Keep a figure for the notes in test-output/page/figures.json (timings on a busy machine are rough)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / "timings.json"
+    path = SHOTS / "figures.json"
     known = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**known, name: round(seconds, 2)}, indent=1))
+    path.write_text(json.dumps({**known, name: round(value, 2)}, indent=1))
 
 
 def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path) -> None:
@@ -170,6 +170,12 @@ def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path)
     expect(page.get_by_role("heading", name="imgpress")).to_be_visible()
     expect(page.locator("#limits")).to_contain_text("Up to 50 MB and 50 megapixels per image")
     expect(page.locator("#limits")).to_contain_text("kept 30 minutes")
+    loaded = page.evaluate(
+        """() => performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"))
+            .map((entry) => entry.encodedBodySize)"""
+    )
+    record_figure("page load: requests", len(loaded))
+    record_figure("page load: bytes (uncompressed bodies)", sum(loaded))
     shot(page, "01-empty")
     assert scan(page) == []
 
@@ -278,7 +284,7 @@ def test_compare_zoom_pan_divider_and_live_reencode(page: Any, stack: Stack) -> 
     drop_files(page, [("photo.png", "image/png", photo), ("second.jpg", "image/jpeg", images.jpeg())])
     first = rows(page).first
     expect(first).to_have_attribute("data-state", "finished")
-    record_timing("one photo, drop to done (s)", time.monotonic() - started)
+    record_figure("one photo, drop to done (s)", time.monotonic() - started)
     expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
     original_job = first.get_attribute("data-job")
 
@@ -442,7 +448,7 @@ def test_a_drop_of_120_stays_smooth_survives_a_reload_and_clears(page: Any, stac
     started = time.monotonic()
     drop_copies(page, 120, small, "image/png")
     expect(page.locator("#totals")).to_contain_text("120 of 120 done", timeout=90_000)
-    record_timing("120 files, drop to done (s)", time.monotonic() - started)
+    record_figure("120 files, drop to done (s)", time.monotonic() - started)
     assert len(batches) == 3  # 50 + 50 + 20: the server's batch size
     assert page.locator(".rows.compact .row").count() == 120
     longest = page.evaluate("Math.max(0, ...window.longTasks)")
