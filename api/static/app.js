@@ -149,8 +149,11 @@ function makeRow(name, file = null) {
   element.querySelector(".name").textContent = name;
   element.querySelector(".name").title = name;
   element.querySelector(".bar").setAttribute("aria-label", `Upload of ${name}`);
-  if (file && file.type.startsWith("image/") && file.size) {
-    element.querySelector(".thumb").src = URL.createObjectURL(file);
+  if (file && file.type.startsWith("image/") && file.size && (!limits || file.size <= limits.max_upload_bytes)) {
+    const thumb = element.querySelector(".thumb");
+    // A file the browser cannot draw (not really an image, or AVIF in an old browser) shows none.
+    thumb.addEventListener("error", () => thumb.removeAttribute("src"), { once: true });
+    thumb.src = URL.createObjectURL(file);
   }
   const row = { name, file, element, job: null, batch: null, state: "", words: "", progress: null };
   rows.push(row);

@@ -11,7 +11,6 @@ const view = $("compare-view");
 const panes = [$("pane-before"), $("pane-after")];
 const images = [$("compare-before"), $("compare-after")];
 const divider = $("compare-divider");
-const MIN_SCALE = 0.02;
 const MAX_SCALE = 16;
 const STEP = 1.5;
 const DIVIDER_GRAB_PX = 24;
@@ -71,7 +70,8 @@ function apply() {
 
 // Zoom to `next` keeping the image point under (px, py) (pane coordinates) where it is.
 function zoomAt(next, px, py) {
-  next = Math.min(MAX_SCALE, Math.max(Math.min(MIN_SCALE, fitScale()), next));
+  // Smaller than fitting (or than 100 % for a small image) shows nothing more.
+  next = Math.min(MAX_SCALE, Math.max(Math.min(fitScale(), 1), next));
   x = px - ((px - x) * next) / scale;
   y = py - ((py - y) * next) / scale;
   scale = next;

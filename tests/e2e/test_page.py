@@ -131,6 +131,23 @@ def drop_copies(page: Any, count: int, data: bytes, media_type: str) -> None:
     page.dispatch_event("main", "drop", {"dataTransfer": transfer})
 
 
+def pinch(page: Any, x: float, y: float) -> None:
+    """Two fingers moving apart around (x, y), as Chromium receives them from a touch screen."""
+    session = page.context.new_cdp_session(page)
+
+    def touch(kind: str, spread: float) -> None:
+        points = [{"x": x - spread, "y": y, "id": 1}, {"x": x + spread, "y": y, "id": 2}]
+        session.send(
+            "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if kind == "touchEnd" else points}
+        )
+
+    touch("touchStart", 20)
+    for spread in range(30, 110, 10):
+        touch("touchMove", spread)
+    touch("touchEnd", 0)
+    session.detach()
+
+
 def rows(page: Any) -> Any:
     """The rows of the latest drop, in drop order."""
     return page.locator(".batch").first.locator(".row")
@@ -501,15 +518,35 @@ def test_phone_and_dark_mode(browser: Any, stack: Stack) -> None:
                 view = page.locator("#compare-view").bounding_box()
                 page.touchscreen.tap(view["x"] + view["width"] * 0.3, view["y"] + view["height"] / 2)
                 assert abs(int(page.locator("#compare-divider").get_attribute("aria-valuenow")) - 30) <= 2
+                fitted = page.locator("#zoom-value").text_content()
+                pinch(page, view["x"] + view["width"] / 2, view["y"] + view["height"] / 2)
+                expect(page.locator("#zoom-value")).not_to_have_text(fitted)
+                assert int(page.locator("#zoom-value").text_content().rstrip("%")) > int(fitted.rstrip("%"))
             shot(page, f"08-{name}-compare", full_page=False)
             assert scan(page) == []
         finally:
             page.context.close()
 
 
-def test_the_key_is_used_as_typed(page: Any) -> None:
-    page.goto("/")
-    page.locator("#key-box summary").click()
-    page.locator("#api-key").type("k-123")
-    assert page.evaluate("sessionStorage.getItem('imgpress.apiKey')") == "k-123"
-    assert page.evaluate("document.activeElement.id") == "api-key"  # never blurred
+def test_the_key_is_asked_for_and_used_as_typed(
+    browser: Any, redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    key = "page-test-key-0123456789"
+    for keyed in running_stack(redis_databases, tmp_path, api_keys=(key,)):
+        page = open_page(browser, keyed)
+        try:
+            page.goto("/")
+            expect(page.locator("#limits")).to_contain_text("Up to 50 MB")  # no key needed for them
+            drop_files(page, [("one.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first.locator(".status")).to_contain_text("needs an API key")
+            expect(page.locator("#api-key")).to_be_focused()
+            page.keyboard.type("wrong-key-wrong-key")
+            drop_files(page, [("two.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first.locator(".status")).to_contain_text("refused this API key")
+            # The key counts from the keystroke: the field never lost focus.
+            page.locator("#api-key").fill(key)
+            expect(page.locator("#api-key")).to_be_focused()
+            drop_files(page, [("three.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first).to_have_attribute("data-state", "finished")
+        finally:
+            page.context.close()
