@@ -110,6 +110,8 @@ view.addEventListener("pointerdown", (event) => {
   view.setPointerCapture(event.pointerId);
   pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
   if (pointers.size === 2) {
+    // The first finger of a pinch did not mean to move the divider.
+    if (gesture?.kind === "divider") setSplit(gesture.splitBefore);
     const [a, b] = [...pointers.values()];
     gesture = { kind: "pinch", distance: Math.hypot(a.x - b.x, a.y - b.y), scale };
     return;
@@ -119,7 +121,7 @@ view.addEventListener("pointerdown", (event) => {
   const fits = scale <= fitScale() + 1e-6;
   // Grab the divider along its whole height; on a picture with nothing to pan, anywhere.
   if (mode === "slider" && (Math.abs(offset - split * box.width) <= DIVIDER_GRAB_PX || fits)) {
-    gesture = { kind: "divider" };
+    gesture = { kind: "divider", splitBefore: split };
     setSplit(offset / box.width);
   } else {
     gesture = { kind: "pan", startX: event.clientX, startY: event.clientY, x, y };

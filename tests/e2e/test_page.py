@@ -521,6 +521,8 @@ def test_phone_and_dark_mode(browser: Any, stack: Stack) -> None:
                 fitted = page.locator("#zoom-value").text_content()
                 pinch(page, view["x"] + view["width"] / 2, view["y"] + view["height"] / 2)
                 expect(page.locator("#zoom-value")).not_to_have_text(fitted)
+                # The pinch zoomed and left the divider where the tap put it.
+                assert abs(int(page.locator("#compare-divider").get_attribute("aria-valuenow")) - 30) <= 2
                 assert int(page.locator("#zoom-value").text_content().rstrip("%")) > int(fitted.rstrip("%"))
             shot(page, f"08-{name}-compare", full_page=False)
             assert scan(page) == []
