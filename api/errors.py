@@ -78,7 +78,7 @@ async def imgpress_error(request: Request, exc: Exception) -> Response:
     """Render an imgpress error (or a Redis failure, or a bug) as a JSON error response."""
     error = translate(exc)
     body: dict[str, dict[str, object]] = {"error": {**error_body(error.code, error.message)["error"]}}
-    body["error"].update(getattr(error, "details", {}))
+    body["error"].update(error.details)  # e.g. each file's refusal when a whole batch is refused
     return JSONResponse(body, status_code=status_for(error), headers=headers_for(error))
 
 

@@ -294,6 +294,29 @@ def test_options_as_the_server_has_them(page: Any, stack: Stack) -> None:
     expect(capped.locator(".warn")).to_contain_text("JPEG has no transparency")
 
 
+def test_each_file_shows_its_upload_progress(page: Any) -> None:
+    page.goto("/")
+    expect(page.locator("#limits")).to_contain_text("Up to")
+    noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))
+    heavy = images.encode(noise, "PNG")
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    # About 250 KB/s up: each file takes a second or so to send.
+    slow = {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 250_000}
+    network.send("Network.emulateNetworkConditions", slow)
+    drop_files(page, [("first.png", "image/png", heavy), ("second.png", "image/png", heavy)])
+    bars = rows(page).locator(".bar")
+    expect(bars.first).to_be_visible()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.row .bar').value; return v > 0 && v < 100; }"
+    )
+    # The second file's bar starts once the first file's bytes are sent.
+    assert int(bars.nth(1).evaluate("b => b.value")) < 100
+    network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1, "latency": 0})
+    expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
+    expect(bars.first).to_be_hidden()
+
+
 def test_compare_zoom_pan_divider_and_live_reencode(page: Any, stack: Stack) -> None:
     page.goto("/")
     photo = PHOTO.read_bytes() if PHOTO.exists() else images.encode(images.photo(768, 512), "PNG")
