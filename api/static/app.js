@@ -4,14 +4,15 @@
 
 import { ApiError, apiKey, download, follow, json, request, setApiKey, sleep, upload } from "./client.js";
 import { openCompare } from "./compare.js";
-import { bytes, duration, formatName, megabytes, sizes, warnings } from "./words.js";
+import {
+  adopt, applyJob, button, byJob, handlers, isPending, makeRow, paint, remember, resetTotals, rows, setState,
+  showTotals,
+} from "./rows.js";
 import { save, saved } from "./store.js";
+import { bytes, duration, formatName, megabytes } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const alertBox = $("alert");
-const rows = []; // every row in the order shown
-const byJob = new Map(); // job id -> row
-const STATUS_WORDS = { queued: "Waiting in the queue", started: "Compressing…", finished: "Done" };
 const FIRST_RETRY_MS = 1000;
 const LAST_RETRY_MS = 8000;
 const UPLOAD_ATTEMPTS = 6;
@@ -127,148 +128,7 @@ $("api-key").value = apiKey();
 // Every keystroke counts: the next request uses what is typed now, not once the field loses focus.
 $("api-key").addEventListener("input", () => setApiKey($("api-key").value.trim()));
 
-// --- rows ------------------------------------------------------------------------------------
-
-function isPending(row) {
-  return ["uploading", "waiting", "queued", "started"].includes(row.state);
-}
-
-function makeRow(name, file = null) {
-  const element = document.createElement("li");
-  element.className = "row";
-  element.innerHTML = `
-    <img class="thumb" alt="" decoding="async" loading="lazy">
-    <div class="info">
-      <span class="name"></span>
-      <span class="status"></span>
-      <progress class="bar" max="100" value="0" hidden></progress>
-      <span class="sizes"></span>
-      <span class="warn"></span>
-    </div>
-    <div class="actions"></div>`;
-  element.querySelector(".name").textContent = name;
-  element.querySelector(".name").title = name;
-  element.querySelector(".bar").setAttribute("aria-label", `Upload of ${name}`);
-  if (file && file.type.startsWith("image/") && file.size && (!limits || file.size <= limits.max_upload_bytes)) {
-    const thumb = element.querySelector(".thumb");
-    // A file the browser cannot draw (not really an image, or AVIF in an old browser) shows none.
-    thumb.addEventListener("error", () => thumb.removeAttribute("src"), { once: true });
-    thumb.src = URL.createObjectURL(file);
-  }
-  const row = { name, file, element, job: null, batch: null, state: "", words: "", progress: null };
-  rows.push(row);
-  return row;
-}
-
-function setState(row, state, words) {
-  row.state = state;
-  row.words = words;
-  paint(row);
-}
-
-// Rows are repainted once per frame, however many events arrive: 120 files stay smooth.
-const dirty = new Set();
-let frame = 0;
-function paint(row) {
-  dirty.add(row);
-  if (!frame) frame = requestAnimationFrame(flush);
-}
-
-function flush() {
-  frame = 0;
-  for (const row of dirty) render(row);
-  dirty.clear();
-  showTotals();
-}
-
-function render(row) {
-  const { element, job } = row;
-  element.dataset.state = row.state;
-  if (job) element.dataset.job = job.id;
-  element.querySelector(".status").textContent = row.words;
-  const bar = element.querySelector(".bar");
-  bar.hidden = row.progress === null;
-  if (row.progress !== null) bar.value = Math.round(row.progress * 100);
-  element.querySelector(".sizes").textContent = job ? sizes(job) : row.file ? bytes(row.file.size) : "";
-  element.querySelector(".warn").textContent = job ? warnings(job).join(" ") : "";
-  const actions = element.querySelector(".actions");
-  actions.replaceChildren();
-  if (row.state === "finished") {
-    const name = job.input.filename;
-    actions.append(
-      button("Compare", () => compare(row), `Compare ${name}`),
-      button("Download", () => download(job.links.result, name).catch(fail), `Download ${name}`),
-    );
-  } else if (row.state === "lost") {
-    actions.append(button("Retry", () => retry(row), `Retry ${row.name}`));
-  }
-}
-
-function button(label, onClick, name) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.textContent = label;
-  if (name) element.setAttribute("aria-label", name);
-  element.addEventListener("click", onClick);
-  return element;
-}
-
-function applyJob(data) {
-  const row = byJob.get(data.id);
-  if (!row) return;
-  if (data.status === "deleted") {
-    setState(row, "lost", "Lost: the server no longer has this file.");
-    return;
-  }
-  row.job = data;
-  row.progress = null;
-  const words = data.status === "failed" ? `Failed: ${data.error.message}` : STATUS_WORDS[data.status];
-  setState(row, data.status, words);
-}
-
-function adopt(row, job, batchId) {
-  if (row.job) byJob.delete(row.job.id);
-  row.batch = batchId;
-  byJob.set(job.id, row);
-  applyJob(job);
-  remember();
-}
-
-// The live region: one summary for all rows, at most once a second.
-let totalsAt = -Infinity;
-let totalsTimer = 0;
-function showTotals() {
-  const wait = totalsAt + 1000 - performance.now();
-  // Throttled while work goes on; the last word (nothing pending) is said at once.
-  if (wait > 0 && rows.some(isPending)) {
-    if (!totalsTimer) totalsTimer = setTimeout(() => { totalsTimer = 0; showTotals(); }, wait);
-    return;
-  }
-  totalsAt = performance.now();
-  $("clear").hidden = !rows.some((row) => row.job);
-  if (!rows.length) {
-    $("totals").textContent = "No files yet.";
-    return;
-  }
-  const count = (state) => rows.filter((row) => row.state === state).length;
-  const done = rows.filter((row) => row.state === "finished");
-  const input = done.reduce((sum, row) => sum + row.job.input.bytes, 0);
-  const output = done.reduce((sum, row) => sum + row.job.output.bytes, 0);
-  const percent = input ? Math.round(((input - output) / input) * 100) : 0;
-  const parts = [`${done.length} of ${rows.length} done`];
-  if (count("failed")) parts.push(`${count("failed")} failed`);
-  if (count("lost")) parts.push(`${count("lost")} lost`);
-  const working = rows.filter(isPending).length;
-  if (working) parts.push(`${working} in progress`);
-  if (done.length) parts.push(`${bytes(input)} → ${bytes(output)} (saved ${percent}%)`);
-  $("totals").textContent = parts.join(" · ");
-}
-
 // --- persistence -----------------------------------------------------------------------------
-
-function remember() {
-  save(rows.filter((row) => row.job).map((row) => ({ id: row.job.id, batch: row.batch, name: row.name })));
-}
 
 async function restore() {
   const entries = saved();
@@ -321,7 +181,7 @@ async function clearAll() {
   $("batches").replaceChildren();
   save([]);
   $("clear").disabled = false;
-  totalsAt = -Infinity;
+  resetTotals();
   showTotals();
 }
 $("clear").addEventListener("click", () => clearAll().catch(fail));
@@ -434,7 +294,7 @@ function addFiles(files) {
   const fragment = document.createDocumentFragment();
   const sendable = [];
   for (const file of files) {
-    const row = makeRow(file.name, file);
+    const row = makeRow(file.name, file, limits ? limits.max_upload_bytes : Infinity);
     fragment.append(row.element);
     const refusal = refusedHere(file);
     if (refusal) setState(row, "failed", refusal);
@@ -541,6 +401,10 @@ function compare(row) {
     keep: (index, job) => adopt(finished[index], job, null),
   }).catch(fail);
 }
+
+handlers.compare = compare;
+handlers.retry = retry;
+handlers.fail = fail;
 
 // --- adding files: the whole window is the drop target ---------------------------------------
 
