@@ -6,7 +6,7 @@ import { ApiError, apiKey, download, follow, json, request, setApiKey, sleep, up
 import { openCompare } from "./compare.js";
 import {
   adopt, applyJob, button, byJob, handlers, isPending, makeRow, paint, remember, resetTotals, rows, setState,
-  showTotals,
+  showTotals, unread,
 } from "./rows.js";
 import { save, saved } from "./store.js";
 import { bytes, duration, formatName, megabytes } from "./words.js";
@@ -130,22 +130,39 @@ $("api-key").addEventListener("input", () => setApiKey($("api-key").value.trim()
 
 // --- persistence -----------------------------------------------------------------------------
 
+// Read what the server still keeps of the saved results; while it cannot be reached, wait.
 async function restore() {
   const entries = saved();
   if (!entries.length) return;
-  const section = newSection(`Earlier results (kept on the server for a while)`);
   const found = new Map();
+  const locked = new Set(); // read with another key (or none): kept for when the key is typed
   const batchIds = [...new Set(entries.map((entry) => entry.batch).filter(Boolean))];
-  await Promise.all(batchIds.map(async (id) => {
-    try {
-      for (const job of (await json(`/v1/batches/${id}`)).jobs) found.set(job.id, job);
-    } catch { /* expired or not ours: its rows are dropped */ }
-  }));
-  await Promise.all(entries.filter((entry) => !entry.batch).map(async (entry) => {
-    try {
-      found.set(entry.id, await json(`/v1/jobs/${entry.id}`));
-    } catch { /* expired */ }
-  }));
+  const read = async (id, path, take) => {
+    let delay = FIRST_RETRY_MS;
+    for (;;) {
+      try {
+        take(await json(path));
+        return;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) {
+          locked.add(id);
+          return;
+        }
+        if (error instanceof ApiError && !error.retryable) return; // expired or deleted: forgotten
+        connection.lost(delay);
+        await sleep(delay);
+        delay = Math.min(delay * 2, LAST_RETRY_MS);
+      }
+    }
+  };
+  await Promise.all([
+    ...batchIds.map((id) => read(id, `/v1/batches/${id}`, (batch) => batch.jobs.forEach((job) => found.set(job.id, job)))),
+    ...entries.filter((entry) => !entry.batch).map((entry) => read(entry.id, `/v1/jobs/${entry.id}`, (job) => found.set(job.id, job))),
+  ]);
+  connection.back();
+  unread.push(...entries.filter((entry) => locked.has(entry.batch || entry.id)));
+  if (locked.size) showAlert("Some earlier results need this server's API key: enter it and reload.");
+  const section = newSection("Earlier results (kept on the server for a while)");
   const list = section.querySelector(".rows");
   for (const entry of entries) {
     const job = found.get(entry.id);
@@ -177,6 +194,7 @@ async function clearAll() {
     if (thumb.src.startsWith("blob:")) URL.revokeObjectURL(thumb.src);
   }
   rows.length = 0;
+  unread.length = 0;
   byJob.clear();
   $("batches").replaceChildren();
   save([]);
@@ -196,16 +214,57 @@ function loseBatch(batchId, words) {
   for (const row of rows) if (row.batch === batchId && isPending(row)) setState(row, "lost", words);
 }
 
-// Follow a batch's events; when the stream breaks, say so, back off, read the batch, carry on.
+// A browser opens at most six connections to one server: streams keep room for uploads.
+const MAX_STREAMS = 3;
+let openStreams = 0;
+
+// Read a batch's state into its rows; false once the server no longer has it.
+async function readBatch(batchId) {
+  let batch;
+  try {
+    batch = await json(`/v1/batches/${batchId}`);
+  } catch (error) {
+    if (!(error instanceof ApiError) || ![404, 410].includes(error.status)) throw error;
+    loseBatch(batchId, "Lost: the server no longer has this batch.");
+    return false;
+  }
+  batch.jobs.forEach(applyJob);
+  const known = new Set(batch.jobs.map((job) => job.id));
+  for (const row of rows) {
+    if (row.batch === batchId && row.job && !known.has(row.job.id) && isPending(row)) {
+      setState(row, "lost", "Lost: the server no longer has this file.");
+    }
+  }
+  connection.back();
+  return true;
+}
+
+// Follow a batch's events (or read it now and then when enough streams are open); when the
+// server cannot be reached, say so, back off, read the batch when it answers, carry on.
 async function watchBatch(batchId) {
   let delay = FIRST_RETRY_MS;
   while (pendingIn(batchId)) {
     try {
-      await follow(`/v1/batches/${batchId}/events`, (name, data) => {
-        if (name === "job") applyJob(data);
-      }, connection.streams.signal);
+      if (openStreams >= MAX_STREAMS) {
+        await sleep(2000);
+        if (!(await readBatch(batchId))) return;
+        delay = FIRST_RETRY_MS;
+        continue;
+      }
+      openStreams++;
+      try {
+        await follow(`/v1/batches/${batchId}/events`, (name, data) => {
+          if (name === "job") applyJob(data);
+        }, connection.streams.signal);
+      } finally {
+        openStreams--;
+      }
       connection.back();
       if (!pendingIn(batchId)) return;
+      // The stream ended with rows still pending: read the batch before following it again.
+      await sleep(delay);
+      if (!(await readBatch(batchId))) return;
+      continue;
     } catch (error) {
       if (error instanceof ApiError && [401, 404, 410].includes(error.status)) {
         loseBatch(batchId, `Lost: ${error.message}`);
@@ -217,21 +276,10 @@ async function watchBatch(batchId) {
     await sleep(delay);
     delay = Math.min(delay * 2, LAST_RETRY_MS);
     try {
-      const batch = await json(`/v1/batches/${batchId}`);
-      batch.jobs.forEach(applyJob);
-      const known = new Set(batch.jobs.map((job) => job.id));
-      for (const row of rows) {
-        if (row.batch === batchId && row.job && !known.has(row.job.id) && isPending(row)) {
-          setState(row, "lost", "Lost: the server no longer has this file.");
-        }
-      }
-      connection.back();
+      if (!(await readBatch(batchId))) return;
       delay = FIRST_RETRY_MS;
-    } catch (error) {
-      if (error instanceof ApiError && [404, 410].includes(error.status)) {
-        loseBatch(batchId, "Lost: the server no longer has this batch.");
-        return;
-      }
+    } catch {
+      /* still unreachable: the loop says so and waits longer */
     }
   }
 }
@@ -341,7 +389,7 @@ async function sendBatch(group, options, section) {
         delay = Math.min(delay * 2, LAST_RETRY_MS);
         continue;
       }
-      const retryable = error instanceof ApiError && error.retryable;
+      const retryable = error instanceof ApiError && (error.retryable || error.status === 401);
       for (const row of group) setState(row, retryable ? "lost" : "failed", retryable ? `Lost: ${error.message}` : `Not accepted: ${error.message}`);
       fail(error);
       return;
@@ -375,20 +423,30 @@ function addZip(section, batch) {
   zips.append(button(label, () => download(batch.links.archive, "imgpress.zip").catch(fail)));
 }
 
-function retry(row) {
-  if (row.file) {
-    byJob.delete(row.job?.id);
-    row.job = null;
-    setState(row, "waiting", "Waiting to upload");
-    const section = row.element.closest(".batch");
-    uploads = uploads.then(() => sendBatch([row], chosenOptions(), section)).catch(fail);
-    return;
+async function retry(row) {
+  // The job may still be there (a key was missing, the server was away): follow it again.
+  if (row.job) {
+    try {
+      adopt(row, await json(row.job.links.self), row.batch);
+      if (isPending(row)) {
+        if (row.batch) watchBatch(row.batch);
+        else watchJob(row);
+      }
+      return;
+    } catch (error) {
+      if (!row.file) {
+        setState(row, "lost", `Lost: ${error.message}`);
+        return;
+      }
+    }
   }
-  // After a reload the file itself is gone: all we can do is ask the server again.
-  if (!row.job) return;
-  json(row.job.links.self)
-    .then((job) => { adopt(row, job, row.batch); if (isPending(row)) watchJob(row); })
-    .catch(() => setState(row, "lost", "Lost: the server no longer has it; add the file again."));
+  if (!row.file) return;
+  // Otherwise send the file again.
+  if (row.job) byJob.delete(row.job.id);
+  row.job = null;
+  setState(row, "waiting", "Waiting to upload");
+  const section = row.element.closest(".batch");
+  uploads = uploads.then(() => sendBatch([row], chosenOptions(), section)).catch(fail);
 }
 
 // --- compare ---------------------------------------------------------------------------------
@@ -403,7 +461,7 @@ function compare(row) {
 }
 
 handlers.compare = compare;
-handlers.retry = retry;
+handlers.retry = (row) => retry(row).catch(fail);
 handlers.fail = fail;
 
 // --- adding files: the whole window is the drop target ---------------------------------------

@@ -154,6 +154,10 @@ export function showTotals() {
   $("totals").textContent = parts.join(" · ");
 }
 
+// Saved results this page could not read yet (they need an API key): kept as they were.
+export const unread = [];
+
 export function remember() {
-  save(rows.filter((row) => row.job).map((row) => ({ id: row.job.id, batch: row.batch, name: row.name })));
+  const shown = rows.filter((row) => row.job).map((row) => ({ id: row.job.id, batch: row.batch, name: row.name }));
+  save([...unread, ...shown]);
 }
