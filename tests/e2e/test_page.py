@@ -438,18 +438,32 @@ def test_a_lost_server_is_said_and_work_resumes(page: Any, stack: Stack) -> None
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
     expect(page.locator("#connection")).to_be_hidden(timeout=30_000)
-    expect(every_row).to_have_count(6)
-    for position in range(6):
+    # A server that hangs without closing anything (stopped, not killed) is said within 5 s too.
+    os.killpg(worker.pid, signal.SIGSTOP)
+    api = stack.processes["api"]
+    try:
+        drop_files(page, [("hung.jpg", "image/jpeg", images.jpeg())])
+        expect(rows(page).first).to_have_attribute("data-state", "queued")
+        os.kill(api.pid, signal.SIGSTOP)
+        hung_at = time.monotonic()
+        expect(page.locator("#connection")).to_contain_text("Lost contact with the server", timeout=5000)
+        assert time.monotonic() - hung_at < 5
+    finally:
+        os.kill(api.pid, signal.SIGCONT)
+        os.killpg(worker.pid, signal.SIGCONT)
+    expect(page.locator("#connection")).to_be_hidden(timeout=30_000)
+    expect(every_row).to_have_count(7)
+    for position in range(7):
         expect(every_row.nth(position)).to_have_attribute("data-state", "finished", timeout=30_000)
-    ids = sorted(every_row.nth(n).get_attribute("data-job") for n in range(6))
+    ids = sorted(every_row.nth(n).get_attribute("data-job") for n in range(7))
 
     # A reload while the API does not answer (Redis away, say): results wait, never forgotten.
     page.route("**/v1/batches/*", lambda route: route.abort())
     page.reload()
     expect(page.locator("#connection")).to_contain_text("Lost contact with the server")
     page.unroute("**/v1/batches/*")
-    expect(every_row).to_have_count(6)
-    assert sorted(every_row.nth(n).get_attribute("data-job") for n in range(6)) == ids
+    expect(every_row).to_have_count(7)
+    assert sorted(every_row.nth(n).get_attribute("data-job") for n in range(7)) == ids
     expect(page.locator("#connection")).to_be_hidden()
 
 
