@@ -56,3 +56,20 @@ setup_venv() {
         echo "$want" > "$stamp"
     fi
 }
+
+#: The accessibility checker the page's browser tests load into the page (never from a CDN).
+AXE_VERSION="4.14.1"
+
+setup_axe() {
+    # setup_axe: install axe-core from npm into the git-ignored .axe/ (skipped without npm).
+    local installed="$IMGPRESS_ROOT/.axe/node_modules/axe-core/package.json"
+    if grep -q "\"version\": \"$AXE_VERSION\"" "$installed" 2>/dev/null; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        say warning "npm is missing: the page's accessibility scan will be skipped"
+        return 0
+    fi
+    mkdir -p "$IMGPRESS_ROOT/.axe"
+    npm install --prefix "$IMGPRESS_ROOT/.axe" --no-audit --no-fund --silent "axe-core@$AXE_VERSION" >&2
+}
