@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from shared import errors
 from shared.client import AsyncClient, Client, Result, Retry, RetryPolicy
 from shared.client_errors import Unauthorized
+
+from shared import errors
 from shared.schema import JobStatus
 from shared.settings import Settings
 from tests import images

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from shared import client_errors, errors
 from shared.client import Client, Retry, RetryPolicy
 from shared.client_errors import ServerError, ServerUnreachable, Unauthorized, UnexpectedResponse
 from shared.upload_body import CHUNK_BYTES, UploadBody
+
+from shared import client_errors, errors
 from tests.ports import free_port
 
 FAST_RETRY = RetryPolicy(retries=2, backoff=0.05, max_delay=0.2)
