@@ -151,14 +151,13 @@ def access_checked(response: httpx.Response, base_url: str) -> None:
         return
     if response.status_code == 401:
         raise Unauthorized(error_body(response)[1])
-    error = from_response(response)
-    if isinstance(error, UnexpectedResponse):
-        raise UnexpectedResponse(
-            f"No imgpress API at {base_url} (HTTP {response.status_code} for "
-            f"{response.request.url.path}); check the server URL.",
-            status=response.status_code,
-        )
-    raise error
+    if response.status_code >= 500 or response.status_code == 429:
+        raise from_response(response)
+    raise UnexpectedResponse(
+        f"No imgpress API at {base_url} (HTTP {response.status_code} for "
+        f"{response.request.url.path}); check the server URL.",
+        status=response.status_code,
+    )
 
 
 class _Base(ABC):
