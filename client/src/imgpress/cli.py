@@ -43,7 +43,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 STDIN = "-"
 OVERWRITE = ("never", "always", "if-smaller")
 SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "ki": 1024, "kib": 1024}
-SIZE_UNITS |= {"mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3}
+SIZE_UNITS |= {"mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3}
 
 
 class UsageError(Exception):
