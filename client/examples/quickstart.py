@@ -1,6 +1,6 @@
 """Compress one image, then a batch, with the imgpress client; type-checked with `mypy --strict`.
 
-    python quickstart.py photo.jpg other.png    # server: $IMGPRESS_URL or http://127.0.0.1:8000
+python quickstart.py photo.jpg other.png    # server: $IMGPRESS_URL or http://127.0.0.1:8000
 """
 
 from __future__ import annotations
