@@ -350,13 +350,11 @@ class Client(_Base):
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once it has finished or failed; as it is if `timeout` seconds pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.status(job_id)
-        while not job.is_terminal:
-            remaining = MAX_WAIT_SECONDS if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        while True:
+            remaining = MAX_WAIT_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
             job = self.status(job_id, wait=min(remaining, MAX_WAIT_SECONDS))
-        return job
+            if job.is_terminal or (deadline is not None and time.monotonic() >= deadline):
+                return job
 
     def download(self, job_id: str) -> Download:
         """The output of a finished job, with its suggested file name."""
@@ -531,13 +529,11 @@ class AsyncClient(_Base):
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once it has finished or failed; as it is if `timeout` seconds pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = await self.status(job_id)
-        while not job.is_terminal:
-            remaining = MAX_WAIT_SECONDS if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        while True:
+            remaining = MAX_WAIT_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
             job = await self.status(job_id, wait=min(remaining, MAX_WAIT_SECONDS))
-        return job
+            if job.is_terminal or (deadline is not None and time.monotonic() >= deadline):
+                return job
 
     async def download(self, job_id: str) -> Download:
         """The output of a finished job, with its suggested file name."""
