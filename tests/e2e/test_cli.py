@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -433,3 +434,17 @@ def test_a_terminal_gets_a_progress_line_that_redraws_cleanly(stack: Stack, tmp_
     assert any(re.match(r"\[\d/3\] .* \S+/s ETA \S+ .*é{3}-\d\.jpg$", frame) for frame in frames), frames
     assert drawn.decode().endswith("\r\x1b[K")  # the last redraw leaves a clean line
     assert b"3 written" in done.stdout
+
+
+def test_a_long_decomposed_quoted_name_keeps_its_name(stack: Stack, tmp_path: Path) -> None:
+    stem = unicodedata.normalize("NFD", "Café déjà vu ") + '"quoted" it\'s ' + "x" * 200
+    source = tmp_path / f"{stem}.jpg"
+    source.write_bytes(images.jpeg())
+    code, document = run_json("compress", str(source), "--server", stack.url)
+    assert code == 0, document
+    output = tmp_path / f"{stem}.min.jpg"
+    assert document["files"][0]["output"] == str(output) and output.stat().st_size > 0
+    # In place without --overwrite is a skip that says how to replace the file.
+    code, document = run_json("compress", str(source), "--suffix", "", "--server", stack.url)
+    entry = document["files"][0]
+    assert code == 0 and entry["status"] == "skipped" and "would be the input" in entry["reason"]
