@@ -1,4 +1,4 @@
-"""The command line's planning, before any upload: names, extensions, collisions, sizes, usage."""
+"""The command line before any upload: its flags, and the plan (names, extensions, collisions)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from imgpress import cli
+from imgpress import cli, plan
 from tests import images
 
 
-def planned(tmp_path: Path, *args: str) -> tuple[argparse.Namespace, list[cli.Task]]:
+def planned(tmp_path: Path, *args: str) -> tuple[argparse.Namespace, list[plan.Task]]:
     parsed = cli.parser().parse_args(["compress", *args])
-    return parsed, cli.plan(parsed, cli.server_options(parsed).get("format"))
+    return parsed, plan.plan(parsed, cli.server_options(parsed).get("format"))
 
 
 def test_sizes_take_units() -> None:
@@ -29,12 +29,12 @@ def test_sizes_take_units() -> None:
 
 
 def test_formats_are_sniffed_for_the_output_extension() -> None:
-    assert cli.sniffed_format(images.jpeg()[:16]) == "jpeg"
-    assert cli.sniffed_format(images.png_with_alpha()[:16]) == "png"
-    assert cli.sniffed_format(b"\0\0\0\x1cftypheic\0\0\0\0") == "jpeg"  # the server answers HEIC with JPEG
-    assert cli.sniffed_format(b"\0\0\0\x1cftypavif\0\0\0\0") == "avif"
-    assert cli.output_extension("auto", images.jpeg()[:16]) is None
-    assert cli.output_extension("webp", b"") == ".webp"
+    assert plan.sniffed_format(images.jpeg()[:16]) == "jpeg"
+    assert plan.sniffed_format(images.png_with_alpha()[:16]) == "png"
+    assert plan.sniffed_format(b"\0\0\0\x1cftypheic\0\0\0\0") == "jpeg"  # the server answers HEIC with JPEG
+    assert plan.sniffed_format(b"\0\0\0\x1cftypavif\0\0\0\0") == "avif"
+    assert plan.output_extension("auto", images.jpeg()[:16]) is None
+    assert plan.output_extension("webp", b"") == ".webp"
 
 
 def test_an_extensionless_input_gets_the_suffix_and_the_formats_extension(tmp_path: Path) -> None:
@@ -49,14 +49,14 @@ def test_collisions_are_found_case_blind_and_across_formats(tmp_path: Path) -> N
         (tmp_path / name).write_bytes(images.jpeg())
     (tmp_path / "a.png").write_bytes(images.png_with_alpha())
     _, tasks = planned(tmp_path, str(tmp_path), "--format", "webp")
-    problems = cli.find_collisions(tasks)
+    problems = plan.find_collisions(tasks)
     assert sorted(Path(tasks[i].label).name for i in problems) == ["a.jpg", "a.png", "x.JPG", "x.jpg"]
     a_jpg = next(i for i, task in enumerate(tasks) if task.label.endswith("a.jpg"))
     assert "a.png" in problems[a_jpg] and "a.min.webp" in problems[a_jpg]
     _, same_format = planned(tmp_path, str(tmp_path / "a.jpg"), str(tmp_path / "a.png"))
-    assert cli.find_collisions(same_format) == {}
+    assert plan.find_collisions(same_format) == {}
     _, auto = planned(tmp_path, str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "--format", "auto")
-    assert set(cli.find_collisions(auto)) == {0, 1}
+    assert set(plan.find_collisions(auto)) == {0, 1}
 
 
 def test_an_output_that_is_another_input_collides(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_an_output_that_is_another_input_collides(tmp_path: Path) -> None:
     _, tasks = planned(
         tmp_path, str(tmp_path / "a.png"), str(tmp_path / "a.webp"), "--format", "webp", "--suffix", ""
     )
-    assert set(cli.find_collisions(tasks)) == {0, 1}
+    assert set(plan.find_collisions(tasks)) == {0, 1}
 
 
 def test_a_folder_with_an_empty_suffix_finds_its_files_and_the_default_takes_avif_and_heic(

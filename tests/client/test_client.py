@@ -11,9 +11,8 @@ from typing import get_args
 import httpx
 import pytest
 
+from imgpress import Client, Retry, RetryPolicy, models
 from imgpress import errors as client_errors
-from imgpress import models
-from imgpress.client import Client, Retry, RetryPolicy
 from imgpress.errors import ServerError, ServerUnreachable, Unauthorized, UnexpectedResponse
 from imgpress.upload import CHUNK_BYTES, UploadBody
 from shared import errors, options, schema

@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imgpress import errors
-from imgpress.client import AsyncClient, Client, Result, Retry, RetryPolicy
+from imgpress import AsyncClient, Client, Result, Retry, RetryPolicy, errors
 from imgpress.errors import Unauthorized, UnexpectedResponse
 from imgpress.models import Event
 from shared.settings import Settings

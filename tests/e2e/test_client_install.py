@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,10 +40,14 @@ def clean_env() -> dict[str, str]:
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv in a temporary folder with `pip install ./client` done, and nothing else."""
     home = tmp_path_factory.mktemp("fresh")
+    # Built from a copy: pip builds in the source folder, which must stay clean.
+    source = shutil.copytree(
+        ROOT / "client", home / "client", ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
     subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True, env=clean_env(), cwd=home)
     pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     done = subprocess.run(
-        [*pip, "install", str(ROOT / "client")],
+        [*pip, "install", str(source)],
         capture_output=True,
         text=True,
         env=clean_env(),

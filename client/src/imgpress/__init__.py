@@ -1,6 +1,9 @@
 """The imgpress client: `Client` and `AsyncClient` for an imgpress server, and the `imgpress` command."""
 
-from imgpress.client import AsyncClient, Client, Download, Result, Retry, RetryPolicy
+from imgpress.answers import Download, Result
+from imgpress.async_client import AsyncClient
+from imgpress.base import Retry, RetryPolicy
+from imgpress.client import Client
 from imgpress.errors import ImgpressError
 from imgpress.models import Batch, Event, Job, Options, Rejected
 
