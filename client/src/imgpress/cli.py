@@ -23,7 +23,7 @@ from imgpress import __version__
 from imgpress.answers import check_finished
 from imgpress.async_client import AsyncClient
 from imgpress.base import RetryPolicy
-from imgpress.errors import BadOption, ImgpressError, ServerUnreachable, Unauthorized, UnexpectedResponse
+from imgpress.errors import BadOption, ImgpressError, ServerUnreachable, Unauthorized
 from imgpress.models import CHOICES, OPTION_NAMES, check_options
 from imgpress.outputs import Existing, write_output
 from imgpress.plan import DEFAULT_INCLUDE, Task, UsageError, find_collisions, plan, skip_reason
@@ -267,7 +267,7 @@ class Run:
         return deleted
 
     def stop(self, code: str, message: str, status: int) -> int:
-        """End the run before any upload: the files are not started; the exit status."""
+        """End the run with an error: files not yet sent are `not_started`; the exit status."""
         self.report.error = {"code": code, "message": message}
         for outcome in self.report.outcomes:
             if outcome.status == "pending":
@@ -276,36 +276,31 @@ class Run:
         return status
 
     async def execute(self) -> int:
-        """Run every task; the exit code."""
+        """Run every task; the exit code. On Ctrl-C, delete the pending jobs and report first."""
+        try:
+            return await self.upload_all()
+        except asyncio.CancelledError:
+            deleted = await self.cancel()
+            self.stop("cancelled", f"cancelled; deleted {deleted} pending job(s)", EXIT_CANCELLED)
+            raise
+
+    async def upload_all(self) -> int:
+        """Check the server, then upload, wait for and write every planned file; the exit code."""
         todo = self.prepare()
         if todo and not self.args.dry_run:
             try:
                 await self.client.check_access()
             except Unauthorized as exc:
                 return self.stop(exc.code, f"{exc.message} ({self.args.server})", EXIT_USAGE)
-            except (ServerUnreachable, UnexpectedResponse) as exc:
-                return self.stop(exc.code, f"{exc.message} ({self.args.server})", EXIT_UNREACHABLE)
             except ImgpressError as exc:
+                # No answer, not an imgpress API (a 404), or one that cannot work (503).
                 return self.stop(exc.code, f"{exc.message} ({self.args.server})", EXIT_UNREACHABLE)
             gate = asyncio.Semaphore(max(1, self.args.concurrency))
-            try:
-                await asyncio.gather(*(self.one(task, gate) for task in todo))
-            except asyncio.CancelledError:
-                deleted = await self.cancel()
-                self.report.error = {
-                    "code": "cancelled",
-                    "message": f"cancelled; deleted {deleted} pending job(s)",
-                }
-                for outcome in self.report.outcomes:
-                    if outcome.status == "pending":
-                        outcome.status = "not_started"
-                self.report.summary()
-                raise
+            await asyncio.gather(*(self.one(task, gate) for task in todo))
         if self.lost is not None:
-            self.report.error = {"code": self.lost.code, "message": f"lost the server: {self.lost.message}"}
+            message = f"lost the server: {self.lost.message}"
+            return self.stop(self.lost.code, message, EXIT_UNREACHABLE)
         self.report.summary()
-        if self.lost is not None:
-            return EXIT_UNREACHABLE
         failed = any(o.status in ("failed", "not_started") for o in self.report.outcomes)
         return EXIT_FAILED if failed else EXIT_OK
 
@@ -346,7 +341,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(compress(args, tasks, options))
     except KeyboardInterrupt:
-        print("imgpress: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
 
 
