@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
@@ -215,6 +216,18 @@ def test_ctrl_c_deletes_the_pending_jobs(redis_databases: DatabasePool, tmp_path
             for job_id in ids:
                 assert httpx.get(f"{api.url}/v1/jobs/{job_id}").status_code == 410
             assert list((tmp_path).glob("*.min.jpg")) == []
+            # With --json, the one document still comes, saying the run was cancelled.
+            command = [IMGPRESS, "compress", str(tmp_path / "a.jpg"), "--server", api.url, "--json"]
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 30
+            while not list((tmp_path / "data").glob("jobs/*/input")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+            assert process.returncode == 130, stderr
+            document = json.loads(stdout)
+            assert document["error"]["code"] == "cancelled" and "deleted" in document["error"]["message"]
         finally:
             api.stop()
 
