@@ -20,6 +20,8 @@ COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
 COPY screening ./screening
+# Installs the dependencies only (imgpress-server ships no package): the processes run the code in
+# /app, found through PYTHONPATH whatever the working directory.
 RUN pip install --no-cache-dir .
 
 # /data is created here, owned by the service user, so a named volume mounted on it starts
@@ -29,7 +31,8 @@ RUN useradd --system --create-home --uid 10001 imgpress \
     && chown imgpress:imgpress /data
 
 ENV IMGPRESS_DATA_DIR=/data \
-    IMGPRESS_HOST=0.0.0.0
+    IMGPRESS_HOST=0.0.0.0 \
+    PYTHONPATH=/app
 
 FROM base AS dashboard
 RUN pip install --no-cache-dir '.[dashboard]'

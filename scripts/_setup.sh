@@ -1,5 +1,6 @@
-# Sourced by scripts/run and scripts/test: make .venv and install imgpress into it.
-# Idempotent and quick the second time: pip only runs when pyproject.toml or the extras change.
+# Sourced by scripts/run, scripts/test and scripts/check: make .venv and install into it the
+# server's dependencies (imgpress-server, which runs from this checkout) and the client (editable).
+# Idempotent and quick the second time: pip only runs when a pyproject.toml or the extras change.
 # As root, missing system packages (python3-venv, libmagic1, ...) are installed with apt.
 
 IMGPRESS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,11 +46,11 @@ setup_venv() {
     fi
     local stamp="$VENV/.imgpress-installed-${extras//,/-}"
     local want
-    want="$(cat "$IMGPRESS_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras"
+    want="$(cat "$IMGPRESS_ROOT/pyproject.toml" "$IMGPRESS_ROOT/client/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say info "installing the project and its dependencies into .venv"
         if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$IMGPRESS_ROOT[$extras]" \
-                > "$VENV/pip.log" 2>&1; then
+                -e "$IMGPRESS_ROOT/client" > "$VENV/pip.log" 2>&1; then
             cat "$VENV/pip.log" >&2
             return 1
         fi

@@ -25,6 +25,10 @@ from tests.redis_servers import DatabasePool, databases_for, start_redis
 from worker import tasks
 from worker.rqworker import LISTENER_WAKE_SECONDS, ImgpressWorker
 
+ROOT = Path(__file__).resolve().parents[1]
+# The server installs no package and runs from its checkout: the processes tests start find it here.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
