@@ -20,8 +20,10 @@ COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
 COPY screening ./screening
-# Built for a bucket (`--build-arg IMGPRESS_STORAGE_URL=s3://...`, as the compose file passes
-# it on), the image also gets the `s3` extra (boto3).
+# Installs the dependencies only (imgpress-server ships no package): the processes run the code in
+# /app, found through PYTHONPATH whatever the working directory. Built for a bucket
+# (`--build-arg IMGPRESS_STORAGE_URL=s3://...`, as the compose file passes it on), the image
+# also gets the `s3` extra (boto3).
 ARG IMGPRESS_STORAGE_URL=""
 RUN case "$IMGPRESS_STORAGE_URL" in \
         s3://*) pip install --no-cache-dir '.[s3]' ;; \
@@ -35,7 +37,8 @@ RUN useradd --system --create-home --uid 10001 imgpress \
     && chown imgpress:imgpress /data
 
 ENV IMGPRESS_DATA_DIR=/data \
-    IMGPRESS_HOST=0.0.0.0
+    IMGPRESS_HOST=0.0.0.0 \
+    PYTHONPATH=/app
 
 FROM base AS dashboard
 RUN pip install --no-cache-dir '.[dashboard]'

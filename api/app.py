@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
-from api import batches, health, jobs, observability, openapi, page, seed
+from api import batches, capabilities, health, jobs, observability, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
 from api.intake import QueueDepth
@@ -43,6 +43,7 @@ POOL_WAIT_SECONDS = 1.0
 
 routes = [
     Route("/", page.index, methods=["GET"]),
+    Route("/favicon.ico", page.favicon, methods=["GET"]),
     Mount("/static", app=page.static_files(), name="static"),
     Route("/v1/jobs", jobs.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
@@ -50,6 +51,8 @@ routes = [
     Route("/v1/jobs/{job_id}/result", jobs.get_result, methods=["GET"]),
     Route("/v1/jobs/{job_id}/input", jobs.get_input, methods=["GET"]),
     Route("/v1/jobs/{job_id}/events", jobs.job_events, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/variants", jobs.create_variant, methods=["POST"]),
+    Route("/v1/limits", capabilities.get_limits, methods=["GET"]),
     Route("/v1/batches", batches.create_batch, methods=["POST"]),
     Route("/v1/batches/{batch_id}", batches.get_batch, methods=["GET"]),
     Route("/v1/batches/{batch_id}", batches.delete_batch, methods=["DELETE"]),

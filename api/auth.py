@@ -17,6 +17,8 @@ from shared.settings import Settings
 #: Paths that need a key when keys are configured.
 PROTECTED_PREFIXES = ("/v1/", "/upload", "/task/", "/download/")
 SEED_PREFIXES = ("/upload", "/task/", "/download/")
+#: Paths under a protected prefix that any client may read: what the server accepts.
+PUBLIC_PATHS = frozenset({"/v1/limits"})
 
 
 def caller(request: Request) -> str | None:
@@ -45,6 +47,11 @@ def client_address(request: Request) -> str:
     return address.compressed
 
 
+def is_protected(path: str) -> bool:
+    """Whether a path needs a key when keys are configured."""
+    return path.startswith(PROTECTED_PREFIXES) and path not in PUBLIC_PATHS
+
+
 class ApiKeyMiddleware:
     """Refuse protected routes without a valid bearer key; remember the caller's digest."""
 
@@ -53,7 +60,7 @@ class ApiKeyMiddleware:
         self.keys = [key.encode() for key in settings.api_keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or not scope["path"].startswith(PROTECTED_PREFIXES):
+        if scope["type"] != "http" or not self.keys or not is_protected(scope["path"]):
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from rq_dashboard.cli import make_flask_app
     except ImportError:
-        print("imgpress: rq-dashboard is not installed; pip install 'imgpress[dashboard]'", file=sys.stderr)
+        print("imgpress: rq-dashboard is not installed; pip install '.[dashboard]'", file=sys.stderr)
         return 2
     # As rq-dashboard's own command does: no line per request on the terminal.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

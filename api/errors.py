@@ -86,9 +86,9 @@ def envelope_error_body(message: str, code: int) -> dict[str, str | int]:
 async def imgpress_error(request: Request, exc: Exception) -> Response:
     """Render an imgpress error (or a Redis failure, or a bug) as a JSON error response."""
     error = translate(exc)
-    return JSONResponse(
-        error_body(error.code, error.message), status_code=status_for(error), headers=headers_for(error)
-    )
+    body: dict[str, dict[str, object]] = {"error": {**error_body(error.code, error.message)["error"]}}
+    body["error"].update(error.details)  # e.g. each file's refusal when a whole batch is refused
+    return JSONResponse(body, status_code=status_for(error), headers=headers_for(error))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
 
 from redis import Redis
@@ -13,7 +15,7 @@ from api.uploads import Upload
 from screening import imaging
 from shared import batches, blobs, jobs, metrics, storage
 from shared.batches import Batch, Rejected
-from shared.errors import CorruptImage, QueueFull, TooLarge, UnsupportedMedia
+from shared.errors import BadOption, CorruptImage, JobExpired, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options
 from shared.schema import InputInfo, Job, JobError, JobStatus, utc_now
 from shared.settings import Settings
@@ -103,6 +105,38 @@ def accept(
         upload.path.unlink(missing_ok=True)
 
 
+def accept_variant(connection: Redis, settings: Settings, source: Job, options: Options) -> Job:
+    """Queue a new job that compresses `source`'s stored upload again with other options.
+
+    The new job gets its own link to the upload's bytes, so either job may be deleted first;
+    JobExpired if the source no longer keeps them.
+    """
+    original = storage.input_path(settings.data_dir, source.id)
+    job = Job(
+        id=storage.new_job_id(),
+        status=JobStatus.QUEUED,
+        created_at=utc_now(),
+        input=source.input,
+        options=options,
+        owner=source.owner,
+    )
+    temp = storage.temp_path(settings.data_dir)
+    try:
+        os.link(original, temp)
+    except FileNotFoundError:
+        raise JobExpired("This job no longer keeps its original (it failed or expired).") from None
+    except OSError:
+        shutil.copyfile(original, temp)  # a data dir whose filesystem cannot hard-link
+    try:
+        storage.move_into_place(temp, storage.input_path(settings.data_dir, job.id))
+        jobs.submit(connection, settings, job)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        storage.delete_job_files(settings.data_dir, job.id)
+        raise
+    return job
+
+
 def accept_batch(
     connection: Redis,
     settings: Settings,
@@ -113,24 +147,32 @@ def accept_batch(
 ) -> Batch:
     """Queue each upload as a job of one new batch; files refused for what they are become `rejected`.
 
-    If no file is accepted, nothing is stored and the last file's refusal is raised.
+    Each job and refusal keeps its file's position in the upload. If no file is accepted, nothing
+    is stored and the last file's refusal is raised, with every file's in `rejected`.
     """
     batch_id = batches.new_batch_id()
     job_ids: list[str] = []
+    job_indexes: list[int] = []
     rejected: list[Rejected] = []
     try:
-        for upload in uploads:
+        for index, upload in enumerate(uploads):
             try:
+                if upload.refusal is not None:
+                    raise upload.refusal
                 job = accept(connection, settings, upload, options, owner, batch_id=batch_id)
-            except (UnsupportedMedia, TooLarge, CorruptImage) as refusal:
-                if not job_ids and len(rejected) == len(uploads) - 1:
+            except (UnsupportedMedia, TooLarge, CorruptImage, BadOption) as refusal:
+                rejected.append(Rejected(upload.filename, JobError(refusal.code, refusal.message), index))
+                if not job_ids and len(rejected) == len(uploads):
+                    refusal.details = {"rejected": [item.to_dict() for item in rejected]}
                     raise
-                rejected.append(Rejected(upload.filename, JobError(refusal.code, refusal.message)))
                 continue
             job_ids.append(job.id)
+            job_indexes.append(index)
     finally:
         for upload in uploads:
             upload.path.unlink(missing_ok=True)
-    batch = Batch(batch_id, utc_now(), tuple(job_ids), tuple(rejected), callback_url, owner)
+    batch = Batch(
+        batch_id, utc_now(), tuple(job_ids), tuple(rejected), callback_url, owner, tuple(job_indexes)
+    )
     batches.save(connection, batch, settings.retention_seconds, settings.job_timeout_seconds)
     return batch

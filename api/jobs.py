@@ -240,6 +240,24 @@ async def get_input(request: Request) -> Response:
     return await run_in_threadpool(input_response, job, blobs.store_for(services(request).settings))
 
 
+async def create_variant(request: Request) -> Response:
+    """POST /v1/jobs/{id}/variants: compress the job's stored upload again with other options.
+
+    No upload: the options come as form fields (or query parameters), unset ones take their
+    defaults, and the answer is a new job of the same owner (202), to follow like any other.
+    """
+    found = services(request)
+    source = await load_job(request, request.path_params["job_id"])
+    await intake.admit(
+        found.async_redis, found.settings, caller(request) or client_address(request), found.queue_depth
+    )
+    values = await params.query_and_form(request, params.VARIANT, max_fields=uploads.MAX_FIELDS)
+    options = Options.parse(values)
+    job = await run_in_threadpool(intake.accept_variant, found.redis, found.settings, source, options)
+    found.queue_depth.queued(1)
+    return JSONResponse(resource(job), status_code=202, headers={"Location": job_url(job.id)})
+
+
 async def delete_job(request: Request) -> Response:
     """DELETE /v1/jobs/{id}: delete the job's files and record now."""
     found = services(request)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import auth, batches, docs, health, jobs, observability, page, params, schemas, seed
+from api import auth, batches, capabilities, docs, health, jobs, observability, page, params, schemas, seed
 from api.errors import STATUS
 from api.params import Accepted
 from api.schemas import (
@@ -82,6 +82,7 @@ TAGS: dict[str, tuple[str, str]] = {
         "The three routes of the FastAPI + Celery tutorial app imgpress grew from, answering as it did, "
         "so its clients and frontend keep working unchanged.",
     ),
+    "capabilities": ("Limits", "Read what this server accepts before uploading: sizes, types, options."),
     "health": ("Health", "Ask whether the service is up and ready to take work (for load balancers)."),
     "observability": ("Metrics", "Scrape Prometheus metrics: requests, uploads, jobs, queues."),
     "openapi": ("Contract", "Read this contract, as JSON to generate a client from or as this page."),
@@ -153,6 +154,26 @@ OPERATIONS: dict[Endpoint, Operation] = {
         _LOOKUP_ERRORS,
         parameters=[path_parameter("job_id")],
     ),
+    jobs.create_variant: Operation(
+        {
+            202: {
+                **schemas.JOB_RESPONSE,
+                "description": "The new job, queued from the same stored upload.",
+                "headers": {"Location": schemas.LOCATION},
+            }
+        },
+        (errors.BadOption, *_LOOKUP_ERRORS, errors.RateLimited, errors.QueueFull),
+        parameters=[path_parameter("job_id")],
+        accepted=params.VARIANT,
+        request_body={
+            "required": False,
+            "content": {
+                media_type: {"schema": schemas.fields_schema(params.VARIANT)}
+                for media_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+            },
+        },
+    ),
+    capabilities.get_limits: Operation({200: schemas.LIMITS_RESPONSE}),
     jobs.job_events: Operation(
         {200: schemas.EVENT_STREAM},
         _LOOKUP_ERRORS,
@@ -198,6 +219,9 @@ OPERATIONS: dict[Endpoint, Operation] = {
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             }
         }
+    ),
+    page.favicon: Operation(
+        {200: {"description": "The page's icon.", "content": {"image/svg+xml": {"schema": schemas.BINARY}}}}
     ),
     page.index: Operation(
         {200: {"description": "The web page.", "content": {"text/html": {"schema": {"type": "string"}}}}}
@@ -358,7 +382,7 @@ def operation_object(route: Route, method: str, operation: Operation) -> JSON:
         result["parameters"] = parameters
     if operation.request_body is not None:
         result["requestBody"] = operation.request_body
-    if route.path.startswith(auth.PROTECTED_PREFIXES):
+    if auth.is_protected(route.path):
         # Optional: only when the server has IMGPRESS_API_KEYS set.
         result["security"] = [{"apiKey": []}, {}]
         result["responses"]["401"] = {

@@ -80,6 +80,8 @@ class Accepted:
 
 JOB_UPLOAD = Accepted((*OPTIONS, WAIT, FILENAME, CALLBACK_URL))
 BATCH_UPLOAD = Accepted((*OPTIONS, CALLBACK_URL))
+#: A variant of a stored upload takes options only, in the query or the form.
+VARIANT = Accepted(OPTIONS)
 TUTORIAL_UPLOAD = Accepted(
     (
         TUTORIAL_QUALITY,
@@ -138,3 +140,10 @@ def read(accepted: Accepted, query: Mapping[str, str], form: Mapping[str, str] |
 def query(request: Request, accepted: Accepted) -> Fields:
     """The request's query parameters for a route (read())."""
     return read(accepted, request.query_params)
+
+
+async def query_and_form(request: Request, accepted: Accepted, *, max_fields: int) -> Fields:
+    """The request's query parameters and the text fields of its form (no files) for a route (read())."""
+    async with request.form(max_files=0, max_fields=max_fields) as form:
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
+    return read(accepted, request.query_params, fields)

@@ -82,12 +82,21 @@ def query_parameters(accepted: Accepted) -> list[JSON]:
     ]
 
 
+def fields_schema(accepted: Accepted) -> JSON:
+    """The form fields a route reads, as one object schema."""
+    fields = [p for p in accepted.params if FORM in p.places]
+    properties = {p.name: {**p.schema, "description": p.description} for p in fields}
+    return {"type": "object", "properties": properties, "required": [p.name for p in fields if p.required]}
+
+
 def form_schema(accepted: Accepted, file: JSON) -> JSON:
     """The multipart form of an upload: `file`, then every field the route reads from the form."""
-    fields = [p for p in accepted.params if FORM in p.places]
-    properties = {"file": file, **{p.name: {**p.schema, "description": p.description} for p in fields}}
-    required = ["file", *(p.name for p in fields if p.required)]
-    return {"type": "object", "properties": properties, "required": required}
+    form = fields_schema(accepted)
+    return {
+        **form,
+        "properties": {"file": file, **form["properties"]},
+        "required": ["file", *form["required"]],
+    }
 
 
 def components() -> JSON:
@@ -227,6 +236,43 @@ EVENT_STREAM: JSON = {
         }
     },
 }
+UPLOAD_INDEX: JSON = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "description": "The file's position among the request's `file` parts (0 is the first).",
+}
+REJECTED: JSON = {
+    "type": "object",
+    "properties": {"index": UPLOAD_INDEX, "filename": {"type": "string"}, "error": ref("JobError")},
+    "required": ["index", "filename", "error"],
+}
+LIMITS_RESPONSE: JSON = {
+    "description": "What this server accepts.",
+    "content": json_content(
+        {
+            "type": "object",
+            "properties": {
+                "max_upload_bytes": {"type": "integer", "description": "Largest file, in bytes."},
+                "max_pixels": {"type": "integer", "description": "Largest width × height."},
+                "max_batch_files": {"type": "integer", "description": "Most `file` parts in one batch."},
+                "retention_seconds": {"type": "integer", "description": "How long results are kept."},
+                "media_types": {"type": "array", "items": {"type": "string"}},
+                "formats": {"type": "array", "items": {"type": "string"}},
+                "targets": {"type": "array", "items": {"type": "string"}},
+                "fits": {"type": "array", "items": {"type": "string"}},
+                "efforts": {"type": "array", "items": {"type": "string"}},
+                "max_side": {"type": "integer"},
+            },
+            "required": [
+                "max_upload_bytes",
+                "max_pixels",
+                "max_batch_files",
+                "retention_seconds",
+                "media_types",
+            ],
+        }
+    ),
+}
 BATCH_RESPONSE: JSON = {
     "description": "The batch resource: its jobs, counts by status, byte totals.",
     "content": json_content(
@@ -239,8 +285,25 @@ BATCH_RESPONSE: JSON = {
                 "total": {"type": "integer"},
                 "input_bytes": {"type": "integer"},
                 "output_bytes": {"type": "integer"},
-                "jobs": {"type": "array", "items": ref("Job")},
-                "rejected": {"type": "array", "items": {"type": "object"}},
+                "jobs": {
+                    "type": "array",
+                    "description": "Job resources in upload order, each with `index`.",
+                    "items": {
+                        "allOf": [
+                            ref("Job"),
+                            {
+                                "type": "object",
+                                "properties": {"index": UPLOAD_INDEX},
+                                "required": ["index"],
+                            },
+                        ]
+                    },
+                },
+                "rejected": {
+                    "type": "array",
+                    "description": "Files refused before they became jobs (the others went on).",
+                    "items": REJECTED,
+                },
                 "links": {"type": "object"},
             },
             "required": ["id", "status", "counts", "total", "jobs", "rejected", "links"],

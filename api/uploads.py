@@ -46,6 +46,8 @@ class Upload:
     filename: str
     head: bytes
     fields: dict[str, str] = field(default_factory=dict)
+    #: Why this file of a batch was refused while it was received (then nothing is kept of it).
+    refusal: ImgpressError | None = None
 
 
 def clean_filename(raw: str) -> str:
@@ -152,6 +154,9 @@ class _MultipartReceiver:
         self.limit = limit
         self.max_files = max_files
         self.files: list[tuple[_Sink, str]] = []
+        #: Batch files refused while arriving (too large, one too many), by position among the files.
+        self.refused: dict[int, ImgpressError] = {}
+        self.skipped = 0
         self.fields: dict[str, str] = {}
         self._header_name = b""
         self._header_value = b""
@@ -163,7 +168,7 @@ class _MultipartReceiver:
 
     def envelope_bytes(self, fed: int) -> int:
         """Of the `fed` bytes of body, how many were not file contents (headers, fields, filler)."""
-        return fed - sum(sink.size for sink, _ in self.files)
+        return fed - self.skipped - sum(sink.size for sink, _ in self.files)
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -201,9 +206,14 @@ class _MultipartReceiver:
             if len(self.files) >= self.max_files:
                 if self.max_files == 1:
                     raise BadOption("Send one file per job (one 'file' field); use /v1/batches for several.")
-                raise TooLarge(f"A batch takes at most {self.max_files} files.")
+                # Refused on its own: the files before it are kept, and a client can send it again.
+                self.refused[len(self.files)] = TooLarge(
+                    f"A batch takes at most {self.max_files} files; send this one in another batch."
+                )
             filename = params.get(b"filename", b"").decode("utf-8", "replace")
             self.files.append((_Sink(self.data_dir, self.limit), filename))
+            if len(self.files) - 1 in self.refused:
+                self.files[-1][0].discard()
             self._in_file = True
         elif b"filename" in params:
             raise BadOption(f"Unexpected file field '{name}'; attach the image as 'file'.")
@@ -216,7 +226,18 @@ class _MultipartReceiver:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
-            self.files[-1][0].write(data[start:end])
+            position = len(self.files) - 1
+            if position in self.refused:
+                self.skipped += end - start
+                return
+            try:
+                self.files[-1][0].write(data[start:end])
+            except TooLarge as exc:
+                if self.max_files == 1:
+                    raise
+                # One file over the limit in a batch: refuse it alone and drop the rest of its bytes.
+                self.refused[position] = exc
+                self.files[-1][0].discard()
         else:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
@@ -224,7 +245,8 @@ class _MultipartReceiver:
 
     def on_part_end(self) -> None:
         if self._in_file:
-            self.files[-1][0].close()
+            if len(self.files) - 1 not in self.refused:
+                self.files[-1][0].close()
             self._in_file = False
         elif self._field:
             self.fields[self._field] = self._value.decode("utf-8", "replace")
@@ -243,12 +265,19 @@ async def _receive_multipart(
             # Refused as it comes: preambles, part headers and fields are small in any real form.
             if receiver.envelope_bytes(fed) > _ENVELOPE_BYTES:
                 raise BadOption("The form has too much besides its files.")
+            if fed > limit * max_files + _ENVELOPE_BYTES:
+                raise TooLarge(
+                    f"The upload is larger than {max_files} files of the limit of {limit:,} bytes."
+                )
         parser.finalize()
         if not receiver.files:
             raise MissingFile(receiver.fields)
-        empty = [name for sink, name in receiver.files if sink.size == 0]
-        if empty:
-            raise BadOption(f"The uploaded file '{clean_filename(empty[0] or 'image')}' is empty.")
+        for position, (sink, name) in enumerate(receiver.files):
+            if sink.size == 0 and position not in receiver.refused:
+                if max_files == 1:
+                    raise BadOption(f"The uploaded file '{clean_filename(name or 'image')}' is empty.")
+                receiver.refused[position] = BadOption("The file is empty (0 bytes).")
+                sink.discard()
     except BaseException as exc:
         for sink, _ in receiver.files:
             sink.discard()
@@ -256,13 +285,24 @@ async def _receive_multipart(
             raise BadOption("The multipart body is malformed.") from None
         raise
     return [
-        Upload(sink.path, sink.size, clean_filename(name or "image"), sink.head, receiver.fields)
-        for sink, name in receiver.files
+        Upload(
+            sink.path,
+            sink.size,
+            clean_filename(name or "image"),
+            sink.head,
+            receiver.fields,
+            receiver.refused.get(position),
+        )
+        for position, (sink, name) in enumerate(receiver.files)
     ]
 
 
 async def receive_many(request: Request, settings: Settings) -> list[Upload]:
-    """Stream every `file` part of a multipart body to its own temp file (a batch upload)."""
+    """Stream every `file` part of a multipart body to its own temp file (a batch upload).
+
+    A file that is empty, over the size limit or past the batch's file count comes back with its
+    `refusal` set and nothing stored, so the others still go through.
+    """
     data_dir, limit, max_files = settings.data_dir, settings.max_upload_bytes, settings.max_batch_files
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":

@@ -1,5 +1,6 @@
-# Sourced by scripts/run and scripts/test: make .venv and install imgpress into it.
-# Idempotent and quick the second time: pip only runs when pyproject.toml or the extras change.
+# Sourced by scripts/run, scripts/test and scripts/check: make .venv and install into it the
+# server's dependencies (imgpress-server, which runs from this checkout) and the client (editable).
+# Idempotent and quick the second time: pip only runs when a pyproject.toml or the extras change.
 # As root, missing system packages (python3-venv, libmagic1, ...) are installed with apt.
 
 IMGPRESS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,14 +46,31 @@ setup_venv() {
     fi
     local stamp="$VENV/.imgpress-installed-${extras//,/-}"
     local want
-    want="$(cat "$IMGPRESS_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras"
+    want="$(cat "$IMGPRESS_ROOT/pyproject.toml" "$IMGPRESS_ROOT/client/pyproject.toml" | sha256sum | cut -d' ' -f1) $extras"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say info "installing the project and its dependencies into .venv"
         if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$IMGPRESS_ROOT[$extras]" \
-                > "$VENV/pip.log" 2>&1; then
+                -e "$IMGPRESS_ROOT/client" > "$VENV/pip.log" 2>&1; then
             cat "$VENV/pip.log" >&2
             return 1
         fi
         echo "$want" > "$stamp"
     fi
+}
+
+#: The accessibility checker the page's browser tests load into the page (never from a CDN).
+AXE_VERSION="4.14.1"
+
+setup_axe() {
+    # setup_axe: install axe-core from npm into the git-ignored .axe/ (skipped without npm).
+    local installed="$IMGPRESS_ROOT/.axe/node_modules/axe-core/package.json"
+    if grep -q "\"version\": \"$AXE_VERSION\"" "$installed" 2>/dev/null; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        say warning "npm is missing: the page's accessibility scan will be skipped"
+        return 0
+    fi
+    mkdir -p "$IMGPRESS_ROOT/.axe"
+    npm install --prefix "$IMGPRESS_ROOT/.axe" --no-audit --no-fund --silent "axe-core@$AXE_VERSION" >&2
 }

@@ -1,3 +1,2 @@
 """The contract the imgpress API and worker both import: settings, the job schema and its Redis
-records, storage paths, names, the error tree, webhooks, schedules, logs and metrics. Also, until
-they move to a package of their own, the Python client and the CLI (`client*`, `cli*`)."""
+records, storage paths, names, the error tree, webhooks, schedules, logs and metrics."""

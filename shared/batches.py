@@ -21,10 +21,16 @@ class Rejected:
 
     filename: str
     error: JobError
+    #: The file's position among the upload's files (0 is the first), to pair it with what was sent.
+    index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
-        return {"filename": self.filename, "error": {"code": self.error.code, "message": self.error.message}}
+        return {
+            "index": self.index,
+            "filename": self.filename,
+            "error": {"code": self.error.code, "message": self.error.message},
+        }
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,14 @@ class Batch:
     callback_url: str | None = None
     #: Digest of the API key that created the batch (None when keys are off); never shown.
     owner: str | None = field(default=None)
+    #: Each job's file position in the upload, in `job_ids` order (empty in records older than it).
+    job_indexes: tuple[int, ...] = ()
+
+    def index_of(self, job_id: str) -> int | None:
+        """The upload position of this job's file, if the record knows it."""
+        if len(self.job_indexes) != len(self.job_ids) or job_id not in self.job_ids:
+            return None
+        return self.job_indexes[self.job_ids.index(job_id)]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form, as stored in Redis."""
@@ -48,6 +62,7 @@ class Batch:
             "rejected": [item.to_dict() for item in self.rejected],
             "callback_url": self.callback_url,
             "owner": self.owner,
+            "job_indexes": list(self.job_indexes),
         }
 
     @classmethod
@@ -57,9 +72,12 @@ class Batch:
             id=data["id"],
             created_at=data["created_at"],
             job_ids=tuple(data["job_ids"]),
-            rejected=tuple(Rejected(r["filename"], JobError(**r["error"])) for r in data["rejected"]),
+            rejected=tuple(
+                Rejected(r["filename"], JobError(**r["error"]), r.get("index")) for r in data["rejected"]
+            ),
             callback_url=data.get("callback_url"),
             owner=data.get("owner"),
+            job_indexes=tuple(data.get("job_indexes", ())),
         )
 
 

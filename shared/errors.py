@@ -31,6 +31,8 @@ class ImgpressError(Exception):
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
+        #: More for the client, beside code and message (a refused batch lists each file's refusal).
+        self.details: dict[str, object] = {}
         super().__init__(self.message)
 
 

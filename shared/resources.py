@@ -62,7 +62,9 @@ def batch_resource(batch: Batch, members: list[Job | None]) -> dict[str, Any]:
         "input_bytes": input_bytes,
         "output_bytes": output_bytes,
         "saved_bytes": finished_input - output_bytes,
-        "jobs": [job_resource(job) for job in members if job is not None],
+        "jobs": [
+            {**job_resource(job), "index": batch.index_of(job.id)} for job in members if job is not None
+        ],
         "rejected": [item.to_dict() for item in batch.rejected],
         "links": {"self": url, "events": f"{url}/events", "archive": f"{url}/archive"},
     }

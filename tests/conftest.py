@@ -26,6 +26,10 @@ from tests.s3_servers import aws_env, moto_server, new_bucket
 from worker import tasks
 from worker.rqworker import LISTENER_WAKE_SECONDS, ImgpressWorker
 
+ROOT = Path(__file__).resolve().parents[1]
+# The server installs no package and runs from its checkout: the processes tests start find it here.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -1,35 +1,115 @@
-// The imgpress page: options, drop/pick/paste, one batch per drop followed live over SSE,
-// per-file rows, totals, downloads and the compare view.
+// The imgpress page: options, drop/pick/paste anywhere, drops split into batches of the server's
+// size, one row per file paired with its job by position, live status over SSE that survives a
+// lost server, results kept across reloads, downloads and the compare view.
 
-import { ApiError, apiKey, download, follow, json, setApiKey } from "./client.js";
+import { ApiError, apiKey, download, follow, json, request, setApiKey, sleep, upload } from "./client.js";
 import { openCompare } from "./compare.js";
+import {
+  adopt, applyJob, button, byJob, handlers, isPending, makeRow, paint, remember, resetTotals, rows, setState,
+  showTotals, unread,
+} from "./rows.js";
+import { save, saved } from "./store.js";
+import { bytes, duration, formatName, megabytes } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const alertBox = $("alert");
-const rows = new Map(); // job id -> {job, element}
-const STATUS_WORDS = { queued: "Waiting", started: "Compressing…", finished: "Done", failed: "Failed" };
-const FORMAT_NAMES = { "image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP", "image/gif": "GIF" };
-
-function bytes(count) {
-  if (count < 1024) return `${count} B`;
-  if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KB`;
-  return `${(count / 1024 / 1024).toFixed(2)} MB`;
-}
+const FIRST_RETRY_MS = 1000;
+const LAST_RETRY_MS = 8000;
+const UPLOAD_ATTEMPTS = 6;
+const COMPACT_FROM = 12; // rows in one drop from which the list turns compact
+let limits = null;
 
 function showAlert(message) {
   alertBox.textContent = message;
   alertBox.hidden = !message;
 }
 
-// --- options -----------------------------------------------------------------------------
+function fail(error) {
+  showAlert(error instanceof ApiError ? error.message : String(error));
+  if (error instanceof ApiError && error.status === 401) {
+    $("key-box").open = true;
+    $("api-key").focus();
+  }
+}
+
+// --- the connection: said within seconds, retried with backoff ----------------------------
+
+const connection = {
+  down: false,
+  streams: new AbortController(),
+  lost(retryMs) {
+    this.down = true;
+    $("connection").hidden = false;
+    $("connection").textContent =
+      `Lost contact with the server. Retrying in ${Math.round(retryMs / 1000)} s; results so far are safe.`;
+  },
+  back() {
+    if (!this.down) return;
+    this.down = false;
+    $("connection").hidden = true;
+    $("connection").textContent = "";
+  },
+  // Break every open event stream so its watcher reads the state again.
+  restartStreams() {
+    this.streams.abort();
+    this.streams = new AbortController();
+  },
+};
+
+// A stream can hang without breaking (a frozen server, a dropped network): probe while work is pending.
+// Every 1.5 s, allowed 2 s to answer: a silent server is said within 5 s.
+async function probe() {
+  for (;;) {
+    await sleep(1500);
+    if (!rows.some(isPending) || connection.down) continue;
+    try {
+      const response = await fetch("/healthz", { signal: AbortSignal.timeout(2000), cache: "no-store" });
+      if (!response.ok) throw new Error(String(response.status));
+    } catch {
+      connection.lost(FIRST_RETRY_MS);
+      connection.restartStreams();
+    }
+  }
+}
+
+// --- limits ----------------------------------------------------------------------------------
+
+async function loadLimits() {
+  let delay = FIRST_RETRY_MS;
+  for (;;) {
+    try {
+      limits = await json("/v1/limits");
+      break;
+    } catch {
+      $("limits").textContent = "This server's limits are not known yet (cannot reach it); retrying.";
+      await sleep(delay);
+      delay = Math.min(delay * 2, LAST_RETRY_MS);
+    }
+  }
+  const types = limits.media_types.map(formatName).join(", ");
+  const megapixels = Math.round(limits.max_pixels / 1e6);
+  $("limits").textContent =
+    `Up to ${megabytes(limits.max_upload_bytes)} and ${megapixels} megapixels per image · ${types} · ` +
+    `results are kept ${duration(limits.retention_seconds)}.`;
+}
+
+// --- options ---------------------------------------------------------------------------------
 
 function chosenOptions() {
   const options = {};
   if ($("format").value) options.format = $("format").value;
-  if (!$("quality-auto").checked) options.quality = $("quality").value;
+  if ($("quality-auto").checked) {
+    options.quality = "auto";
+    options.target = $("target").value;
+  } else {
+    options.quality = $("quality").value;
+  }
+  if ($("max-kb").value) options.max_bytes = String(Math.round(Number($("max-kb").value) * 1024));
   // width/height with the default fit (scale-down) are maximums: never enlarged.
   if ($("max-width").value) options.width = $("max-width").value;
   if ($("max-height").value) options.height = $("max-height").value;
+  if (options.width || options.height) options.fit = $("fit").value;
+  if ($("effort").value !== "balanced") options.effort = $("effort").value;
   if ($("keep-metadata").checked) options.metadata = "keep";
   return options;
 }
@@ -37,179 +117,386 @@ function chosenOptions() {
 function showOptions() {
   const auto = $("quality-auto").checked;
   $("quality").disabled = auto;
-  $("quality-value").textContent = auto ? "auto" : $("quality").value;
+  $("target").disabled = !auto;
+  $("fit").disabled = !$("max-width").value && !$("max-height").value;
   const fields = Object.entries(chosenOptions()).map(([k, v]) => `${k}=${v}`);
-  $("request-preview").textContent = fields.length ? fields.join(" ") : "(server defaults)";
+  $("request-preview").textContent = fields.join(" ");
 }
 
 $("options").addEventListener("input", showOptions);
 $("options").addEventListener("submit", (event) => event.preventDefault());
 $("api-key").value = apiKey();
-$("api-key").addEventListener("change", () => setApiKey($("api-key").value.trim()));
+// Every keystroke counts: the next request uses what is typed now, not once the field loses focus.
+$("api-key").addEventListener("input", () => setApiKey($("api-key").value.trim()));
 
-// --- rows --------------------------------------------------------------------------------
+// --- persistence -----------------------------------------------------------------------------
 
-function makeRow(file) {
-  const row = document.createElement("li");
-  row.className = "row";
-  row.innerHTML = `
-    <img class="thumb" alt="">
-    <div class="info">
-      <span class="name"></span>
-      <span class="status" role="status"></span>
-      <span class="sizes"></span>
-    </div>
-    <div class="actions"></div>`;
-  row.querySelector(".name").textContent = file.name;
-  if (file.type.startsWith("image/")) {
-    row.querySelector(".thumb").src = URL.createObjectURL(file);
+// Read what the server still keeps of the saved results; while it cannot be reached, wait.
+async function restore() {
+  const entries = saved();
+  if (!entries.length) return;
+  const found = new Map();
+  const locked = new Set(); // read with another key (or none): kept for when the key is typed
+  const batchIds = [...new Set(entries.map((entry) => entry.batch).filter(Boolean))];
+  const read = async (id, path, take) => {
+    let delay = FIRST_RETRY_MS;
+    for (;;) {
+      try {
+        take(await json(path));
+        return;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) {
+          locked.add(id);
+          return;
+        }
+        if (error instanceof ApiError && !error.retryable) return; // expired or deleted: forgotten
+        connection.lost(delay);
+        await sleep(delay);
+        delay = Math.min(delay * 2, LAST_RETRY_MS);
+      }
+    }
+  };
+  await Promise.all([
+    ...batchIds.map((id) => read(id, `/v1/batches/${id}`, (batch) => batch.jobs.forEach((job) => found.set(job.id, job)))),
+    ...entries.filter((entry) => !entry.batch).map((entry) => read(entry.id, `/v1/jobs/${entry.id}`, (job) => found.set(job.id, job))),
+  ]);
+  connection.back();
+  unread.push(...entries.filter((entry) => locked.has(entry.batch || entry.id)));
+  if (locked.size) showAlert("Some earlier results need this server's API key: enter it and reload.");
+  const section = newSection("Earlier results (kept on the server for a while)");
+  const list = section.querySelector(".rows");
+  for (const entry of entries) {
+    const job = found.get(entry.id);
+    if (!job) continue;
+    const row = makeRow(entry.name);
+    list.append(row.element);
+    adopt(row, job, entry.batch);
   }
-  setStatus(row, "uploading", "Uploading…");
-  return row;
+  remember();
+  compactIf(section);
+  for (const id of batchIds) watchBatch(id);
+  for (const row of rows) if (!row.batch && isPending(row)) watchJob(row);
+  if (!section.querySelector(".row")) section.remove();
 }
 
-function setStatus(row, state, words) {
-  row.dataset.state = state;
-  row.querySelector(".status").textContent = words;
-}
-
-function describe(job) {
-  if (!job.output) return `${bytes(job.input.bytes)}`;
-  const percent = Math.round((job.saved_ratio || 0) * 100);
-  return `${bytes(job.input.bytes)} → ${bytes(job.output.bytes)} (${percent}% saved)`;
-}
-
-function updateRow(job) {
-  const entry = rows.get(job.id);
-  if (!entry) return;
-  entry.job = job;
-  const row = entry.element;
-  const words = job.status === "failed" ? `Failed: ${job.error.message}` : STATUS_WORDS[job.status];
-  setStatus(row, job.status, words);
-  const format = job.output ? ` · ${FORMAT_NAMES[job.output.media_type] || job.output.media_type}` : "";
-  row.querySelector(".sizes").textContent = describe(job) + format;
-  const actions = row.querySelector(".actions");
-  if (job.status === "finished" && !actions.childElementCount) {
-    const compare = button("Compare", () => openCompare(job, describe(job)).catch(fail));
-    compare.setAttribute("aria-label", `Compare ${job.input.filename}`);
-    const save = button("Download", () => download(job.links.result, job.input.filename).catch(fail));
-    save.setAttribute("aria-label", `Download ${job.input.filename}`);
-    actions.append(compare, save);
+async function clearAll() {
+  const jobs = rows.filter((row) => row.job).map((row) => row.job.id);
+  $("clear").disabled = true;
+  const queue = [...jobs];
+  const deleteNext = async () => {
+    while (queue.length) {
+      const id = queue.shift();
+      await request(`/v1/jobs/${id}`, { method: "DELETE" }).catch(() => {});
+    }
+  };
+  await Promise.all([1, 2, 3, 4].map(deleteNext));
+  for (const row of rows) {
+    const thumb = row.element.querySelector(".thumb");
+    if (thumb.src.startsWith("blob:")) URL.revokeObjectURL(thumb.src);
   }
+  rows.length = 0;
+  unread.length = 0;
+  byJob.clear();
+  $("batches").replaceChildren();
+  save([]);
+  $("clear").disabled = false;
+  resetTotals();
   showTotals();
 }
+$("clear").addEventListener("click", () => clearAll().catch(fail));
 
-function button(label, onClick) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.textContent = label;
-  element.addEventListener("click", onClick);
-  return element;
+// --- following jobs --------------------------------------------------------------------------
+
+function pendingIn(batchId) {
+  return rows.some((row) => row.batch === batchId && isPending(row));
 }
 
-function fail(error) {
-  showAlert(error instanceof ApiError ? error.message : String(error));
-  if (error instanceof ApiError && error.status === 401) $("key-box").open = true;
+function loseBatch(batchId, words) {
+  for (const row of rows) if (row.batch === batchId && isPending(row)) setState(row, "lost", words);
 }
 
-function showTotals() {
-  const jobs = [...rows.values()].map((entry) => entry.job).filter(Boolean);
-  const done = jobs.filter((job) => job.output);
-  if (!jobs.length) return;
-  const input = done.reduce((sum, job) => sum + job.input.bytes, 0);
-  const output = done.reduce((sum, job) => sum + job.output.bytes, 0);
-  const percent = input ? Math.round(((input - output) / input) * 100) : 0;
-  $("totals").textContent =
-    `${done.length} of ${jobs.length} done · ${bytes(input)} → ${bytes(output)} · saved ${bytes(input - output)} (${percent}%)`;
+// A browser opens at most six connections to one server: streams keep room for uploads.
+const MAX_STREAMS = 3;
+let openStreams = 0;
+
+// Read a batch's state into its rows; false once the server no longer has it.
+async function readBatch(batchId) {
+  let batch;
+  try {
+    batch = await json(`/v1/batches/${batchId}`);
+  } catch (error) {
+    if (!(error instanceof ApiError) || ![404, 410].includes(error.status)) throw error;
+    loseBatch(batchId, "Lost: the server no longer has this batch.");
+    return false;
+  }
+  batch.jobs.forEach(applyJob);
+  const known = new Set(batch.jobs.map((job) => job.id));
+  for (const row of rows) {
+    if (row.batch === batchId && row.job && !known.has(row.job.id) && isPending(row)) {
+      setState(row, "lost", "Lost: the server no longer has this file.");
+    }
+  }
+  connection.back();
+  return true;
 }
 
-// --- uploads -----------------------------------------------------------------------------
-
-function ignoredOptions(sent, jobs) {
-  if (!jobs.length) return [];
-  const kept = jobs[0].options || {};
-  return Object.keys(sent).filter((key) => !(key in kept));
+// Follow a batch's events (or read it now and then when enough streams are open); when the
+// server cannot be reached, say so, back off, read the batch when it answers, carry on.
+async function watchBatch(batchId) {
+  let delay = FIRST_RETRY_MS;
+  while (pendingIn(batchId)) {
+    try {
+      if (openStreams >= MAX_STREAMS) {
+        await sleep(2000);
+        if (!(await readBatch(batchId))) return;
+        delay = FIRST_RETRY_MS;
+        continue;
+      }
+      openStreams++;
+      try {
+        await follow(`/v1/batches/${batchId}/events`, (name, data) => {
+          if (name === "job") applyJob(data);
+        }, connection.streams.signal);
+      } finally {
+        openStreams--;
+      }
+      connection.back();
+      if (!pendingIn(batchId)) return;
+      // The stream ended with rows still pending: read the batch before following it again.
+      await sleep(delay);
+      if (!(await readBatch(batchId))) return;
+      continue;
+    } catch (error) {
+      if (error instanceof ApiError && [401, 404, 410].includes(error.status)) {
+        loseBatch(batchId, `Lost: ${error.message}`);
+        if (error.status === 401) fail(error);
+        return;
+      }
+    }
+    connection.lost(delay);
+    await sleep(delay);
+    delay = Math.min(delay * 2, LAST_RETRY_MS);
+    try {
+      if (!(await readBatch(batchId))) return;
+      delay = FIRST_RETRY_MS;
+    } catch {
+      /* still unreachable: the loop says so and waits longer */
+    }
+  }
 }
 
-async function upload(files) {
+// One job outside a batch (a kept variant): long-poll it until it ends.
+async function watchJob(row) {
+  let delay = FIRST_RETRY_MS;
+  while (isPending(row) && row.job) {
+    try {
+      applyJob(await json(`/v1/jobs/${row.job.id}?wait=25`));
+      connection.back();
+      delay = FIRST_RETRY_MS;
+    } catch (error) {
+      if (error instanceof ApiError && [404, 410].includes(error.status)) {
+        setState(row, "lost", "Lost: the server no longer has this file.");
+        return;
+      }
+      connection.lost(delay);
+      await sleep(delay);
+      delay = Math.min(delay * 2, LAST_RETRY_MS);
+    }
+  }
+}
+
+// --- uploads ---------------------------------------------------------------------------------
+
+let uploads = Promise.resolve();
+
+function newSection(title) {
+  const section = document.createElement("section");
+  section.className = "batch";
+  section.innerHTML = `<div class="batch-head"><h3></h3><span class="zips"></span></div><ul class="rows"></ul>`;
+  section.querySelector("h3").textContent = title;
+  $("batches").prepend(section);
+  return section;
+}
+
+function compactIf(section) {
+  section.querySelector(".rows").classList.toggle("compact", section.querySelectorAll(".row").length >= COMPACT_FROM);
+}
+
+// A file the server would refuse, refused here before any byte is sent; null if it may go.
+function refusedHere(file) {
+  if (file.size === 0) return null; // the server says why, per file
+  if (limits && file.size > limits.max_upload_bytes) {
+    return `Not sent: ${bytes(file.size)} is over this server's ${megabytes(limits.max_upload_bytes)} limit.`;
+  }
+  if (file.type && !file.type.startsWith("image/")) {
+    return `Not sent: this is not an image (${file.type}).`;
+  }
+  return null;
+}
+
+function addFiles(files) {
   if (!files.length) return;
   showAlert("");
   const options = chosenOptions();
-  const section = document.createElement("section");
-  section.className = "batch";
-  section.innerHTML = `<div class="batch-head"><h3></h3><span class="notice"></span></div><ul class="rows"></ul>`;
-  section.querySelector("h3").textContent = `${files.length} file${files.length > 1 ? "s" : ""}`;
+  const section = newSection(`${files.length} file${files.length > 1 ? "s" : ""}`);
   const list = section.querySelector(".rows");
-  const pending = files.map((file) => {
-    const element = makeRow(file);
-    list.append(element);
-    return { file, element };
-  });
-  $("batches").prepend(section);
-
-  const form = new FormData();
-  for (const { file } of pending) form.append("file", file, file.name);
-  for (const [key, value] of Object.entries(options)) form.append(key, value);
-  let batch;
-  try {
-    batch = await json("/v1/batches", { method: "POST", body: form });
-  } catch (error) {
-    for (const { element } of pending) setStatus(element, "failed", `Not accepted: ${error.message}`);
-    fail(error);
-    return;
-  }
-  // Jobs come back in upload order; the files the server refused are listed by name instead.
-  const refused = new Map(batch.rejected.map((item) => [item.filename, item.error.message]));
-  const queue = [...batch.jobs];
-  for (const { file, element } of pending) {
-    if (!queue.length || queue[0].input.filename !== file.name) {
-      setStatus(element, "failed", `Not accepted: ${refused.get(file.name) || "the server refused this file."}`);
-      continue;
+  const fragment = document.createDocumentFragment();
+  const sendable = [];
+  for (const file of files) {
+    const row = makeRow(file.name, file, limits ? limits.max_upload_bytes : Infinity);
+    fragment.append(row.element);
+    const refusal = refusedHere(file);
+    if (refusal) setState(row, "failed", refusal);
+    else {
+      setState(row, "waiting", "Waiting to upload");
+      sendable.push(row);
     }
-    const job = queue.shift();
-    rows.set(job.id, { job, element });
-    element.dataset.job = job.id;
-    updateRow(job);
   }
-  const ignored = ignoredOptions(options, batch.jobs);
-  if (ignored.length) {
-    section.querySelector(".notice").textContent =
-      `This server does not support ${ignored.join(", ")} yet; those options were ignored.`;
-  }
-  if (batch.jobs.length) {
-    const zip = button("Download all (ZIP)", () => download(batch.links.archive, "imgpress.zip").catch(fail));
-    zip.disabled = true;
-    section.querySelector(".batch-head").append(zip);
-    try {
-      await follow(batch.links.events, (name, data) => {
-        if (name === "job" && data.status !== "deleted") updateRow(data);
-        if (name === "batch") zip.disabled = data.counts.finished === 0;
-      });
-    } catch (error) {
-      fail(error);
-    }
+  list.append(fragment);
+  compactIf(section);
+  const size = limits ? limits.max_batch_files : 50;
+  section.dataset.groups = String(Math.ceil(sendable.length / size));
+  for (let start = 0; start < sendable.length; start += size) {
+    const group = sendable.slice(start, start + size);
+    uploads = uploads.then(() => sendBatch(group, options, section)).catch(fail);
   }
 }
 
+async function sendBatch(group, options, section) {
+  let delay = FIRST_RETRY_MS;
+  for (let attempt = 1; ; attempt++) {
+    const form = new FormData();
+    for (const [key, value] of Object.entries(options)) form.append(key, value);
+    for (const row of group) form.append("file", row.file, row.file.name);
+    const fileBytes = group.reduce((sum, row) => sum + row.file.size, 0);
+    for (const row of group) {
+      row.progress = 0;
+      setState(row, "uploading", "Uploading…");
+    }
+    let batch;
+    try {
+      batch = await upload("/v1/batches", form, (loaded, total) => showProgress(group, loaded - (total - fileBytes)));
+    } catch (error) {
+      for (const row of group) row.progress = null;
+      const refusals = error instanceof ApiError ? error.details.rejected : null;
+      if (refusals) {
+        for (const item of refusals) setState(group[item.index], "failed", `Not accepted: ${item.error.message}`);
+        return;
+      }
+      if (error instanceof ApiError && error.retryable && attempt < UPLOAD_ATTEMPTS) {
+        connection.lost(delay);
+        for (const row of group) setState(row, "waiting", `Waiting for the server (attempt ${attempt + 1})…`);
+        await sleep(delay);
+        delay = Math.min(delay * 2, LAST_RETRY_MS);
+        continue;
+      }
+      const retryable = error instanceof ApiError && (error.retryable || error.status === 401);
+      for (const row of group) setState(row, retryable ? "lost" : "failed", retryable ? `Lost: ${error.message}` : `Not accepted: ${error.message}`);
+      fail(error);
+      return;
+    }
+    connection.back();
+    for (const job of batch.jobs) adopt(group[job.index], job, batch.id);
+    for (const item of batch.rejected) {
+      group[item.index].progress = null;
+      setState(group[item.index], "failed", `Not accepted: ${item.error.message}`);
+    }
+    if (batch.jobs.length) addZip(section, batch);
+    watchBatch(batch.id);
+    return;
+  }
+}
+
+function showProgress(group, sent) {
+  let offset = 0;
+  for (const row of group) {
+    row.progress = Math.max(0, Math.min(1, (sent - offset) / Math.max(row.file.size, 1)));
+    offset += row.file.size;
+    row.words = row.progress >= 1 ? "Uploaded, checking…" : `Uploading ${Math.round(row.progress * 100)}%`;
+    paint(row);
+  }
+}
+
+function addZip(section, batch) {
+  const zips = section.querySelector(".zips");
+  const groups = Number(section.dataset.groups || 1);
+  const label = groups > 1 ? `Download part ${zips.childElementCount + 1} of ${groups} (ZIP)` : "Download all (ZIP)";
+  zips.append(button(label, () => download(batch.links.archive, "imgpress.zip").catch(fail)));
+}
+
+async function retry(row) {
+  // The job may still be there (a key was missing, the server was away): follow it again.
+  if (row.job) {
+    try {
+      adopt(row, await json(row.job.links.self), row.batch);
+      if (isPending(row)) {
+        if (row.batch) watchBatch(row.batch);
+        else watchJob(row);
+      }
+      return;
+    } catch (error) {
+      if (!row.file) {
+        setState(row, "lost", `Lost: ${error.message}`);
+        return;
+      }
+    }
+  }
+  if (!row.file) return;
+  // Otherwise send the file again.
+  if (row.job) byJob.delete(row.job.id);
+  row.job = null;
+  setState(row, "waiting", "Waiting to upload");
+  const section = row.element.closest(".batch");
+  uploads = uploads.then(() => sendBatch([row], chosenOptions(), section)).catch(fail);
+}
+
+// --- compare ---------------------------------------------------------------------------------
+
+function compare(row) {
+  const finished = rows.filter((item) => item.state === "finished");
+  openCompare({
+    jobs: finished.map((item) => item.job),
+    start: finished.indexOf(row),
+    keep: (index, job) => adopt(finished[index], job, null),
+  }).catch(fail);
+}
+
+handlers.compare = compare;
+handlers.retry = (row) => retry(row).catch(fail);
+handlers.fail = fail;
+
+// --- adding files: the whole window is the drop target ---------------------------------------
+
 $("files").addEventListener("change", (event) => {
-  upload([...event.target.files]);
+  addFiles([...event.target.files]);
   event.target.value = "";
 });
 
-const drop = $("drop");
-drop.addEventListener("dragover", (event) => {
+let dragDepth = 0;
+window.addEventListener("dragenter", (event) => {
   event.preventDefault();
-  drop.classList.add("over");
+  dragDepth++;
+  document.body.classList.add("dragging");
 });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (event) => {
+window.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) document.body.classList.remove("dragging");
+});
+// Without these a file dropped outside the zone would replace the page.
+window.addEventListener("dragover", (event) => event.preventDefault());
+window.addEventListener("drop", (event) => {
   event.preventDefault();
-  drop.classList.remove("over");
-  upload([...event.dataTransfer.files]);
+  dragDepth = 0;
+  document.body.classList.remove("dragging");
+  if ($("compare").open) return;
+  addFiles([...(event.dataTransfer?.files || [])]);
 });
 document.addEventListener("paste", (event) => {
   const files = [...event.clipboardData.files];
-  if (files.length) upload(files);
+  if (files.length) addFiles(files);
 });
 
 showOptions();
+loadLimits();
+restore().catch(fail);
+probe();

@@ -1,5 +1,5 @@
-// Talking to the imgpress API: requests with the optional API key, and SSE over fetch
-// (EventSource cannot send an Authorization header).
+// Talking to the imgpress API: requests with the optional API key, uploads with progress, and
+// SSE over fetch (EventSource cannot send an Authorization header).
 
 const KEY = "imgpress.apiKey";
 
@@ -13,51 +13,92 @@ export function setApiKey(value) {
 }
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
+  }
+
+  // Worth trying again later: the server was unreachable, busy, or the upload timed out.
+  get retryable() {
+    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
   }
 }
 
-const UNREACHABLE = "Cannot reach the imgpress API. Check that it is running, then try again.";
+export const UNREACHABLE = "Cannot reach the imgpress API. Check that it is running, then try again.";
+const NEEDS_KEY = "This server needs an API key: enter it under “API key”.";
+const WRONG_KEY = "The server refused this API key: check it under “API key”.";
 
-export async function request(path, options = {}) {
-  const headers = new Headers(options.headers || {});
-  if (apiKey()) headers.set("Authorization", `Bearer ${apiKey()}`);
-  let response;
-  try {
-    response = await fetch(path, { ...options, headers });
-  } catch {
-    throw new ApiError(0, "unreachable", UNREACHABLE);
-  }
-  if (response.ok) return response;
+function errorFrom(status, text) {
   let code = "error";
-  let message = `The server answered ${response.status}.`;
+  let message = `The server answered ${status}.`;
+  let details = {};
   try {
-    const body = await response.json();
-    code = body.error.code;
-    message = body.error.message;
+    const body = JSON.parse(text);
+    ({ code, message, ...details } = body.error);
   } catch {
     /* not our JSON: keep the generic message */
   }
-  if (response.status === 401) message = "This server needs an API key: enter it under “API key”.";
-  throw new ApiError(response.status, code, message);
+  if (status === 401) message = apiKey() ? WRONG_KEY : NEEDS_KEY;
+  return new ApiError(status, code, message, details);
+}
+
+function withKey(headers = {}) {
+  const result = new Headers(headers);
+  if (apiKey()) result.set("Authorization", `Bearer ${apiKey()}`);
+  return result;
+}
+
+export async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers: withKey(options.headers) });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "unreachable", UNREACHABLE);
+  }
+  if (response.ok) return response;
+  throw errorFrom(response.status, await response.text().catch(() => ""));
 }
 
 export async function json(path, options) {
   return (await request(path, options)).json();
 }
 
-// Call onEvent(name, data) for each server-sent event until the stream ends.
-export async function follow(path, onEvent) {
-  const response = await request(path, { headers: { Accept: "text/event-stream" } });
+// POST a form with upload progress (fetch cannot report it): onProgress(bytesSent, total).
+export function upload(path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    if (apiKey()) xhr.setRequestHeader("Authorization", `Bearer ${apiKey()}`);
+    xhr.upload.addEventListener("progress", (event) => onProgress(event.loaded, event.total));
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) resolve(JSON.parse(xhr.responseText));
+      else reject(errorFrom(xhr.status, xhr.responseText));
+    });
+    for (const name of ["error", "abort", "timeout"]) {
+      xhr.addEventListener(name, () => reject(new ApiError(0, "unreachable", UNREACHABLE)));
+    }
+    xhr.send(form);
+  });
+}
+
+// Call onEvent(name, data) for each server-sent event until the stream ends; throws if it breaks.
+export async function follow(path, onEvent, signal) {
+  const response = await request(path, { headers: { Accept: "text/event-stream" }, signal });
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value.replace(/\r\n/g, "\n");
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      throw new ApiError(0, "unreachable", UNREACHABLE);
+    }
+    if (chunk.done) return;
+    buffer += chunk.value.replace(/\r\n/g, "\n");
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end);
@@ -91,3 +132,5 @@ export async function download(path, fallbackName) {
 export async function objectUrl(path) {
   return URL.createObjectURL(await (await request(path)).blob());
 }
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -357,3 +357,62 @@ def test_readyz_needs_a_compression_worker_not_only_a_webhook_one(
     assert client.get("/readyz").status_code == 503
     ImgpressWorker(list(names.COMPRESSION_QUEUES), connection=connection).register_birth()
     assert client.get("/readyz").json() == {"status": "ready", "workers": 1}
+
+
+def test_limits_are_public_and_match_the_settings(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, api_keys=("k1",), max_batch_files=7))) as client:
+        response = client.get("/v1/limits")
+        assert response.status_code == 200
+        limits = response.json()
+        assert limits["max_upload_bytes"] == settings.max_upload_bytes
+        assert limits["max_pixels"] == settings.max_pixels
+        assert limits["max_batch_files"] == 7
+        assert limits["retention_seconds"] == settings.retention_seconds
+        assert "image/avif" in limits["media_types"] and "auto" in limits["formats"]
+        assert client.get("/v1/jobs/" + "0" * 32).status_code == 401  # the rest still needs a key
+
+
+def test_a_variant_recompresses_the_stored_upload(
+    client: TestClient, run_jobs: Callable[[], None], settings: Settings
+) -> None:
+    first = client.post(
+        "/v1/jobs", files={"file": ("photo.jpg", images.jpeg())}, data={"quality": "90"}
+    ).json()
+    run_jobs()
+    response = client.post(f"/v1/jobs/{first['id']}/variants", data={"quality": "20", "format": "webp"})
+    assert response.status_code == 202, response.text
+    variant = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{variant['id']}"
+    assert variant["id"] != first["id"] and variant["input"] == first["input"]
+    assert (variant["options"]["quality"], variant["options"]["format"]) == (20, "webp")
+    run_jobs()
+    done = client.get(f"/v1/jobs/{variant['id']}").json()
+    assert done["status"] == "finished" and done["output"]["format"] == "webp"
+    assert client.get(f"/v1/jobs/{variant['id']}/input").content == images.jpeg()
+    # Either may go first: each job holds its own link to the upload.
+    assert client.delete(f"/v1/jobs/{first['id']}").status_code == 204
+    again = client.post(f"/v1/jobs/{variant['id']}/variants?quality=auto")
+    assert again.status_code == 202 and again.json()["options"]["quality"] is None
+    assert client.post(f"/v1/jobs/{first['id']}/variants").status_code == 410
+    assert client.post(f"/v1/jobs/{variant['id']}/variants", data={"quality": "0"}).status_code == 400
+    assert client.post(f"/v1/jobs/{'0' * 32}/variants").status_code == 404
+
+
+def test_a_variant_belongs_to_the_sources_key(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, api_keys=("k1", "k2")))) as client:
+        mine, theirs = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+        job = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, headers=mine).json()
+        assert client.post(f"/v1/jobs/{job['id']}/variants", headers=theirs).status_code == 404
+        variant = client.post(f"/v1/jobs/{job['id']}/variants", headers=mine).json()
+        assert client.get(f"/v1/jobs/{variant['id']}", headers=mine).status_code == 200
+        assert client.get(f"/v1/jobs/{variant['id']}", headers=theirs).status_code == 404
+
+
+def test_static_files_are_cached_and_the_favicon_exists(client: TestClient) -> None:
+    for path in ("/static/app.js", "/static/app.css", "/"):
+        response = client.get(path)
+        assert response.status_code == 200 and response.headers["cache-control"] == "no-cache"
+    etag = client.get("/static/app.js").headers["etag"]
+    assert client.get("/static/app.js", headers={"If-None-Match": etag}).status_code == 304
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

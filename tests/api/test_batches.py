@@ -71,16 +71,64 @@ def test_archive_holds_every_output_under_unique_safe_names(client: TestClient, 
             assert archive.read(name) == client.get(f"/v1/jobs/{job['id']}/result").content
 
 
-def test_too_many_files_is_413_and_leaves_nothing(settings: Settings) -> None:
+def test_files_past_the_batch_limit_are_refused_one_by_one(settings: Settings) -> None:
     with TestClient(create_app(replace(settings, max_batch_files=2))) as client:
         files = [("file", (f"{n}.jpg", images.jpeg())) for n in range(3)]
-        response = client.post("/v1/batches", files=files)
-        assert response.status_code == 413
-        assert "at most 2 files" in response.json()["error"]["message"]
-    assert leftover_files(settings) == []
+        batch = client.post("/v1/batches", files=files).json()
+        assert [(job["index"], job["input"]["filename"]) for job in batch["jobs"]] == [
+            (0, "0.jpg"),
+            (1, "1.jpg"),
+        ]
+        ((refused,),) = [batch["rejected"]]
+        assert (refused["index"], refused["filename"], refused["error"]["code"]) == (2, "2.jpg", "too_large")
+        assert "at most 2 files" in refused["error"]["message"]
+        assert len(leftover_files(settings)) == 2  # the two inputs, nothing of the third
+
+
+def test_an_empty_or_oversized_file_refuses_only_itself(settings: Settings, run_jobs: RunJobs) -> None:
+    small = images.jpeg()
+    with TestClient(create_app(replace(settings, max_upload_bytes=len(small) + 10))) as client:
+        files = [
+            ("file", ("a.jpg", small)),
+            ("file", ("empty.png", b"")),
+            ("file", ("big.jpg", small + b"\0" * 5000)),
+            ("file", ("b.jpg", small)),
+        ]
+        batch = client.post("/v1/batches", files=files).json()
+        assert [(job["index"], job["input"]["filename"]) for job in batch["jobs"]] == [
+            (0, "a.jpg"),
+            (3, "b.jpg"),
+        ]
+        assert [(r["index"], r["filename"], r["error"]["code"]) for r in batch["rejected"]] == [
+            (1, "empty.png", "bad_option"),
+            (2, "big.jpg", "too_large"),
+        ]
+        assert "empty" in batch["rejected"][0]["error"]["message"]
+        run_jobs()
+        assert client.get(f"/v1/batches/{batch['id']}").json()["counts"]["finished"] == 2
+    # Input and output of the two jobs; the refused files left nothing.
+    assert len(leftover_files(settings)) == 4
+
+
+def test_names_the_server_changes_keep_their_position(client: TestClient) -> None:
+    names = ["cafe\u0301.png", 'say "cheese".jpg', "back\\slash.jpg", "x" * 230 + ".jpg"]
+    batch = post_batch(client, [(name, images.jpeg()) for name in names])
+    assert [job["index"] for job in batch["jobs"]] == [0, 1, 2, 3]
+    shown = [job["input"]["filename"] for job in batch["jobs"]]
+    assert shown[0] == "caf\u00e9.png" and shown[2] == "slash.jpg" and len(shown[3]) == 200
+    again = client.get(f"/v1/batches/{batch['id']}").json()
+    assert [job["index"] for job in again["jobs"]] == [0, 1, 2, 3]
 
 
 def test_a_batch_of_only_refused_files_is_refused(client: TestClient, settings: Settings) -> None:
+    response = client.post("/v1/batches", files=[("file", ("a.pdf", NOT_AN_IMAGE)), ("file", ("b.png", b""))])
+    assert response.status_code == 400
+    # Each file's own reason, by position, beside the one that sets the status.
+    refusals = response.json()["error"]["rejected"]
+    assert [(r["index"], r["error"]["code"]) for r in refusals] == [
+        (0, "unsupported_media"),
+        (1, "bad_option"),
+    ]
     response = client.post(
         "/v1/batches", files=[("file", ("a.pdf", NOT_AN_IMAGE)), ("file", ("b.pdf", NOT_AN_IMAGE))]
     )

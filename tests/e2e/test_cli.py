@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import pty
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,9 +102,14 @@ def test_out_folder_is_never_overwritten_without_the_flag(stack: Stack, tmp_path
     written = (out / "in.min.jpg").read_bytes()
     (out / "in.min.jpg").write_bytes(b"mine")
     again = imgpress("compress", str(source), "--out", str(out), "--server", stack.url)
-    assert again.returncode == 1 and b"exists (use --overwrite)" in again.stdout
+    assert (
+        again.returncode == 0
+        and f"skipped {source} -> {out / 'in.min.jpg'}: output exists" in again.stdout.decode()
+    )
     assert (out / "in.min.jpg").read_bytes() == b"mine"
-    forced = imgpress("compress", str(source), "--out", str(out), "--overwrite", "--server", stack.url)
+    forced = imgpress(
+        "compress", str(source), "--out", str(out), "--overwrite", "always", "--server", stack.url
+    )
     assert forced.returncode == 0
     assert (out / "in.min.jpg").read_bytes() == written
 
@@ -129,27 +142,48 @@ def test_format_and_size_options_reach_the_server(stack: Stack) -> None:
         ["compress", "x.jpg", "--quality", "best"],
         ["compress"],
         ["compress", "-", "-"],
+        ["compress", "x.jpg", "-o", "quality=101"],
+        ["compress", "x.jpg", "-o", "qualty=50"],
+        ["compress", "x.jpg", "--format", "bmp"],
+        ["compress", "x.jpg", "--server", "127.0.0.1:8000"],
+        ["compress", "x.jpg", "--overwrite", "sometimes"],
     ],
 )
-def test_usage_errors_exit_2(args: list[str], stack: Stack) -> None:
-    run = imgpress(*args, "--server", stack.url)
-    assert run.returncode == 2
-    assert run.stderr
+def test_usage_errors_exit_2_before_any_upload_with_one_json_document(
+    args: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "x.jpg").write_bytes(images.jpeg())
+    # No server listens here: a usage error is found before anything is sent.
+    server = ["--server", f"http://127.0.0.1:{free_port()}"] if "--server" not in args else []
+    run = subprocess.run(
+        [IMGPRESS, *args, *server, "--json"], capture_output=True, timeout=60, cwd=tmp_path, input=b""
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith(b"imgpress: ") and b"Traceback" not in run.stderr
+    assert json.loads(run.stdout)["error"]["code"] == "usage"
 
 
-def test_an_unknown_option_value_is_the_servers_400(stack: Stack, tmp_path: Path) -> None:
-    (tmp_path / "a.jpg").write_bytes(images.jpeg())
-    run = imgpress("compress", str(tmp_path / "a.jpg"), "-o", "quality=101", "--server", stack.url, "--json")
-    assert run.returncode == 1
-    assert json.loads(run.stdout)["files"][0]["error"]["code"] == "bad_option"
-
-
-def test_no_server_exits_3(tmp_path: Path) -> None:
+def test_no_server_exits_3_and_json_still_prints_one_document(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(images.jpeg())
     url = f"http://127.0.0.1:{free_port()}"
     run = imgpress("compress", str(tmp_path / "a.jpg"), "--server", url, "--retries", "0")
     assert run.returncode == 3
-    assert b"cannot be reached" in run.stderr
+    assert b"cannot be reached" in run.stderr and b"Traceback" not in run.stderr
+    as_json = imgpress("compress", str(tmp_path / "a.jpg"), "--server", url, "--retries", "0", "--json")
+    assert as_json.returncode == 3
+    document = json.loads(as_json.stdout)
+    assert document["error"]["code"] == "server_unreachable"
+    assert [f["status"] for f in document["files"]] == ["not_started"]
+
+
+def test_a_server_answering_404_for_the_api_exits_3_with_a_clear_message(
+    stack: Stack, tmp_path: Path
+) -> None:
+    (tmp_path / "a.jpg").write_bytes(images.jpeg())
+    run = imgpress("compress", str(tmp_path / "a.jpg"), "--server", f"{stack.url}/v1")
+    assert run.returncode == 3, run.stderr
+    assert b"No imgpress API at " in run.stderr and b"Traceback" not in run.stderr
+    assert not list(tmp_path.glob("*.min.*"))
 
 
 def test_ctrl_c_deletes_the_pending_jobs(redis_databases: DatabasePool, tmp_path: Path) -> None:
@@ -182,5 +216,248 @@ def test_ctrl_c_deletes_the_pending_jobs(redis_databases: DatabasePool, tmp_path
             for job_id in ids:
                 assert httpx.get(f"{api.url}/v1/jobs/{job_id}").status_code == 410
             assert list((tmp_path).glob("*.min.jpg")) == []
+            # With --json, the one document still comes, saying the run was cancelled.
+            command = [IMGPRESS, "compress", str(tmp_path / "a.jpg"), "--server", api.url, "--json"]
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 30
+            while not list((tmp_path / "data").glob("jobs/*/input")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+            assert process.returncode == 130, stderr
+            document = json.loads(stdout)
+            assert document["error"]["code"] == "cancelled" and "deleted" in document["error"]["message"]
         finally:
             api.stop()
+
+
+def run_json(*args: str) -> tuple[int, dict[str, Any]]:
+    """Run the CLI with --json: its exit code and its one document."""
+    done = imgpress(*args, "--json")
+    assert b"Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {Path(entry["input"]).name: entry for entry in document["files"]}
+
+
+def test_outputs_keep_the_inputs_mode_and_with_keep_dates_its_times(stack: Stack, tmp_path: Path) -> None:
+    shared_photo, private_photo = tmp_path / "shared.jpg", tmp_path / "private.jpg"
+    for path, mode in ((shared_photo, 0o644), (private_photo, 0o640)):
+        path.write_bytes(images.jpeg())
+        path.chmod(mode)
+    os.utime(shared_photo, (1_600_000_000, 1_500_000_000))
+    code, _ = run_json(
+        "compress", str(shared_photo), str(private_photo), "--server", stack.url, "--keep-dates"
+    )
+    assert code == 0
+    assert stat.S_IMODE((tmp_path / "shared.min.jpg").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.min.jpg").stat().st_mode) == 0o640
+    assert (tmp_path / "shared.min.jpg").stat().st_mtime == 1_500_000_000
+    # In place: the file is replaced and keeps its mode.
+    before = shared_photo.stat().st_size
+    code, document = run_json(
+        "compress", str(shared_photo), "--suffix", "", "--overwrite", "always", "--server", stack.url
+    )
+    assert code == 0 and document["files"][0]["output"] == str(shared_photo)
+    assert stat.S_IMODE(shared_photo.stat().st_mode) == 0o644 and shared_photo.stat().st_size < before
+    # From stdin, a new file gets what the umask allows, never mkstemp's 0600.
+    done = imgpress(
+        "compress", "-", "--out", str(tmp_path / "out"), "--server", stack.url, stdin=images.jpeg()
+    )
+    assert done.returncode == 0, done.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out" / "stdin.min.jpg").stat().st_mode) == 0o666 & ~umask
+
+
+def test_collisions_are_reported_before_anything_is_uploaded(tmp_path: Path) -> None:
+    for name in ("a.jpg", "x.JPG", "x.jpg"):
+        (tmp_path / name).write_bytes(images.jpeg())
+    (tmp_path / "a.png").write_bytes(images.png_with_alpha())
+    # No server at this URL: only files that would collide, so nothing is sent and nothing written.
+    url = f"http://127.0.0.1:{free_port()}"
+    code, document = run_json("compress", str(tmp_path), "--format", "webp", "--server", url)
+    assert code == 1
+    files = by_name(document)
+    assert {name: entry["error"]["code"] for name, entry in files.items()} == dict.fromkeys(
+        ("a.jpg", "a.png", "x.JPG", "x.jpg"), "collision"
+    )
+    assert "a.png" in files["a.jpg"]["error"]["message"] and all(e["job_id"] is None for e in files.values())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.jpg", "a.png", "x.JPG", "x.jpg"]
+
+
+def test_an_extensionless_input_gets_the_suffix_and_leaves_an_unrelated_file_alone(
+    stack: Stack, tmp_path: Path
+) -> None:
+    (tmp_path / "photo").write_bytes(images.jpeg())
+    (tmp_path / "photo.jpg").write_bytes(b"an unrelated file")
+    code, document = run_json("compress", str(tmp_path / "photo"), "--server", stack.url)
+    assert code == 0 and document["files"][0]["output"] == str(tmp_path / "photo.min.jpg")
+    assert (tmp_path / "photo.jpg").read_bytes() == b"an unrelated file"
+    # The existing output is named with the format's extension, not the input's.
+    (tmp_path / "b.png").write_bytes(images.png_with_alpha())
+    (tmp_path / "b.min.webp").write_bytes(b"mine")
+    code, document = run_json("compress", str(tmp_path / "b.png"), "--format", "webp", "--server", stack.url)
+    entry = document["files"][0]
+    assert code == 0 and entry["status"] == "skipped" and entry["output"] == str(tmp_path / "b.min.webp")
+    assert (tmp_path / "b.min.webp").read_bytes() == b"mine"
+
+
+def test_overwrite_policies_skip_existing_and_a_second_run(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(images.jpeg())
+    code, first = run_json("compress", str(folder), "--server", stack.url)
+    assert code == 0 and first["totals"]["ok"] == 2
+    # A second run finds its own outputs neither as inputs nor as failures.
+    code, second = run_json("compress", str(folder), "--server", stack.url)
+    assert code == 0 and [f["status"] for f in second["files"]] == ["skipped", "skipped"]
+    written = (folder / "a.min.jpg").read_bytes()
+    (folder / "a.min.jpg").write_bytes(b"x")  # smaller than any output: kept by if-smaller
+    (folder / "b.min.jpg").write_bytes(written + b"\0" * 50_000)  # larger: replaced
+    code, third = run_json("compress", str(folder), "--overwrite", "if-smaller", "--server", stack.url)
+    assert code == 0 and [f["status"] for f in third["files"]] == ["skipped", "ok"]
+    assert (folder / "a.min.jpg").read_bytes() == b"x" and len((folder / "b.min.jpg").read_bytes()) < 50_000
+    code, fourth = run_json(
+        "compress", str(folder), "--overwrite", "always", "--skip-existing", "--server", stack.url
+    )
+    assert code == 0 and [f["job_id"] for f in fourth["files"]] == [None, None]
+    assert (folder / "a.min.jpg").read_bytes() == b"x"
+
+
+def test_an_empty_suffix_on_a_folder_writes_every_file(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(images.jpeg())
+    (folder / "nested" / "b.png").write_bytes(images.png_with_alpha())
+    code, document = run_json(
+        "compress", str(folder), "--suffix", "", "--out", str(tmp_path / "out"), "--server", stack.url
+    )
+    assert code == 0 and document["totals"]["ok"] == 2
+    assert (tmp_path / "out" / "a.jpg").exists() and (tmp_path / "out" / "nested" / "b.png").exists()
+
+
+def test_dry_run_quiet_version_and_max_size(stack: Stack, tmp_path: Path) -> None:
+    for name in ("a.jpg", "c.avif", "d.heic"):
+        (tmp_path / name).write_bytes(images.jpeg())
+    url = f"http://127.0.0.1:{free_port()}"  # a dry run sends nothing
+    code, document = run_json("compress", str(tmp_path), "--dry-run", "--server", url)
+    assert code == 0 and {f["status"] for f in document["files"]} == {"planned"}
+    assert sorted(by_name(document)) == ["a.jpg", "c.avif", "d.heic"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.jpg", "c.avif", "d.heic"]
+    quiet = imgpress("compress", str(tmp_path / "a.jpg"), "--quiet", "--server", stack.url)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
+    version = imgpress("--version")
+    assert version.returncode == 0 and re.fullmatch(rb"imgpress \d+\.\d+\.\d+\n", version.stdout)
+    big = images.encode(images.photo(1024, 768), "JPEG", quality=95)
+    (tmp_path / "big.jpg").write_bytes(big)
+    code, document = run_json(
+        "compress", str(tmp_path / "big.jpg"), "--max-size", "30k", "--effort", "fast", "--server", stack.url
+    )
+    assert code == 0, document
+    entry = document["files"][0]
+    assert entry["bytes_out"] <= 30_000 < len(big)
+    job = httpx.get(f"{stack.url}/v1/jobs/{entry['job_id']}").json()
+    assert (job["options"]["max_bytes"], job["options"]["effort"]) == (30_000, "fast")
+
+
+def test_a_refused_key_is_found_once_before_uploading(redis_databases: DatabasePool, tmp_path: Path) -> None:
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(images.jpeg())
+    (tmp_path / "stack").mkdir()
+    for stack in running_stack(redis_databases, tmp_path / "stack", api_keys=("key-one-0123456789",)):
+        for key in ([], ["--api-key", "wrong"]):
+            code, document = run_json(
+                "compress", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), *key, "--server", stack.url
+            )
+            assert code == 2 and document["error"]["code"] == "unauthorized"
+            assert [f["job_id"] for f in document["files"]] == [None, None]
+        code, document = run_json(
+            "compress", str(tmp_path / "a.jpg"), "--api-key", "key-one-0123456789", "--server", stack.url
+        )
+        assert code == 0, document
+
+
+def test_a_server_lost_mid_run_exits_3(redis_databases: DatabasePool, tmp_path: Path) -> None:
+    # An API with no worker: the jobs stay queued until the API is killed under the CLI.
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(images.jpeg())
+    with redis_databases.database() as url:
+        settings = replace(Settings.from_env({}), redis_url=url, data_dir=tmp_path / "data", port=free_port())
+        api = Stack(settings, tmp_path)
+        api.start_api()
+        try:
+            api.wait_ready(path="/healthz")
+            command = [IMGPRESS, "compress", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]
+            process = subprocess.Popen(
+                [*command, "--server", api.url, "--retries", "0"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert process.stdout is not None
+            for _ in range(2):
+                assert process.stdout.readline().startswith(b"queued ")
+            os.killpg(api.processes["api"].pid, signal.SIGKILL)
+            stdout, stderr = process.communicate(timeout=60)
+            assert process.returncode == 3, stderr
+            assert b"lost the server" in stderr and b"Traceback" not in stderr
+        finally:
+            api.stop()
+
+
+def test_a_closed_pipe_is_quiet(stack: Stack, tmp_path: Path) -> None:
+    for index in range(4):
+        (tmp_path / f"{index}.jpg").write_bytes(images.jpeg())
+    done = subprocess.run(
+        ["bash", "-c", f'"{IMGPRESS}" compress "{tmp_path}" --server {stack.url} | head -n 1'],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.stdout.startswith(b"queued ") and done.stdout.count(b"\n") == 1
+    assert done.stderr == b"", done.stderr
+    assert len(list(tmp_path.glob("*.min.jpg"))) == 4
+
+
+def test_a_terminal_gets_a_progress_line_that_redraws_cleanly(stack: Stack, tmp_path: Path) -> None:
+    names = [f"{'é' * 3}-{index}.jpg" for index in range(3)]
+    for name in names:
+        (tmp_path / name).write_bytes(images.jpeg())
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [IMGPRESS, "compress", str(tmp_path), "--server", stack.url],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+        )
+        os.close(terminal)
+        drawn = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(controller, 65536):
+                drawn += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    frames = [frame for frame in drawn.decode().split("\r\x1b[K") if frame]
+    assert frames and all("\r" not in frame and "\n" not in frame for frame in frames)
+    assert any(re.match(r"\[\d/3\] .* \S+/s ETA \S+ .*é{3}-\d\.jpg$", frame) for frame in frames), frames
+    assert drawn.decode().endswith("\r\x1b[K")  # the last redraw leaves a clean line
+    assert b"3 written" in done.stdout
+
+
+def test_a_long_decomposed_quoted_name_keeps_its_name(stack: Stack, tmp_path: Path) -> None:
+    stem = unicodedata.normalize("NFD", "Café déjà vu ") + '"quoted" it\'s ' + "x" * 200
+    source = tmp_path / f"{stem}.jpg"
+    source.write_bytes(images.jpeg())
+    code, document = run_json("compress", str(source), "--server", stack.url)
+    assert code == 0, document
+    output = tmp_path / f"{stem}.min.jpg"
+    assert document["files"][0]["output"] == str(output) and output.stat().st_size > 0
+    # In place without --overwrite is a skip that says how to replace the file.
+    code, document = run_json("compress", str(source), "--suffix", "", "--server", stack.url)
+    entry = document["files"][0]
+    assert code == 0 and entry["status"] == "skipped" and "would be the input" in entry["reason"]

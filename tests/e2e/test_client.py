@@ -1,8 +1,11 @@
-"""The Python client against real API processes: round trips, a Redis outage, API keys."""
+"""The Python client against real API processes: round trips, typed options, batches, events,
+a missing file among many, a Redis outage, API keys and a wrong URL."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared import errors
-from shared.client import AsyncClient, Client, Result, Retry, RetryPolicy
-from shared.client_errors import Unauthorized
-from shared.schema import JobStatus
+from imgpress import AsyncClient, Client, Result, Retry, RetryPolicy, errors
+from imgpress.errors import Unauthorized, UnexpectedResponse
+from imgpress.models import Event
 from shared.settings import Settings
 from tests import images
 from tests.ports import free_port
@@ -42,9 +44,9 @@ def test_compress_round_trip_and_job_calls(stack: Stack, tmp_path: Path) -> None
         assert isinstance(result, Result) and result.media_type == "image/jpeg"
         assert result.filename == "photo.jpg" and result.job.output is not None
         assert result.job.output.bytes == len(result.data)
-        assert result.job.input.filename == "photo.jpg" and result.job.options.quality == 60
+        assert result.job.input.filename == "photo.jpg" and result.job.options["quality"] == 60
         assert 0 < len(result.data) < source.stat().st_size
-        assert imgpress.status(result.job.id).status is JobStatus.FINISHED
+        assert imgpress.status(result.job.id).status == "finished"
         assert imgpress.result(result.job.id) == result.data
         imgpress.delete(result.job.id)
         with pytest.raises(errors.JobExpired):
@@ -111,7 +113,7 @@ def test_redis_outage_is_retried_then_succeeds_or_gives_up(tmp_path: Path) -> No
         seen.clear()
         with Client(api.url, retry=FAST_RETRY, on_retry=redis_comes_back) as imgpress:
             job = imgpress.submit(images.jpeg(), filename="after-outage.jpg")
-        assert job.status is JobStatus.QUEUED and job.input.filename == "after-outage.jpg"
+        assert job.status == "queued" and job.input.filename == "after-outage.jpg"
         assert seen[0].reason == "HTTP 503"
     finally:
         api.stop()
@@ -124,8 +126,93 @@ def test_api_key_is_sent_and_a_missing_one_is_unauthorized(
 ) -> None:
     for stack in running_stack(redis_databases, tmp_path, api_keys=("key-one-0123456789",)):
         with Client(stack.url, api_key="key-one-0123456789") as imgpress:
-            assert imgpress.compress(images.jpeg()).job.status is JobStatus.FINISHED
+            assert imgpress.compress(images.jpeg()).job.status == "finished"
         with Client(stack.url) as anonymous, pytest.raises(Unauthorized):
             anonymous.submit(images.jpeg())
+        with Client(stack.url) as anonymous, pytest.raises(Unauthorized):
+            anonymous.check_access()
         with Client(stack.url, api_key="wrong") as wrong, pytest.raises(Unauthorized):
             wrong.status("0" * 32)
+
+
+def test_typed_options_reach_the_server_and_bad_ones_never_leave(stack: Stack) -> None:
+    with Client(stack.url) as imgpress:
+        result = imgpress.compress(images.jpeg(), format="webp", effort="fast", width=100, quality="auto")
+        assert result.media_type == "image/webp" and result.filename.endswith(".webp")
+        assert result.job.options["effort"] == "fast" and result.job.output is not None
+        assert result.job.output.width == 100
+        with pytest.raises(errors.UnknownOption, match="max_byte"):
+            imgpress.submit(images.jpeg(), max_byte=5000)  # type: ignore[call-arg]
+
+
+def test_compress_many_keeps_every_outcome_even_for_a_missing_file(stack: Stack, tmp_path: Path) -> None:
+    good = tmp_path / "good.jpg"
+    good.write_bytes(images.jpeg())
+    sources: list[Path | bytes] = [
+        good,
+        tmp_path / "missing.jpg",
+        images.jpeg()[:2500],
+        images.png_with_alpha(),
+    ]
+
+    async def run() -> list[Result | errors.ImgpressError]:
+        async with AsyncClient(stack.url) as imgpress:
+            return await imgpress.compress_many(sources, concurrency=2)
+
+    with Client(stack.url) as imgpress:
+        blocking = imgpress.compress_many(sources, concurrency=2)
+    for outcomes in (asyncio.run(run()), blocking):
+        first, missing, cut, png = outcomes
+        assert isinstance(first, Result) and first.media_type == "image/jpeg"
+        assert isinstance(missing, errors.FileUnreadable) and "missing.jpg" in missing.message
+        assert isinstance(cut, errors.CorruptImage)
+        assert isinstance(png, Result) and png.media_type == "image/png"
+
+
+def test_a_batch_is_created_watched_waited_for_and_archived(stack: Stack) -> None:
+    letter = io.BytesIO(b"Dear imgpress, this is not a JPEG.\n" * 20)
+    letter.name = "letter.jpg"
+    with Client(stack.url) as imgpress:
+        batch = imgpress.create_batch([images.jpeg(), letter, images.png_with_alpha()], quality=60)
+        assert len(batch.jobs) == 2 and batch.total == 2
+        (rejected,) = batch.rejected
+        assert rejected.filename == "letter.jpg" and rejected.error.code == "unsupported_media"
+        assert rejected.index in (None, 1)
+        events = list(imgpress.batch_events(batch.id))
+        assert events[-1].name == "batch" and events[-1].data["status"] == "finished"
+        assert {event.data["id"] for event in events if event.name == "job"} == {j.id for j in batch.jobs}
+        done = imgpress.wait_batch(batch.id, timeout=60)
+        assert done.is_terminal and done.counts["finished"] == 2
+        assert all(job.status == "finished" and job.options["quality"] == 60 for job in done.jobs)
+        with zipfile.ZipFile(io.BytesIO(imgpress.archive(batch.id))) as archive:
+            assert len(archive.namelist()) == 2
+        imgpress.delete_batch(batch.id)
+        with pytest.raises(errors.JobExpired):
+            imgpress.batch(batch.id)
+
+
+def test_job_events_arrive_sync_and_async(stack: Stack) -> None:
+    with Client(stack.url) as imgpress:
+        job = imgpress.submit(images.jpeg())
+        names = [event.name for event in imgpress.job_events(job.id)]
+    assert names[-1] == "finished" and set(names) <= {"queued", "started", "finished"}
+
+    async def watch() -> list[Event]:
+        async with AsyncClient(stack.url) as imgpress:
+            job = await imgpress.submit(images.png_with_alpha())
+            batch = await imgpress.create_batch([images.jpeg()])
+            seen = [event async for event in imgpress.job_events(job.id)]
+            seen += [event async for event in imgpress.batch_events(batch.id)]
+            return seen
+
+    seen = asyncio.run(watch())
+    finished = [event for event in seen if event.name == "finished"]
+    assert len(finished) == 1 and finished[0].job is not None and finished[0].job.status == "finished"
+    assert seen[-1].name == "batch" and seen[-1].data["status"] == "finished"
+
+
+def test_a_wrong_url_is_not_an_imgpress_api(stack: Stack) -> None:
+    with Client(f"{stack.url}/v1") as imgpress, pytest.raises(UnexpectedResponse, match="No imgpress API"):
+        imgpress.check_access()
+    with Client(stack.url) as imgpress:
+        imgpress.check_access()

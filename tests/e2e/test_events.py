@@ -132,9 +132,11 @@ def test_batch_events_report_each_job_then_the_totals(stack: Stack, http: httpx.
     assert rest[-1].data["status"] == "finished" and rest[-1].data["counts"]["finished"] == 2
 
 
-def test_too_many_files_in_a_batch_is_413(http: httpx.Client) -> None:
+def test_files_past_the_batch_limit_are_refused_alone(http: httpx.Client) -> None:
     files = [("file", (f"{n}.jpg", images.jpeg())) for n in range(4)]
-    assert http.post("/v1/batches", files=files).status_code == 413
+    batch = http.post("/v1/batches", files=files).json()
+    assert [job["index"] for job in batch["jobs"]] == [0, 1, 2]
+    assert [(r["index"], r["error"]["code"]) for r in batch["rejected"]] == [(3, "too_large")]
 
 
 async def follow(

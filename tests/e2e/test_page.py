@@ -6,26 +6,29 @@ Screenshots of the main states are saved under test-output/page/ for a person to
 from __future__ import annotations
 
 import base64
-import io
+import json
+import os
+import signal
+import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from shared.settings import Settings
 from tests import images
-from tests.ports import free_port
 from tests.redis_servers import DatabasePool
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
 sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -36,9 +39,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "page"
+SHOTS = ROOT / "test-output" / "page"
+#: axe-core from npm, installed by scripts/test (scripts/_setup.sh, setup_axe).
+AXE = ROOT / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
+PHOTO = ROOT.parent / "shared" / "corpus" / "photos" / "kodim03.png"
 NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
 TIMEOUT_MS = 20_000
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+#: Names the server changes: a decomposed accent (as macOS stores it), quotes, a backslash, 230 characters.
+CHANGED_NAMES = ["cafe\u0301.png", 'say "cheese".jpg', "back\\slash.jpg", "long-" + "x" * 225 + ".jpg"]
+File = tuple[str, str, bytes]
 
 
 def rotated_jpeg() -> bytes:
@@ -50,18 +61,11 @@ def rotated_jpeg() -> bytes:
 
 @pytest.fixture(scope="module")
 def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("page")
-    with redis_databases.database() as url:
-        settings = replace(Settings.from_env({}), redis_url=url, data_dir=root / "data", port=free_port())
-        running = Stack(settings, root).start()
-        try:
-            yield running
-        finally:
-            running.stop()
+    yield from running_stack(redis_databases, tmp_path_factory.mktemp("page"))
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
+def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (scripts/test installs it as root)")
     with sync_api.sync_playwright() as playwright:
@@ -70,24 +74,34 @@ def browser() -> Iterator[sync_api.Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: sync_api.Browser, stack: Stack) -> Iterator[sync_api.Page]:
-    context = browser.new_context(
-        base_url=stack.url, accept_downloads=True, viewport={"width": 1100, "height": 900}
-    )
-    opened = context.new_page()
+def open_page(browser: Any, stack: Stack, **context: Any) -> Any:
+    # bypass_csp: the page allows no inline script, and axe-core is added as one.
+    options = {
+        "base_url": stack.url,
+        "accept_downloads": True,
+        "viewport": DESKTOP,
+        "bypass_csp": True,
+        **context,
+    }
+    opened = browser.new_context(**options).new_page()
     opened.set_default_timeout(TIMEOUT_MS)
+    return opened
+
+
+@pytest.fixture
+def page(browser: Any, stack: Stack) -> Iterator[Any]:
+    opened = open_page(browser, stack)
     yield opened
-    context.close()
+    opened.context.close()
 
 
-def shot(page: sync_api.Page, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
-def drop_files(page: sync_api.Page, files: list[tuple[str, str, bytes]]) -> None:
-    """Drop files on the drop zone as a user's drag and drop does (a DataTransfer of Files)."""
+def drop_files(page: Any, files: list[File], target: str = "body") -> None:
+    """Drop files as a user's drag and drop does (a DataTransfer of Files), on any element."""
     payload = [{"name": n, "type": t, "data": base64.b64encode(b).decode()} for n, t, b in files]
     transfer = page.evaluate_handle(
         """(files) => {
@@ -100,95 +114,485 @@ def drop_files(page: sync_api.Page, files: list[tuple[str, str, bytes]]) -> None
         }""",
         payload,
     )
-    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.dispatch_event(target, "drop", {"dataTransfer": transfer})
 
 
-def row(page: sync_api.Page, name: str) -> sync_api.Locator:
-    return page.locator(".row", has=page.locator(".name", has_text=name)).first
+def drop_copies(page: Any, count: int, data: bytes, media_type: str) -> None:
+    """Drop `count` copies of one file under distinct names, built in the page (a big drop)."""
+    transfer = page.evaluate_handle(
+        """([count, data, type]) => {
+            const raw = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            for (let i = 0; i < count; i++) transfer.items.add(new File([raw], `img-${i}.png`, { type }));
+            return transfer;
+        }""",
+        [count, base64.b64encode(data).decode(), media_type],
+    )
+    page.dispatch_event("main", "drop", {"dataTransfer": transfer})
 
 
-def test_drop_watch_compare_download_and_options(page: sync_api.Page, stack: Stack, tmp_path: Path) -> None:
+def pinch(page: Any, x: float, y: float) -> None:
+    """Two fingers moving apart around (x, y), as Chromium receives them from a touch screen."""
+    session = page.context.new_cdp_session(page)
+
+    def touch(kind: str, spread: float) -> None:
+        points = [{"x": x - spread, "y": y, "id": 1}, {"x": x + spread, "y": y, "id": 2}]
+        session.send(
+            "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if kind == "touchEnd" else points}
+        )
+
+    touch("touchStart", 20)
+    for spread in range(30, 110, 10):
+        touch("touchMove", spread)
+    touch("touchEnd", 0)
+    session.detach()
+
+
+def rows(page: Any) -> Any:
+    """The rows of the latest drop, in drop order."""
+    return page.locator(".batch").first.locator(".row")
+
+
+def scan(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed in .axe/ (scripts/test installs it with npm)")
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def api_job(stack: Stack, job_id: str) -> dict[str, Any]:
+    return httpx.get(f"{stack.url}/v1/jobs/{job_id}").json()
+
+
+def record_figure(name: str, value: float) -> None:
+    """Keep a figure for the notes in test-output/page/figures.json (timings on a busy machine are rough)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / "figures.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**known, name: round(value, 2)}, indent=1))
+
+
+def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path) -> None:
+    failed_requests: list[str] = []
+    page.on("response", lambda r: r.status >= 400 and failed_requests.append(f"{r.status} {r.url}"))
+    posted: list[int] = []
+    page.on("request", lambda r: r.method == "POST" and posted.append(len(r.post_data_buffer or b"")))
     page.goto("/")
-    sync_api.expect(page.get_by_role("heading", name="imgpress")).to_be_visible()
+    expect(page.get_by_role("heading", name="imgpress")).to_be_visible()
+    expect(page.locator("#limits")).to_contain_text("Up to 50 MB and 50 megapixels per image")
+    expect(page.locator("#limits")).to_contain_text("kept 30 minutes")
+    loaded = page.evaluate(
+        """() => performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"))
+            .map((entry) => entry.encodedBodySize)"""
+    )
+    record_figure("page load: requests", len(loaded))
+    record_figure("page load: bytes (uncompressed bodies)", sum(loaded))
     shot(page, "01-empty")
+    assert scan(page) == []
 
+    good = [(name, "image/jpeg", images.jpeg()) for name in CHANGED_NAMES]
     drop_files(
         page,
         [
+            *good[:2],
+            ("empty.png", "image/png", b""),
+            *good[2:],
+            ("notes.txt", "text/plain", NOT_AN_IMAGE),
             ("logo.png", "image/png", images.png_with_alpha()),
             ("rotated.jpg", "image/jpeg", rotated_jpeg()),
-            ("notes.txt", "text/plain", NOT_AN_IMAGE),
         ],
     )
-    for name in ("logo.png", "rotated.jpg"):
-        sync_api.expect(row(page, name)).to_have_attribute("data-state", "finished")
-        sync_api.expect(row(page, name).locator(".status")).to_have_text("Done")
-        sync_api.expect(row(page, name).locator(".sizes")).to_contain_text("% saved")
-    sync_api.expect(row(page, "logo.png").locator(".sizes")).to_contain_text("PNG")
-    refused = row(page, "notes.txt")
-    sync_api.expect(refused).to_have_attribute("data-state", "failed")
-    sync_api.expect(refused.locator(".status")).to_contain_text("This file type is not supported")
-    sync_api.expect(page.locator("#totals")).to_contain_text("2 of 2 done")
+    # A file over the limit, refused before any byte is sent.
+    page.evaluate(
+        """() => {
+            const transfer = new DataTransfer();
+            const bytes = new Uint8Array(51 * 1024 * 1024);
+            transfer.items.add(new File([bytes], "huge.jpg", { type: "image/jpeg" }));
+            document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+        }"""
+    )
+    huge = rows(page).first
+    expect(huge).to_have_attribute("data-state", "failed")
+    expect(huge.locator(".status")).to_have_text("Not sent: 51.00 MB is over this server's 50 MB limit.")
+    assert max(posted, default=0) < 1024 * 1024
+
+    drop = page.locator(".batch").nth(1).locator(".row")
+    for position in (0, 1, 3, 4, 6, 7):
+        expect(drop.nth(position)).to_have_attribute("data-state", "finished")
+        expect(drop.nth(position).locator(".status")).to_have_text("Done")
+    for position, name in zip((0, 1, 3, 4), CHANGED_NAMES, strict=True):
+        expect(drop.nth(position).locator(".name")).to_have_text(name)
+        expect(drop.nth(position).locator(".sizes")).to_contain_text("JPEG q")
+    expect(drop.nth(2)).to_have_attribute("data-state", "failed")
+    expect(drop.nth(2).locator(".status")).to_have_text("Not accepted: The file is empty (0 bytes).")
+    expect(drop.nth(5)).to_have_attribute("data-state", "failed")
+    expect(drop.nth(5).locator(".status")).to_contain_text("not an image (text/plain)")
+    expect(drop.nth(6).locator(".sizes")).to_contain_text("PNG")
+    expect(page.locator("#totals")).to_contain_text("6 of 9 done · 3 failed")
+    # One polite summary for every row (the other is the closed compare view's status).
+    assert page.locator('[aria-live="polite"], [role="status"]').count() == 2
     shot(page, "02-finished")
+    assert scan(page) == []
 
-    # The compare view, driven from the keyboard.
-    row(page, "rotated.jpg").get_by_role("button", name="Compare rotated.jpg").focus()
-    page.keyboard.press("Enter")
-    dialog = page.locator("#compare")
-    sync_api.expect(dialog).to_be_visible()
-    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
-    page.wait_for_function("document.getElementById('compare-before').naturalWidth > 0")
-    for _ in range(20):
-        page.keyboard.press("ArrowLeft")
-    assert page.locator("#compare-split").input_value() == "30"
-    page.locator("#compare-zoom").fill("2")
-    shot(page, "03-compare")
-    page.keyboard.press("Escape")
-    sync_api.expect(dialog).to_be_hidden()
-
-    # Download one file: the rotation is applied to the pixels.
+    # Downloads: one file (the rotation applied to the pixels), then the ZIP of the batch.
     with page.expect_download() as one:
-        row(page, "rotated.jpg").get_by_role("button", name="Download rotated.jpg").click()
+        drop.nth(7).get_by_role("button", name="Download rotated.jpg").click()
     assert one.value.suggested_filename == "rotated.jpg"
     saved = tmp_path / "rotated.jpg"
     one.value.save_as(saved)
     with Image.open(saved) as image:
         assert (image.format, image.size) == ("JPEG", (240, 320))
-
-    # Download all as a ZIP.
     with page.expect_download() as everything:
-        page.get_by_role("button", name="Download all (ZIP)").click()
+        page.locator(".batch").nth(1).get_by_role("button", name="Download all (ZIP)").click()
     archive_path = tmp_path / "all.zip"
     everything.value.save_as(archive_path)
     with zipfile.ZipFile(archive_path) as archive:
-        assert sorted(archive.namelist()) == ["logo.png", "rotated.jpg"]
-        with Image.open(io.BytesIO(archive.read("logo.png"))) as logo:
-            assert logo.mode == "RGBA"
+        assert len(archive.namelist()) == 6 and "logo.png" in archive.namelist()
+    assert failed_requests == []  # no favicon 404, no refused request
 
-    # New options apply to the next drop; options this server does not know are named as ignored.
-    page.locator("#quality-auto").uncheck()
-    page.locator("#quality").fill("30")
+
+def test_options_as_the_server_has_them(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    expect(page.locator("#request-preview")).to_have_text("quality=auto target=medium")
     page.locator("#format").select_option("webp")
-    sync_api.expect(page.locator("#request-preview")).to_have_text("format=webp quality=30")
-    drop_files(page, [("again.jpg", "image/jpeg", images.jpeg())])
-    again = row(page, "again.jpg")
-    sync_api.expect(again).to_have_attribute("data-state", "finished")
-    job = httpx.get(f"{stack.url}/v1/jobs/{again.get_attribute('data-job')}").json()
-    assert job["options"]["quality"] == 30
-    if "format" not in job["options"]:
-        sync_api.expect(page.locator(".notice").first).to_contain_text("does not support format")
-    shot(page, "04-options")
+    page.locator("#target").select_option("low")
+    page.locator("#effort").select_option("fast")
+    drop_files(page, [("photo.jpg", "image/jpeg", images.jpeg())])
+    auto = rows(page).first
+    expect(auto).to_have_attribute("data-state", "finished")
+    job = api_job(stack, auto.get_attribute("data-job"))
+    assert (job["options"]["quality"], job["options"]["target"], job["options"]["effort"]) == (
+        None,
+        "low",
+        "fast",
+    )
+    assert job["output"]["format"] == "webp" and job["output"]["quality"] is not None
+    expect(auto.locator(".sizes")).to_contain_text(f"WebP q{job['output']['quality']}")
 
-    page.set_viewport_size({"width": 390, "height": 844})
-    shot(page, "05-phone")
+    page.locator("#quality-auto").uncheck()
+    page.locator("#quality").fill("95")
+    page.locator("#format").select_option("jpeg")
+    page.locator("#max-kb").fill("4")
+    page.locator("#max-width").fill("200")
+    page.locator("#fit").select_option("contain")
+    page.locator("#keep-metadata").check()
+    expect(page.locator("#request-preview")).to_have_text(
+        "format=jpeg quality=95 max_bytes=4096 width=200 fit=contain effort=fast metadata=keep"
+    )
+    drop_files(page, [("logo.png", "image/png", images.png_with_alpha())])
+    capped = rows(page).first
+    expect(capped).to_have_attribute("data-state", "finished")
+    job = api_job(stack, capped.get_attribute("data-job"))
+    assert job["output"]["bytes"] <= 4096 and job["output"]["width"] == 200
+    # A transparent PNG made into a JPEG says so in words.
+    expect(capped.locator(".warn")).to_contain_text("JPEG has no transparency")
 
 
-def test_unreachable_api_is_said_plainly(page: sync_api.Page) -> None:
+def test_each_file_shows_its_upload_progress(page: Any) -> None:
+    page.goto("/")
+    expect(page.locator("#limits")).to_contain_text("Up to")
+    noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))
+    heavy = images.encode(noise, "PNG")
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    # About 250 KB/s up: each file takes a second or so to send.
+    slow = {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 250_000}
+    network.send("Network.emulateNetworkConditions", slow)
+    drop_files(page, [("first.png", "image/png", heavy), ("second.png", "image/png", heavy)])
+    bars = rows(page).locator(".bar")
+    expect(bars.first).to_be_visible()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.row .bar').value; return v > 0 && v < 100; }"
+    )
+    # The second file's bar starts once the first file's bytes are sent.
+    assert int(bars.nth(1).evaluate("b => b.value")) < 100
+    network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1, "latency": 0})
+    expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
+    expect(bars.first).to_be_hidden()
+
+
+def test_compare_zoom_pan_divider_and_live_reencode(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    photo = PHOTO.read_bytes() if PHOTO.exists() else images.encode(images.photo(768, 512), "PNG")
+    started = time.monotonic()
+    drop_files(page, [("photo.png", "image/png", photo), ("second.jpg", "image/jpeg", images.jpeg())])
+    first = rows(page).first
+    expect(first).to_have_attribute("data-state", "finished")
+    record_figure("one photo, drop to done (s)", time.monotonic() - started)
+    expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
+    original_job = first.get_attribute("data-job")
+
+    first.get_by_role("button", name="Compare photo.png").click()
+    dialog = page.locator("#compare")
+    expect(dialog).to_be_visible()
+    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
+    expect(page.locator("#side-before")).to_contain_text("Original:")
+    expect(page.locator("#side-after")).to_contain_text("PNG")
+
+    view = page.locator("#compare-view").bounding_box()
+    divider = page.locator("#compare-divider")
+
+    def both_sides_visible() -> None:
+        line = divider.bounding_box()
+        assert view["x"] <= line["x"] <= view["x"] + view["width"]
+        for image in ("#compare-before", "#compare-after"):
+            box = page.locator(image).bounding_box()
+            # The picture covers the view on both sides of the divider.
+            assert box["x"] <= line["x"] - 5 and box["x"] + box["width"] >= line["x"] + 5
+        assert page.locator("#compare-before").bounding_box() == page.locator("#compare-after").bounding_box()
+
+    # The divider follows a drag anywhere on its line, and the arrow keys.
+    page.mouse.move(view["x"] + view["width"] / 2, view["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(view["x"] + view["width"] / 4, view["y"] + 60, steps=4)
+    page.mouse.up()
+    assert abs(int(divider.get_attribute("aria-valuenow")) - 25) <= 1
+    divider.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    assert abs(int(divider.get_attribute("aria-valuenow")) - 35) <= 1
+
+    # Wheel zoom around the pointer, then 4x: both sides stay visible; no smoothing above 100 %.
+    page.mouse.move(view["x"] + view["width"] * 0.7, view["y"] + view["height"] * 0.5)
+    page.mouse.wheel(0, -600)
+    page.wait_for_timeout(100)
+    both_sides_visible()
+    page.get_by_role("button", name="100%").click()
+    expect(page.locator("#zoom-value")).to_have_text("100%")
+    for _ in range(4):
+        page.get_by_role("button", name="Zoom in").click()
+    expect(page.locator("#zoom-value")).not_to_have_text("100%")
+    both_sides_visible()
+    assert page.locator("#compare-before").evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+    # Pan by dragging the picture (away from the divider).
+    before = page.locator("#compare-before").bounding_box()
+    page.mouse.move(view["x"] + view["width"] * 0.8, view["y"] + view["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(view["x"] + view["width"] * 0.9, view["y"] + view["height"] * 0.6, steps=4)
+    page.mouse.up()
+    moved = page.locator("#compare-before").bounding_box()
+    assert (moved["x"], moved["y"]) != (before["x"], before["y"])
+    both_sides_visible()
+    shot(page, "03-compare-zoomed", full_page=False)
+    page.get_by_role("button", name="Fit").click()
+    fitted = page.locator("#compare-before").bounding_box()
+    assert fitted["width"] <= view["width"] + 1 and fitted["height"] <= view["height"] + 1
+
+    # Side by side: both panes show the same part of the picture.
+    page.get_by_role("button", name="Side by side").click()
+    left = page.locator("#compare-before").bounding_box()
+    right = page.locator("#compare-after").bounding_box()
+    assert abs(right["x"] - left["x"] - view["width"] / 2) <= 2 and left["width"] == right["width"]
+    page.get_by_role("button", name="Slider").click()
+
+    # Live re-encode: another format and quality from the stored upload, no second upload.
+    uploads: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and uploads.append(r.url))
+    page.locator("#variant-format").select_option("webp")
+    page.locator("#variant-quality").fill("40")
+    page.locator("#variant-run").click()
+    expect(page.locator("#variant-status")).to_contain_text("New version in", timeout=30_000)
+    expect(page.locator("#side-after")).to_contain_text("WebP q40")
+    assert len(uploads) == 1 and uploads[0].endswith(f"/v1/jobs/{original_job}/variants")
+    expect(page.locator("#variant-list li")).to_have_count(2)
+    shot(page, "04-compare-variant", full_page=False)
+    assert scan(page) == []
+    page.get_by_role("button", name="Keep this version").click()
+    expect(first).not_to_have_attribute("data-job", original_job)
+    kept = first.get_attribute("data-job")
+    assert api_job(stack, kept)["output"]["format"] == "webp"
+    expect(first.locator(".sizes")).to_contain_text("WebP q40")
+
+    # Previous/next file inside the view.
+    page.get_by_role("button", name="Next file").click()
+    expect(page.locator("#compare-title")).to_have_text("Compare: second.jpg")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+
+def test_a_lost_server_is_said_and_work_resumes(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    worker = stack.processes["worker"]
+    every_row = page.locator(".row")
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        # Five drops: three followed by streams, two read now and then (a browser's six connections).
+        for n in range(5):
+            drop_files(page, [(f"wait-{n}.jpg", "image/jpeg", images.jpeg())])
+        for position in range(5):
+            expect(every_row.nth(position)).to_have_attribute("data-state", "queued")
+        restart_api_while(page, stack, lambda: None)
+
+        # A drop while the server is away waits for it, and so does a reload.
+        def away() -> None:
+            drop_files(page, [("later.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first.locator(".status")).to_contain_text("Waiting for the server")
+
+        restart_api_while(page, stack, away)
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    expect(page.locator("#connection")).to_be_hidden(timeout=30_000)
+    # A server that hangs without closing anything (stopped, not killed) is said within 5 s too.
+    os.killpg(worker.pid, signal.SIGSTOP)
+    api = stack.processes["api"]
+    try:
+        drop_files(page, [("hung.jpg", "image/jpeg", images.jpeg())])
+        expect(rows(page).first).to_have_attribute("data-state", "queued")
+        os.kill(api.pid, signal.SIGSTOP)
+        hung_at = time.monotonic()
+        expect(page.locator("#connection")).to_contain_text("Lost contact with the server", timeout=5000)
+        assert time.monotonic() - hung_at < 5
+    finally:
+        os.kill(api.pid, signal.SIGCONT)
+        os.killpg(worker.pid, signal.SIGCONT)
+    expect(page.locator("#connection")).to_be_hidden(timeout=30_000)
+    expect(every_row).to_have_count(7)
+    for position in range(7):
+        expect(every_row.nth(position)).to_have_attribute("data-state", "finished", timeout=30_000)
+    ids = sorted(every_row.nth(n).get_attribute("data-job") for n in range(7))
+
+    # A reload while the API does not answer (Redis away, say): results wait, never forgotten.
+    page.route("**/v1/batches/*", lambda route: route.abort())
+    page.reload()
+    expect(page.locator("#connection")).to_contain_text("Lost contact with the server")
+    page.unroute("**/v1/batches/*")
+    expect(every_row).to_have_count(7)
+    assert sorted(every_row.nth(n).get_attribute("data-job") for n in range(7)) == ids
+    expect(page.locator("#connection")).to_be_hidden()
+
+
+def restart_api_while(page: Any, stack: Stack, meanwhile: Callable[[], None]) -> None:
+    """Kill the API, check the page says so within 5 s, run `meanwhile`, start the API again."""
+    stack.processes["api"].kill()
+    stack.processes["api"].wait()
+    lost_at = time.monotonic()
+    expect(page.locator("#connection")).to_contain_text("Lost contact with the server", timeout=5000)
+    assert time.monotonic() - lost_at < 5
+    shot(page, "05-lost")
+    meanwhile()
+    stack.start_api()
+    stack.wait_ready_api()
+
+
+def test_an_unreachable_api_is_retried(page: Any) -> None:
     page.goto("/")
     page.route("**/v1/batches", lambda route: route.abort())
     drop_files(page, [("photo.jpg", "image/jpeg", images.jpeg())])
-    sync_api.expect(page.get_by_role("alert")).to_have_text(
-        "Cannot reach the imgpress API. Check that it is running, then try again."
+    expect(page.locator("#connection")).to_contain_text("Lost contact with the server")
+    expect(rows(page).first.locator(".status")).to_contain_text("Waiting for the server")
+    page.unroute("**/v1/batches")
+    expect(rows(page).first).to_have_attribute("data-state", "finished")
+    expect(page.locator("#connection")).to_be_hidden()
+
+
+def test_a_drop_of_120_stays_smooth_survives_a_reload_and_clears(page: Any, stack: Stack) -> None:
+    page.add_init_script(
+        """window.longTasks = [];
+        new PerformanceObserver((list) => {
+            for (const entry of list.getEntries()) window.longTasks.push(entry.duration);
+        }).observe({ type: "longtask", buffered: true });"""
     )
-    sync_api.expect(row(page, "photo.jpg")).to_have_attribute("data-state", "failed")
-    shot(page, "06-unreachable")
+    batches: list[str] = []
+    page.on(
+        "request", lambda r: r.method == "POST" and r.url.endswith("/v1/batches") and batches.append(r.url)
+    )
+    page.goto("/")
+    expect(page.locator("#limits")).to_contain_text("Up to")
+    page.evaluate("window.longTasks.length = 0")
+    small = images.encode(images.photo(96, 64), "PNG")
+    started = time.monotonic()
+    drop_copies(page, 120, small, "image/png")
+    expect(page.locator("#totals")).to_contain_text("120 of 120 done", timeout=90_000)
+    record_figure("120 files, drop to done (s)", time.monotonic() - started)
+    assert len(batches) == 3  # 50 + 50 + 20: the server's batch size
+    assert page.locator(".rows.compact .row").count() == 120
+    longest = page.evaluate("Math.max(0, ...window.longTasks)")
+    assert longest <= 200, f"a long task of {longest} ms"
+    page.locator("#totals").evaluate("e => e.scrollIntoView()")
+    shot(page, "06-many", full_page=False)
+    page.set_viewport_size(PHONE)
+    page.locator("#totals").evaluate("e => e.scrollIntoView()")
+    shot(page, "06-many-phone", full_page=False)
+    page.set_viewport_size(DESKTOP)
+    job_ids = [rows(page).nth(n).get_attribute("data-job") for n in (0, 119)]
+
+    page.reload()
+    expect(page.locator("#totals")).to_contain_text("120 of 120 done")
+    assert [rows(page).nth(n).get_attribute("data-job") for n in (0, 119)] == job_ids
+    page.get_by_role("button", name="Clear all (deletes them on the server)").click()
+    expect(page.locator("#totals")).to_have_text("No files yet.")
+    assert all(httpx.get(f"{stack.url}/v1/jobs/{job_id}").status_code == 410 for job_id in job_ids)
+    page.reload()
+    expect(page.locator("#totals")).to_have_text("No files yet.")
+
+
+def test_phone_and_dark_mode(browser: Any, stack: Stack) -> None:
+    for scheme, viewport, name in (
+        ("light", PHONE, "phone"),
+        ("dark", PHONE, "phone-dark"),
+        ("dark", DESKTOP, "dark"),
+    ):
+        page = open_page(browser, stack, viewport=viewport, color_scheme=scheme, has_touch=viewport is PHONE)
+        try:
+            page.goto("/")
+            background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+            assert (background == "rgb(20, 23, 29)") == (scheme == "dark")
+            drop_files(
+                page,
+                [
+                    ("photo.jpg", "image/jpeg", images.jpeg()),
+                    ("logo.png", "image/png", images.png_with_alpha()),
+                ],
+            )
+            expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport["width"], "the page scrolls sideways"
+            shot(page, f"07-{name}")
+            assert scan(page) == []
+            rows(page).first.get_by_role("button", name="Compare photo.jpg").click()
+            page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
+            if viewport is PHONE:
+                # A tap on the picture moves the divider there.
+                view = page.locator("#compare-view").bounding_box()
+                page.touchscreen.tap(view["x"] + view["width"] * 0.3, view["y"] + view["height"] / 2)
+                assert abs(int(page.locator("#compare-divider").get_attribute("aria-valuenow")) - 30) <= 2
+                fitted = page.locator("#zoom-value").text_content()
+                pinch(page, view["x"] + view["width"] / 2, view["y"] + view["height"] / 2)
+                expect(page.locator("#zoom-value")).not_to_have_text(fitted)
+                # The pinch zoomed and left the divider where the tap put it.
+                assert abs(int(page.locator("#compare-divider").get_attribute("aria-valuenow")) - 30) <= 2
+                assert int(page.locator("#zoom-value").text_content().rstrip("%")) > int(fitted.rstrip("%"))
+            shot(page, f"08-{name}-compare", full_page=False)
+            assert scan(page) == []
+        finally:
+            page.context.close()
+
+
+def test_the_key_is_asked_for_and_used_as_typed(
+    browser: Any, redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    key = "page-test-key-0123456789"
+    for keyed in running_stack(redis_databases, tmp_path, api_keys=(key,)):
+        page = open_page(browser, keyed)
+        try:
+            page.goto("/")
+            expect(page.locator("#limits")).to_contain_text("Up to 50 MB")  # no key needed for them
+            drop_files(page, [("one.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first.locator(".status")).to_contain_text("needs an API key")
+            expect(page.locator("#api-key")).to_be_focused()
+            page.keyboard.type("wrong-key-wrong-key")
+            drop_files(page, [("two.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first.locator(".status")).to_contain_text("refused this API key")
+            # The key counts from the keystroke: the field never lost focus.
+            page.locator("#api-key").fill(key)
+            expect(page.locator("#api-key")).to_be_focused()
+            drop_files(page, [("three.jpg", "image/jpeg", images.jpeg())])
+            expect(rows(page).first).to_have_attribute("data-state", "finished")
+        finally:
+            page.context.close()

@@ -1,5 +1,6 @@
 """The layout is the architecture: api and worker never import each other, screening imports
-neither, and shared imports none of the three."""
+neither, shared imports none of the three, and the client (client/src/imgpress) imports none of
+the server's packages while none of them imports the client."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "client" / "src" / "imgpress"
 FORBIDDEN = {
-    "shared": {"api", "worker", "screening"},
-    "screening": {"api", "worker"},
-    "api": {"worker"},
-    "worker": {"api"},
+    "shared": {"api", "worker", "screening", "imgpress"},
+    "screening": {"api", "worker", "imgpress"},
+    "api": {"worker", "imgpress"},
+    "worker": {"api", "imgpress"},
 }
 
 
@@ -57,19 +59,34 @@ def test_top_level_layout() -> None:
         assert (ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"
 
 
-def test_client_and_cli_import_no_server_library() -> None:
-    server_only = ["redis", "rq", "rq_scheduler", "PIL", "magic", "starlette", "uvicorn", "python_multipart"]
+def test_the_client_imports_nothing_of_the_server() -> None:
+    for module in CLIENT.rglob("*.py"):
+        crossing = imported_packages(module) & {"api", "worker", "shared", "screening"}
+        assert not crossing, f"{module.relative_to(ROOT)} imports {crossing}"
+    server_only = [
+        *("api", "worker", "shared", "screening", "redis", "rq", "rq_scheduler", "PIL", "magic"),
+        *("starlette", "uvicorn", "python_multipart"),
+    ]
     blocked = f"import sys\nfor name in {server_only!r}: sys.modules[name] = None\n"
-    code = blocked + "import shared.client, shared.cli\n"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    code = blocked + "import imgpress, imgpress.cli\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=CLIENT.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
-def test_every_package_has_boundaries_and_is_installed_type_checked_and_shipped() -> None:
+def test_every_package_has_boundaries_is_type_checked_and_shipped_but_never_installed() -> None:
     packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests"}
     assert packages == set(FORBIDDEN)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert set(project["tool"]["setuptools"]["packages"]["find"]["include"]) == {f"{p}*" for p in packages}
-    assert set(project["tool"]["mypy"]["packages"]) == packages
+    # The server runs from its checkout: installing it must put no `api` or `shared` in site-packages.
+    assert project["project"]["name"] == "imgpress-server"
+    assert project["tool"]["setuptools"]["packages"] == []
+    assert "scripts" not in project["project"]
+    assert set(project["tool"]["mypy"]["packages"]) == packages | {"imgpress"}
+    assert project["tool"]["mypy"]["mypy_path"] == "client/src"
+    client = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())
+    assert client["project"]["name"] == "imgpress"
+    assert client["project"]["dependencies"] == ["httpx>=0.27,<1"]
+    assert client["project"]["scripts"] == {"imgpress": "imgpress.cli:main"}
+    assert (CLIENT / "py.typed").exists()
     copied = re.findall(r"^COPY (\w+) \./(\w+)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert {source for source, target in copied if source == target} == packages

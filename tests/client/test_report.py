@@ -1,11 +1,12 @@
-"""The command line's report: a bar on a terminal, lines otherwise, a table or JSON at the end."""
+"""The command line's report: lines on a pipe, a progress line on a terminal, a table or JSON."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 
-from shared.cli_report import FileOutcome, Report, size_text
+from imgpress.report import FileOutcome, Output, Report, duration_text, size_text
 
 
 class Terminal(io.StringIO):
@@ -16,28 +17,42 @@ class Terminal(io.StringIO):
 def outcomes(report: Report) -> None:
     good = report.add(FileOutcome("a.jpg", job_id="1" * 32, bytes_in=2000))
     bad = report.add(FileOutcome("b.jpg", job_id="2" * 32, bytes_in=500))
+    report.uploading(good)
     report.queued(good)
     good.status, good.output, good.bytes_out = "ok", "a.min.jpg", 500
     report.finished(good)
+    report.uploading(bad)
     bad.status, bad.error = "failed", {"code": "corrupt_image", "message": "cut short"}
     report.finished(bad)
     report.summary()
 
 
-def test_terminal_gets_a_progress_bar_then_the_table() -> None:
-    stream = Terminal()
-    outcomes(Report(stream))
+def test_a_terminal_gets_a_progress_line_redrawn_in_place_then_the_table() -> None:
+    stream, progress = Terminal(), Terminal()
+    outcomes(Report(Output(stream), progress_stream=Output(progress)))
+    drawn = progress.getvalue()
+    # Each redraw clears the line first, so a shorter line leaves nothing of a longer one.
+    frames = drawn.split("\r\x1b[K")
+    assert frames[0] == "" and frames[-1] == ""
+    assert any(re.fullmatch(r"\[1/2\] 2\.0 kB/2\.5 kB \S+ \S+/s ETA \S+ b\.jpg", frame) for frame in frames)
+    assert any(frame.startswith("[0/2]") and frame.endswith("a.jpg") for frame in frames)
     text = stream.getvalue()
-    assert "\r[" + "#" * 15 + "." * 15 + "] 1/2 files  2.0 kB -> 500 B" in text
     assert "queued" not in text
     assert "failed b.jpg: corrupt_image: cut short" in text
     assert "a.jpg  2.0 kB  500 B   75.0%" in text
-    assert "1 written, 1 failed" in text
+    assert "1 written, 0 skipped, 1 failed" in text
+
+
+def test_a_long_name_is_cut_to_the_terminal_width() -> None:
+    report = Report(Output(io.StringIO()))
+    report.add(FileOutcome("x" * 500, bytes_in=10))
+    report.current = "x" * 500
+    assert len(report.progress_text(report.started + 1)) < 200
 
 
 def test_a_pipe_gets_plain_lines() -> None:
     stream = io.StringIO()
-    outcomes(Report(stream))
+    outcomes(Report(Output(stream)))
     lines = stream.getvalue().splitlines()
     assert lines[0] == f"queued a.jpg as {'1' * 32}"
     assert lines[1] == "ok a.jpg -> a.min.jpg 2.0 kB -> 500 B (75.0% saved)"
@@ -46,18 +61,21 @@ def test_a_pipe_gets_plain_lines() -> None:
 
 def test_json_is_one_document() -> None:
     stream = io.StringIO()
-    outcomes(Report(stream, as_json=True))
+    outcomes(Report(Output(stream), as_json=True))
     document = json.loads(stream.getvalue())
     assert document["totals"] == {
         "files": 2,
         "ok": 1,
+        "skipped": 0,
         "failed": 1,
         "bytes_in": 2000,
         "bytes_out": 500,
         "saved_bytes": 1500,
     }
     assert document["files"][0]["saved_ratio"] == 0.75
+    assert document["error"] is None
 
 
-def test_sizes_read_well() -> None:
+def test_sizes_and_durations_read_well() -> None:
     assert [size_text(n) for n in (950, 12_345, 4_500_000)] == ["950 B", "12.3 kB", "4.5 MB"]
+    assert [duration_text(s) for s in (7.2, 125, 3720)] == ["7s", "2m05s", "1h02m"]

@@ -1,4 +1,4 @@
-"""What the imgpress API answers, as the client's values: jobs, outputs, finished results, errors."""
+"""What the API answers, read into the client's values: jobs, batches, outputs, results, errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ from email.message import Message
 
 import httpx
 
-from shared.client_errors import error_for, from_response
-from shared.errors import ImgpressError
-from shared.schema import Job
+from imgpress.errors import (
+    JobNotFinished,
+    Unauthorized,
+    UnexpectedResponse,
+    error_body,
+    error_for,
+    from_response,
+)
+from imgpress.models import Batch, Job
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,13 @@ def job_from(response: httpx.Response) -> Job:
     raise from_response(response)
 
 
+def batch_from(response: httpx.Response) -> Batch:
+    """The batch in a successful answer, or the error the answer stands for."""
+    if response.is_success:
+        return Batch.from_dict(response.json())
+    raise from_response(response)
+
+
 def download_from(response: httpx.Response) -> Download:
     """The output in a result answer, or the error the answer stands for."""
     if not response.is_success:
@@ -67,7 +80,29 @@ def output_or_job(response: httpx.Response) -> Result | Job:
     return Result(job, output.data, output.filename)
 
 
-def failure_of(job: Job) -> ImgpressError:
-    """The error a failed job ended with, as the exception the client raises."""
-    assert job.error is not None
-    return error_for(job.error.code, job.error.message)
+def check_finished(job: Job) -> None:
+    """Raise the job's own error if it failed, or JobNotFinished if it has not ended yet."""
+    if job.status == "failed":
+        assert job.error is not None
+        raise error_for(job.error.code, job.error.message)
+    if job.status != "finished":
+        raise JobNotFinished()
+
+
+def access_checked(response: httpx.Response, base_url: str) -> None:
+    """Whether the answer to the access check shows an imgpress API that takes our key.
+
+    The check is `PUT /v1/jobs/{id}`: a protected route that only has GET and DELETE, so an
+    imgpress API that takes the key answers 405; a wrong key gets 401; a wrong URL 404.
+    """
+    if response.status_code == 405 and error_body(response)[0] == "method_not_allowed":
+        return
+    if response.status_code == 401:
+        raise Unauthorized(error_body(response)[1])
+    if response.status_code >= 500 or response.status_code == 429:
+        raise from_response(response)
+    raise UnexpectedResponse(
+        f"No imgpress API at {base_url} (HTTP {response.status_code} for "
+        f"{response.request.url.path}); check the server URL.",
+        status=response.status_code,
+    )

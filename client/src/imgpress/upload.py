@@ -1,4 +1,4 @@
-"""The body of an upload made by the Python client: streamed in chunks, sendable again on retry.
+"""The body of an upload made by the client: streamed in chunks, sendable again on retry.
 
 Paths are opened afresh for each attempt, bytes are sent as they are, seekable files are
 rewound; a one-shot stream (a pipe) is sent once and never retried.
@@ -7,10 +7,14 @@ rewound; a one-shot stream (a pipe) is sent once and never retried.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+import stat
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from imgpress.errors import FileUnreadable
 
 #: Upload chunk size: big enough for throughput, small enough to never hold a file in memory.
 CHUNK_BYTES = 256 * 1024
@@ -28,7 +32,7 @@ class UploadBody:
         if isinstance(source, bytes):
             self.size = len(source)
         elif isinstance(source, str | os.PathLike):
-            self.size = os.path.getsize(source)
+            self.size = _file_size(source)
         elif source.seekable():
             self.start = source.tell()
             self.size = source.seek(0, os.SEEK_END) - self.start
@@ -97,15 +101,14 @@ def filename_of(source: Source, filename: str | None) -> str | None:
     return Path(name).name if isinstance(name, str) else None
 
 
-def upload_params(filename: str | None, options: Mapping[str, Any]) -> dict[str, str]:
-    """Query parameters of a raw upload: the options (None left out) and the file name."""
-    params = {key: _option_text(value) for key, value in options.items() if value is not None}
-    if filename:
-        params["filename"] = filename
-    return params
-
-
-def _option_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def _file_size(path: str | os.PathLike[str]) -> int:
+    """The size of a regular file; FileUnreadable if it is missing, a folder or unreadable."""
+    try:
+        found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a file")
+        if not os.access(path, os.R_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as exc:
+        raise FileUnreadable(f"{os.fspath(path)}: {exc.strerror or exc}") from exc
+    return found.st_size

@@ -1,0 +1,56 @@
+// How the page puts sizes, formats and job outcomes into words.
+
+const FORMAT_NAMES = {
+  "image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP", "image/gif": "GIF",
+  "image/avif": "AVIF", "image/heic": "HEIC",
+};
+// Inputs that may carry transparency; JPEG output has none.
+const ALPHA_TYPES = new Set(["image/png", "image/webp", "image/gif", "image/avif", "image/heic"]);
+
+export function bytes(count) {
+  if (count < 1024) return `${count} B`;
+  if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KB`;
+  return `${(count / 1024 / 1024).toFixed(2)} MB`;
+}
+
+export function megabytes(count) {
+  const value = count / 1024 / 1024;
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} MB`;
+}
+
+export function formatName(mediaType) {
+  return FORMAT_NAMES[mediaType] || mediaType || "?";
+}
+
+// "WebP q62" / "PNG lossless" / "JPEG (original kept)"
+export function encoding(output) {
+  const name = formatName(output.media_type);
+  if (output.quality == null) return `${name}, original kept`;
+  if (output.quality === 100 && output.format !== "jpeg") return `${name} lossless`;
+  return `${name} q${output.quality}`;
+}
+
+export function sizes(job) {
+  if (!job.output) return bytes(job.input.bytes);
+  const change = Math.round((1 - job.output.bytes / job.input.bytes) * 100);
+  const word = change >= 0 ? `${change}% smaller` : `${-change}% larger`;
+  return `${bytes(job.input.bytes)} → ${bytes(job.output.bytes)} (${word}) · ${encoding(job.output)}`;
+}
+
+// What a user should know about a finished job beyond "done", in words.
+export function warnings(job) {
+  const found = [];
+  if (!job.output) return found;
+  if (job.output.bytes > job.input.bytes) found.push("Larger than the upload: keep the original instead.");
+  if (job.output.quality == null) found.push("No smaller version found: the original was kept.");
+  if (job.output.media_type === "image/jpeg" && ALPHA_TYPES.has(job.input.media_type)) {
+    found.push("JPEG has no transparency: transparent areas, if any, were filled.");
+  }
+  return found;
+}
+
+export function duration(seconds) {
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? "" : "s"}`;
+  if (seconds % 60 === 0) return `${seconds / 60} minutes`;
+  return `${seconds} seconds`;
+}
