@@ -30,7 +30,8 @@ try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # pragma: no cover - the message is the point
     raise SettingsError(
-        "IMGPRESS_STORAGE_URL names an S3 bucket, but boto3 is not installed: pip install 'imgpress[s3]'"
+        "IMGPRESS_STORAGE_URL names an S3 bucket, but boto3 is not installed: "
+        "pip install '.[s3]' in the checkout"
     ) from None
 
 if TYPE_CHECKING:

@@ -138,7 +138,7 @@ def _storage_url(raw: str) -> str:
     if raw and not raw.removeprefix("s3://").split("/", 1)[0]:
         raise ValueError("names no bucket; it must look like s3://bucket/prefix")
     if raw and find_spec("boto3") is None:
-        raise ValueError("a bucket needs boto3: pip install 'imgpress[s3]' (scripts/run does it)")
+        raise ValueError("a bucket needs boto3: pip install '.[s3]' in the checkout (scripts/run does it)")
     return raw
 
 
