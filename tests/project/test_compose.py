@@ -128,7 +128,7 @@ def test_the_s3_profile_adds_a_bucket_the_imgpress_processes_reach() -> None:
     assert 'case "${IMGPRESS_STORAGE_URL:-}" in s3://*) extras="$extras,s3"' in run
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(re.match(r"boto3\b", requirement) for requirement in extras["s3"])
-    assert any(re.match(r"moto\[server\]", requirement) for requirement in extras["test"])
+    assert any(re.match(r"moto\[s3\]", requirement) for requirement in extras["test"])
 
 
 def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:
