@@ -1,4 +1,4 @@
-"""An S3 endpoint for the tests: moto's standalone server (a real HTTP process on loopback),
+"""An S3 endpoint for the tests: moto's S3 server (a real HTTP process on loopback, under uvicorn),
 and a fresh bucket per test with the AWS variables that point the service at it."""
 
 from __future__ import annotations
