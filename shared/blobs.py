@@ -132,6 +132,8 @@ def clean_temp_files(data_dir: Path, cutoff: float) -> int:
 
 @cache
 def _store(data_dir: Path, storage_url: str, presign: bool) -> Blobs:
+    # Temp files are written here by every process, a worker alone on its host too.
+    storage.ensure_dirs(data_dir)
     if not storage_url:
         return LocalBlobs(data_dir)
     from shared import blobs_s3  # boto3 is the optional `s3` extra

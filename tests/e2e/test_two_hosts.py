@@ -4,6 +4,8 @@ pools with different data dirs; and a Redis that wants a password, plainly and o
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from shared.settings import Settings
 from tests import images
 from tests.files import leftover_files
 from tests.ports import free_port
+from tests.processes import slow_png
 from tests.redis_servers import DatabasePool, secured_redis
 from tests.s3_servers import object_keys
 from tests.stack import Stack, eventually
@@ -137,3 +140,37 @@ def test_a_redis_with_a_password_and_tls_serves_every_process(
             stack.stop()
     finally:
         context.__exit__(None, None, None)
+
+
+def test_a_worker_host_that_dies_mid_job_leaves_no_object_behind(
+    redis_databases: DatabasePool, s3_bucket: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    with redis_databases.database() as url:
+        shared = replace(
+            Settings.from_env({}), redis_url=url, storage_url=f"s3://{s3_bucket}", retention_seconds=60
+        )
+        front, doomed_host, spare = (host(shared, tmp_path, name) for name in ("front", "b", "c"))
+        try:
+            front.start_api()
+            front.start_scheduler()
+            doomed_host.start_worker()
+            front.wait_ready()
+            with httpx.Client(base_url=front.url, timeout=30) as http:
+                upload = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
+                doomed = upload.json()["id"]
+                assert eventually(lambda: http.get(f"/v1/jobs/{doomed}").json()["status"] == "started", 60)
+                # The whole worker host goes at once, as when its machine dies.
+                os.killpg(doomed_host.processes["worker"].pid, signal.SIGKILL)
+                doomed_host.processes["worker"].wait()
+                spare.start_worker()
+                assert eventually(lambda: http.get(f"/v1/jobs/{doomed}").json()["status"] == "failed", 60)
+                assert http.get(f"/v1/jobs/{doomed}").json()["error"]["code"] == "worker_lost"
+                # Its upload went with the failure; the job's record stays until retention.
+                assert object_keys(s3_endpoint, s3_bucket) == []
+                job = http.post("/v1/jobs", params={"wait": 30}, content=images.jpeg(), headers={
+                    "content-type": "image/jpeg"
+                })  # fmt: skip
+                assert job.json()["status"] == "finished"
+        finally:
+            for stack in (front, doomed_host, spare):
+                stack.stop()
