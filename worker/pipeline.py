@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 from screening.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared import storage
 from shared.errors import CannotFit, ImgpressError, StorageFull, TooLarge
-from shared.options import DEFAULT_QUALITY, Options
+from shared.options import DEFAULT_QUALITY, EFFORTS, Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
 from worker.metadata import collect
@@ -65,8 +66,8 @@ def warm_up() -> None:
         source = Path(folder) / "input"
         Image.new("RGB", (32, 32), (120, 30, 200)).save(source, "PNG")
         for fmt in (*codecs.OUTPUTS, "auto"):
-            for level in (None, DEFAULT_QUALITY):
-                options = Options(format=fmt, quality=level)
+            for level, effort in itertools.product((None, DEFAULT_QUALITY), EFFORTS):
+                options = Options(format=fmt, quality=level, effort=effort)
                 compress(source, Path(folder) / "output", Path(folder) / "temp", options, Limits(10**6, 1))
 
 
@@ -132,15 +133,17 @@ def _choose(
     metadata: codecs.Metadata,
     reference: Reference | None = None,
 ) -> quality.Choice:
-    """Encode a still image in `fmt`, choosing the quality as the options ask."""
+    """Encode a still image in `fmt`, choosing the quality and encoders as the options ask."""
+    effort = options.effort
     if options.max_bytes is not None:
-        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata)
+        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata, effort)
     if options.quality is None and fmt in codecs.LOSSY:
-        return quality.for_target(picture, fmt, quality.TARGETS[options.target], metadata, reference)
+        target = quality.TARGETS[options.target]
+        return quality.for_target(picture, fmt, target, metadata, reference, effort)
     level = AUTO_PNG_QUALITY if options.quality is None else options.quality
     if fmt == "png" and level < 100:
-        return _palette_png(picture, level, quality.TARGETS[options.target], metadata, reference)
-    return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
+        return _palette_png(picture, level, quality.TARGETS[options.target], metadata, reference, effort)
+    return quality.Choice(codecs.encode(picture, fmt, level, metadata, effort), level)
 
 
 def _fixed(
@@ -149,22 +152,27 @@ def _fixed(
     """Encode an animation at the asked quality (auto means 80), or the highest that fits max_bytes."""
     level = options.quality or 80
     if options.max_bytes is not None:
-        return quality.for_size(picture, fmt, options.max_bytes, level, metadata)
-    return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
+        return quality.for_size(picture, fmt, options.max_bytes, level, metadata, options.effort)
+    return quality.Choice(codecs.encode(picture, fmt, level, metadata, options.effort), level)
 
 
 def _palette_png(
-    picture: Image.Image, level: int, target: float, metadata: codecs.Metadata, reference: Reference | None
+    picture: Image.Image,
+    level: int,
+    target: float,
+    metadata: codecs.Metadata,
+    reference: Reference | None,
+    effort: str,
 ) -> quality.Choice:
     """A palette PNG if it still meets the perceptual target, else the lossless one."""
     palette = codecs.quantize(picture, level)
     if palette.mode == "P":
-        data = codecs.encode_png(palette, metadata)
+        data = codecs.encode_png(palette, metadata, effort)
         with Image.open(io.BytesIO(data)) as decoded:
             score = (reference or Reference(picture)).score(decoded)
         if score >= target:
             return quality.Choice(data, level, score)
-    return quality.Choice(codecs.encode_png(picture, metadata), 100)
+    return quality.Choice(codecs.encode_png(picture, metadata, effort), 100)
 
 
 def _smallest(
@@ -172,14 +180,20 @@ def _smallest(
 ) -> tuple[str, quality.Choice]:
     """format=auto: the smallest candidate that meets the target (or is lossless, for quality=100).
 
-    A transparent image never becomes JPEG; quality=100 only considers lossless PNG and WebP.
+    A transparent image never becomes JPEG; quality=100 only considers lossless PNG and WebP;
+    AVIF is left out where the effort says so (`codecs.Effort.auto_avif`).
     """
     if options.quality == 100:
         candidates = ["png", "webp"]
     else:
         candidates = ["webp", "avif"] + (["png"] if codecs.has_alpha(picture) else ["jpeg"])
+        if not codecs.EFFORTS[options.effort].auto_avif:
+            candidates.remove("avif")
     auto = Options(
-        quality=None if options.quality != 100 else 100, target=options.target, max_bytes=options.max_bytes
+        quality=None if options.quality != 100 else 100,
+        target=options.target,
+        max_bytes=options.max_bytes,
+        effort=options.effort,
     )
     reference = Reference(picture) if auto.quality is None and auto.max_bytes is None else None
     results: list[tuple[str, quality.Choice]] = []
@@ -209,7 +223,7 @@ def _floor(
             candidates.append(quality.Choice(codecs.optimize_jpeg(original, keep_icc=True), None))
         elif fmt == "png" and int(getattr(image, "n_frames", 1)) == 1:
             strip = options.metadata == "strip"
-            candidates.append(quality.Choice(codecs.optimize_png(original, strip=strip), None))
+            candidates.append(quality.Choice(codecs.optimize_png(original, strip, options.effort), None))
     except ValueError:
         log.info("lossless repacking failed; keeping the re-encode")
     if options.metadata == "keep":
