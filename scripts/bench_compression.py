@@ -33,9 +33,9 @@ from ssimulacra2 import compute_ssimulacra2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.options import EFFORTS  # noqa: E402
-from worker import codecs  # noqa: E402
-from worker.metric import Reference  # noqa: E402
+from shared.options import EFFORTS
+from worker import codecs
+from worker.metric import Reference
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NONE = codecs.Metadata()
@@ -111,7 +111,7 @@ def bench_photo(path: Path, formats: list[str]) -> dict[str, float]:
             level = lowest_passing(path, reference, floor, encode)
             data = encode(level)
             row[f"{fmt}-{effort}-bytes"] = len(data) / len(baseline)
-            row[f"{fmt}-{effort}-cpu"] = cpu_ms(lambda: encode(level)) / baseline_ms
+            row[f"{fmt}-{effort}-cpu"] = cpu_ms(lambda level=level: encode(level)) / baseline_ms
     for effort in EFFORTS:
         same = codecs.encode(image, "jpeg", REFERENCE_QUALITY, NONE, effort)
         row[f"same-{effort}-bytes"] = len(same) / len(baseline)
@@ -133,7 +133,7 @@ def bench_graphic(path: Path) -> dict[str, float]:
                 raise SystemExit(f"{path.name}: lossless PNG at effort {effort} changed pixels")
         row[f"png-{effort}-bytes"] = len(data) / len(baseline)
         row[f"png-{effort}-cpu"] = (
-            cpu_ms(lambda: codecs.encode_png(image, NONE, effort), repeat=1) / baseline_ms
+            cpu_ms(lambda effort=effort: codecs.encode_png(image, NONE, effort), repeat=1) / baseline_ms
         )
     return row
 

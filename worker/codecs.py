@@ -87,26 +87,25 @@ class Effort:
 #: 0.74 at several times the cost; libwebp method 4 costs ~2.5x less than 6 for a few % more bytes.
 EFFORTS: dict[str, Effort] = {
     "fast": Effort(jpeg="turbo", png_level=1, webp_method=2, avif_budget_ms=0.0, auto_avif=False),
-    "balanced": Effort(jpeg="progressive", png_level=2, webp_method=4, avif_budget_ms=1500.0, auto_avif=True),
+    "balanced": Effort(jpeg="optimized", png_level=2, webp_method=4, avif_budget_ms=1500.0, auto_avif=True),
     "max": Effort(jpeg="trellis", png_level=4, webp_method=6, avif_budget_ms=6000.0, auto_avif=True),
 }
-#: The table quality each JPEG encoder needs to score what jpegli scores at a quality number,
-#: as (quality number, table quality) points joined by straight lines: jpegli's adaptive
-#: quantisation and mozjpeg's trellis both zero more coefficients than their tables alone say.
-#: Medians over Kodak 01-05 from 20 to 98 (the points at 1 extend the first slope; 100 stays
-#: 100); each photo's own points sat within 2 of the median. Progressive coding is lossless, so
-#: "optimized" and "progressive" share turbo's points.
+#: The table quality each JPEG encoder needs to score what Pillow's JPEG (libjpeg's scale, what
+#: users know) scores at a quality number, as (quality number, table quality) points joined by
+#: straight lines. Medians over Kodak 01-06 and wiki002-003 from 10 to 98 (each photo's own point
+#: sat within 3 of the median; 1 extends the first slope; 100 stays 100). The three libjpeg-turbo
+#: encoders code the same coefficients, so they share their points.
 _TURBO_POINTS = (
-    (1, 17), (20, 28), (30, 34), (40, 36), (50, 40), (60, 45), (70, 53), (75, 56), (80, 60), (85, 65),
-    (90, 72), (95, 81), (98, 88), (100, 100),
+    (1, 9), (10, 16), (20, 24), (30, 29), (40, 36), (50, 42), (60, 47), (70, 53), (75, 57), (80, 62),
+    (85, 67), (90, 73), (95, 80), (98, 87), (100, 100),
 )  # fmt: skip
 TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
     "turbo": _TURBO_POINTS,
     "optimized": _TURBO_POINTS,
     "progressive": _TURBO_POINTS,
     "trellis": (
-        (1, 2), (20, 15), (30, 22), (40, 25), (50, 32), (60, 47), (70, 60), (75, 67), (80, 74), (85, 81),
-        (90, 88), (95, 95), (98, 99), (100, 100),
+        (1, 1), (10, 1), (20, 9), (30, 17), (40, 24), (50, 37), (60, 49), (70, 63), (75, 69), (80, 78),
+        (85, 83), (90, 88), (95, 95), (98, 98), (100, 100),
     ),
 }  # fmt: skip
 

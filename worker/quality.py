@@ -26,7 +26,7 @@ MARGIN = 0.25
 #: A 4:2:0 JPEG needing this quality or more to meet its target is also tried in 4:4:4.
 FULL_CHROMA_FROM = 90
 #: Warm start per format: the quality that meets 70 on a typical photo, and score points per step
-#: ("jpeg" is 4:2:0 on jpegli's quality scale, see `codecs.TABLE_QUALITY`; "jpeg-444" libjpeg-turbo's 4:4:4).
+#: ("jpeg" is 4:2:0 on Pillow's quality scale, see `codecs.TABLE_QUALITY`; "jpeg-444" libjpeg-turbo's 4:4:4).
 _START: dict[str, tuple[int, float]] = {
     "jpeg": (70, 0.45),
     "jpeg-444": (75, 0.6),

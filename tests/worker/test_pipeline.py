@@ -20,21 +20,21 @@ LIMITS = pipeline.Limits(max_pixels=4_000_000, max_frames=50)
 
 
 def run(
-    tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS
+    tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS, effort: str = "balanced"
 ) -> tuple[bytes, object]:
     source = tmp_path / "input"
     source.write_bytes(data)
     destination = tmp_path / "out" / "output"
     output = pipeline.compress(
-        source, destination, tmp_path / "scratch.part", Options(quality=quality), limits
+        source, destination, tmp_path / "scratch.part", Options(quality=quality, effort=effort), limits
     )
     assert not (tmp_path / "scratch.part").exists()
     return destination.read_bytes(), output
 
 
-def test_jpeg_gets_smaller_and_progressive(tmp_path: Path) -> None:
+def test_jpeg_at_max_effort_gets_smaller_and_progressive(tmp_path: Path) -> None:
     original = images.jpeg(quality=95)
-    data, output = run(tmp_path, original, quality=70)
+    data, output = run(tmp_path, original, quality=70, effort="max")
     assert len(data) < len(original)
     assert output.bytes == len(data)  # type: ignore[attr-defined]
     with Image.open(io.BytesIO(data)) as image:
