@@ -118,3 +118,18 @@ def test_jpeg_tables_are_jpeglis_tilted_and_baseline() -> None:
     # Below jpegli's steps at DC, above them at the highest frequency; chroma a little finer.
     assert luma[0][0] < jpegli[0][0][0] and luma[7][7] > jpegli[0][7][7]
     assert chroma[0][0] <= jpegli[1][0][0] and sum(map(sum, chroma)) < sum(map(sum, jpegli[1]))
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_more_effort_gives_fewer_bytes_at_the_same_target() -> None:
+    for path in PHOTOS[:2]:
+        source = crop(path)
+        sizes = [
+            len(
+                quality.for_target(
+                    source, "jpeg", quality.TARGETS["medium"], codecs.Metadata(), effort=e
+                ).data
+            )
+            for e in ("max", "balanced", "fast")
+        ]
+        assert sizes == sorted(sizes), (path.name, sizes)
