@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 _SAME = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "AVIF": "avif", "HEIF": "jpeg"}
 #: Palette quality tried for PNG when quality=auto (kept only if it meets the target).
 AUTO_PNG_QUALITY = 90
+#: A JPEG scaled down is decoded at a reduced size at least this many times the output's per
+#: side, which Lanczos then brings down (Pillow's thumbnail() keeps the same margin).
+DRAFT_MARGIN = 2
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Limits:
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
-        with decoding_errors(), _checked(source, limits) as (image, frames):
+        with decoding_errors(), _checked(source, limits, options) as (image, frames):
             fmt, choice, size = _compress_image(source, image, frames, options, limits)
         _publish(choice.data, temp, destination)
     finally:
@@ -232,19 +235,41 @@ def _floor(
 
 
 @contextmanager
-def _checked(source: Path, limits: Limits) -> Iterator[tuple[ImageFile.ImageFile, int]]:
+def _checked(
+    source: Path, limits: Limits, options: Options | None = None
+) -> Iterator[tuple[ImageFile.ImageFile, int]]:
     """The image at its first frame and its frame count, once every frame is decoded and checked.
 
     An animation is opened again instead of rewound: Pillow's rewind of a PNG to frame 0 drops
     the palette of a palette image, which then decodes as one colour.
     """
     with open_image(source, limits.max_pixels, limits.max_frames) as image:
+        if options is not None:
+            _draft(image, options, limits)
         frames = _load_frames(image, limits)
         if frames == 1:
             yield image, frames
             return
     with open_image(source, limits.max_pixels) as image:
         yield image, frames
+
+
+def _draft(image: ImageFile.ImageFile, options: Options, limits: Limits) -> None:
+    """Have libjpeg decode a JPEG that will be scaled down at 1/2, 1/4 or 1/8 of its size (its
+    DCT scaling, far cheaper than decoding every pixel), keeping DRAFT_MARGIN times the output."""
+    if image.format != "JPEG" or (options.width is None and options.height is None):
+        return
+    turned = _orientation(image) in range(5, 9)  # the box applies to the upright picture
+    width, height = image.size[::-1] if turned else image.size
+    try:
+        (out_width, out_height), _ = resize.output_size(
+            width, height, options.width, options.height, options.fit, limits.max_pixels
+        )
+    except TooLarge:
+        return  # _resized says so, once the image is checked
+    wanted = (out_width * DRAFT_MARGIN, out_height * DRAFT_MARGIN)
+    if wanted[0] < width and wanted[1] < height:
+        image.draft(image.mode, wanted[::-1] if turned else wanted)
 
 
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:

@@ -15,6 +15,7 @@ from shared.errors import CorruptImage, StorageFull, TooLarge
 from shared.options import Options
 from tests import images
 from worker import codecs, pipeline
+from worker.metric import Reference
 
 LIMITS = pipeline.Limits(max_pixels=4_000_000, max_frames=50)
 
@@ -297,3 +298,23 @@ def test_each_effort_keeps_a_lossless_png_pixel_exact(tmp_path: Path, effort: st
     pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
     with Image.open(tmp_path / "output") as image, Image.open(io.BytesIO(original)) as before:
         assert image.format == "PNG" and image.tobytes() == before.convert(image.mode).tobytes()
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_scaled_down_is_decoded_smaller_and_keeps_its_detail(tmp_path: Path, orientation: int) -> None:
+    picture = images.photo(1600, 1200)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    source = tmp_path / "input"
+    source.write_bytes(images.encode(picture, "JPEG", quality=95, exif=exif))
+    options = Options(width=150, format="png", quality=100)
+    output = pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+    upright = picture if orientation == 1 else picture.transpose(Image.Transpose.ROTATE_270)
+    assert (output.width, output.height) == (150, round(150 * upright.height / upright.width))
+    expected = upright.resize((output.width, output.height), Image.Resampling.LANCZOS)
+    with Image.open(tmp_path / "output") as image:
+        assert Reference(expected).score(image) > 80  # the drafted decode keeps the detail
+    with Image.open(source) as opened:
+        pipeline._draft(opened, options, LIMITS)
+        opened.load()
+        assert opened.size == (400, 300)  # 1/4 size: at least twice the output per side
