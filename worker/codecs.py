@@ -92,12 +92,12 @@ EFFORTS: dict[str, Effort] = {
 }
 #: The table quality each JPEG encoder needs to score what Pillow's JPEG (libjpeg's scale, what
 #: users know) scores at a quality number, as (quality number, table quality) points joined by
-#: straight lines. Medians over Kodak 01-06 and wiki002-003 from 10 to 98 (each photo's own point
-#: sat within 3 of the median; 1 extends the first slope; 100 stays 100). The three libjpeg-turbo
-#: encoders code the same coefficients, so they share their points.
+#: straight lines: for libjpeg-turbo, the lowest table quality whose median score over six tuning
+#: photos (Kodak 01, 03, 05, wiki002, 004, 007) is at least Pillow's; for mozjpeg, the median of
+#: each tuning photo's own point. The three libjpeg-turbo encoders code the same coefficients.
 _TURBO_POINTS = (
-    (1, 9), (10, 16), (20, 24), (30, 29), (40, 36), (50, 42), (60, 47), (70, 53), (75, 57), (80, 62),
-    (85, 67), (90, 73), (95, 80), (98, 87), (100, 100),
+    (1, 1), (10, 1), (20, 8), (30, 16), (40, 22), (50, 28), (60, 42), (70, 57), (75, 62), (80, 71),
+    (85, 78), (90, 86), (95, 93), (98, 98), (100, 100),
 )  # fmt: skip
 TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
     "turbo": _TURBO_POINTS,
