@@ -69,8 +69,7 @@ class Effort:
     """What one value of the `effort` option spends on each output format (docs/compression.md)."""
 
     #: "turbo": libjpeg-turbo, baseline; "optimized": the same with optimal Huffman codes;
-    #: "progressive": libjpeg-turbo, progressive with optimal Huffman codes; "trellis": mozjpeg's
-    #: trellis quantisation, progressive (all on `jpeg_tables`).
+    #: "trellis": mozjpeg's trellis quantisation, progressive (all on `jpeg_tables`).
     jpeg: str
     #: oxipng's level (0-6).
     png_level: int
@@ -94,7 +93,7 @@ EFFORTS: dict[str, Effort] = {
 #: users know) scores at a quality number, as (quality number, table quality) points joined by
 #: straight lines: for libjpeg-turbo, the lowest table quality whose median score over six tuning
 #: photos (Kodak 01, 03, 05, wiki002, 004, 007) is at least Pillow's; for mozjpeg, the median of
-#: each tuning photo's own point. The three libjpeg-turbo encoders code the same coefficients.
+#: each tuning photo's own point. Both libjpeg-turbo encoders code the same coefficients.
 _TURBO_POINTS = (
     (1, 1), (10, 1), (20, 8), (30, 16), (40, 22), (50, 28), (60, 42), (70, 57), (75, 62), (80, 71),
     (85, 78), (90, 86), (95, 93), (98, 98), (100, 100),
@@ -102,7 +101,6 @@ _TURBO_POINTS = (
 TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
     "turbo": _TURBO_POINTS,
     "optimized": _TURBO_POINTS,
-    "progressive": _TURBO_POINTS,
     "trellis": (
         (1, 1), (10, 1), (20, 9), (30, 17), (40, 24), (50, 37), (60, 49), (70, 63), (75, 69), (80, 78),
         (85, 83), (90, 88), (95, 95), (98, 98), (100, 100),
@@ -230,7 +228,7 @@ def _jpeg_pixels(rgb: Image.Image, quality: int, encoder: str, full_chroma: bool
     `full_chroma` libjpeg-turbo 4:4:4 on its own tables, coded as `encoder` codes."""
     # Pillow writes the image's own comment unless told otherwise: an upload's payload must not pass.
     params: dict[str, Any] = {"format": "JPEG", "comment": b""}
-    params.update(optimize=encoder != "turbo", progressive=encoder in ("progressive", "trellis"))
+    params.update(optimize=encoder != "turbo", progressive=encoder == "trellis")
     if full_chroma:
         params.update(quality=quality, subsampling="4:4:4")
     else:

@@ -103,7 +103,7 @@ def test_fixed_quality_jpeg_is_libjpeg_turbo_on_the_reshaped_tables(effort: str)
 
 
 def test_table_quality_rises_with_the_quality_number() -> None:
-    for encoder in ("turbo", "progressive", "trellis"):
+    for encoder in codecs.TABLE_QUALITY:
         levels = [codecs.table_quality(encoder, number) for number in range(1, 101)]
         assert levels == sorted(levels) and levels[-1] == 100 and levels[0] >= 1
 
