@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""End-to-end benchmark against a RUNNING imgpress (it starts nothing itself), then the raw limit.
+"""End-to-end benchmark against a RUNNING imgpress (it starts nothing itself), per effort, against
+Pillow's own encoder doing the same work: the tutorial app's `Image.open(f).save(out, "JPEG", quality=q)`.
 
     .venv/bin/python scripts/bench_e2e.py --url http://127.0.0.1:8000 --redis-url redis://127.0.0.1:6379/0 \
-        --count 200 --concurrency 8 [--megapixels 12] [--multipart]
+        --count 200 --concurrency 8 [--efforts fast,balanced,max] [--megapixels 12] [--quick]
 
 Sends N real photos (../shared/corpus/photos, or --images DIR, as JPEG q90, optionally
-upscaled to --megapixels) at concurrency C, each upload waiting with `?wait=` and answered
-with the output itself (`Accept: image/*`; `--separate-download`: the job, then GET its
-result), and verifies each result. Reports images/s, latency p50/p95/p99, CPU per
-image of the API, worker and Redis process trees (from /proc, including reaped work-horses)
-and their peak RSS, with the kernel's share of the CPU. The raw limit runs in the same run:
-the same images through the same pipeline function with the same settings in 2 processes, no
-HTTP, no queue, taking turns with the service (--rounds, default 3) so that a host's drift
-weighs on both. Prints the ratios and ends with one JSON line.
+upscaled to --megapixels) at concurrency C with `quality=Q&effort=E`, each upload waiting with
+`?wait=` and answered with the output itself (`Accept: image/*`; `--separate-download`: the
+job, then GET its result), and verifies each result. The reference runs in the same run:
+Pillow's decode + encode of the same images at the same quality number in 2 processes, taking
+turns with each effort (--rounds, default 3) so that a host's drift weighs on all. Reports per
+effort: images/s and its ratio to Pillow's, CPU per image of the API, worker and Redis process
+trees (from /proc, including reaped work-horses) against Pillow's, output bytes against
+Pillow's at the same quality number, and latency. `--diagnostic` adds the service over its
+own pipeline run raw (no HTTP, no queue). Prints a markdown table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,9 +43,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import latency_summary, listening_pid, print_report  # noqa: E402
+from measure import latency_summary, listening_pid  # noqa: E402
 
-from shared.options import Options  # noqa: E402
+from shared.options import EFFORTS, Options  # noqa: E402
 from worker import pipeline  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -140,13 +142,28 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _environment(pid: int) -> str | None:
+    """The process's IMGPRESS_REDIS_URL, if it can be read."""
+    try:
+        variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return None
+    for variable in variables:
+        if variable.startswith(b"IMGPRESS_REDIS_URL="):
+            return variable.split(b"=", 1)[1].decode(errors="replace")
+    return None
+
+
 def worker_pids(redis_url: str) -> list[int]:
-    """Top-level `rq worker` processes using this Redis."""
+    """Top-level compression workers using this Redis: `rq worker ... --url URL`, or imgpress's
+    `python -m worker` (scripts/run) with the URL in its environment; webhook workers are left out."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             line = _cmdline(int(entry.name))
             if ("rq worker" in line or "rqworker" in line or "rq worker-pool" in line) and redis_url in line:
+                found.append(int(entry.name))
+            elif line.strip().endswith("-m worker") and _environment(int(entry.name)) == redis_url:
                 found.append(int(entry.name))
     # Keep roots only: the pool's or worker's own children are counted through their parent.
     return [pid for pid in found if int(_stat(pid)[1]) not in found]
@@ -180,23 +197,26 @@ class Trip:
     latency_ms: float
     #: Milliseconds spent in each of STAGES.
     stages_ms: tuple[float, ...]
+    #: The output's size.
+    bytes: int
 
 
 def _epoch_ms(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp() * 1000
 
 
-def one(client: httpx.Client, data: bytes, way: Way) -> Trip:
+def one(client: httpx.Client, data: bytes, way: Way, options: dict[str, str]) -> Trip:
     started = time.perf_counter()
     sent = time.time() * 1000
     # The fastest way to wait: the upload itself holds until the job ends (?wait=).
     headers = {} if way.separate_download else {"accept": "image/*, application/json;q=0.5"}
+    params = {"wait": "30", **options}
     if way.multipart:
         upload = {"file": ("photo.jpg", data, "image/jpeg")}
-        response = client.post("/v1/jobs", params={"wait": 30}, files=upload, headers=headers)
+        response = client.post("/v1/jobs", params=params, files=upload, headers=headers)
     else:
         headers["content-type"] = "image/jpeg"
-        response = client.post("/v1/jobs", params={"wait": 30}, content=data, headers=headers)
+        response = client.post("/v1/jobs", params=params, content=data, headers=headers)
     if way.separate_download and response.is_success:
         job = response.json()
         if job["status"] != "finished":
@@ -217,18 +237,19 @@ def one(client: httpx.Client, data: bytes, way: Way) -> Trip:
             raise RuntimeError("downloaded image has the wrong size")
     moments = [sent, *(_epoch_ms(job[key]) for key in ("created_at", "started_at", "finished_at"))]
     moments.append(sent + latency)
-    return Trip(latency, tuple(later - earlier for earlier, later in itertools.pairwise(moments)))
+    stages = tuple(later - earlier for earlier, later in itertools.pairwise(moments))
+    return Trip(latency, stages, len(response.content))
 
 
 def run_service(
-    url: str, images: list[bytes], count: int, concurrency: int, way: Way
+    url: str, images: list[bytes], count: int, concurrency: int, way: Way, options: dict[str, str]
 ) -> tuple[float, list[Trip]]:
     local = threading.local()
 
     def task(index: int) -> Trip:
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=url, timeout=60)
-        return one(local.client, images[index % len(images)], way)
+        return one(local.client, images[index % len(images)], way, options)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -248,42 +269,165 @@ class Encode:
     wall: float
 
 
-def _raw_one(args: tuple[bytes, int]) -> Encode:
-    """One encode, timed."""
-    data, quality = args
+def _pillow_one(args: tuple[bytes, int, str]) -> tuple[Encode, int]:
+    """What the tutorial app does with one upload, timed: Pillow's decode and JPEG encode."""
+    data, quality, _ = args
+    clock, started = time.perf_counter(), time.process_time()
+    kernel = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    output = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(output, "JPEG", quality=quality)
+    spent = Encode(
+        time.process_time() - started,
+        resource.getrusage(resource.RUSAGE_SELF).ru_stime - kernel,
+        time.perf_counter() - clock,
+    )
+    return spent, len(output.getvalue())
+
+
+def _raw_one(args: tuple[bytes, int, str]) -> tuple[Encode, int]:
+    """One run of imgpress's own pipeline, timed."""
+    data, quality, effort = args
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "input"
         source.write_bytes(data)
         clock, started = time.perf_counter(), time.process_time()
         kernel = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-        pipeline.compress(
+        output = pipeline.compress(
             source,
             Path(folder) / "output",
             Path(folder) / "temp",
-            Options.parse({"quality": str(quality)}),
+            Options.parse({"quality": str(quality), "effort": effort}),
             pipeline.Limits(max_pixels=200_000_000, max_frames=1000),
         )
-        return Encode(
+        spent = Encode(
             time.process_time() - started,
             resource.getrusage(resource.RUSAGE_SELF).ru_stime - kernel,
             time.perf_counter() - clock,
         )
+        return spent, output.bytes
 
 
-def run_raw(images: list[bytes], count: int, quality: int) -> tuple[float, list[Encode]]:
-    """Wall seconds for `count` encodes in 2 processes, and each encode."""
-    work = [(images[i % len(images)], quality) for i in range(count)]
+def run_raw(
+    images: list[bytes], count: int, quality: int, effort: str, pillow: bool = False
+) -> tuple[float, list[Encode], list[int]]:
+    """Wall seconds for `count` encodes in 2 processes, each encode, and each output's size:
+    Pillow's (`pillow`) or imgpress's own pipeline at `effort`."""
+    work = [(images[i % len(images)], quality, effort) for i in range(count)]
+    function = _pillow_one if pillow else _raw_one
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        pool.map(_raw_one, work[:2])  # warm both processes
+        pool.map(function, work[:2])  # warm both processes
         started = time.perf_counter()
-        cpu = pool.map(_raw_one, work, chunksize=1)
-        return time.perf_counter() - started, cpu
+        results = pool.map(function, work, chunksize=1)
+        return time.perf_counter() - started, [r[0] for r in results], [r[1] for r in results]
 
 
 def split(count: int, rounds: int) -> list[int]:
     """`count` images in `rounds` near-equal parts (none empty)."""
     rounds = max(1, min(rounds, count))
     return [count // rounds + (1 if index < count % rounds else 0) for index in range(rounds)]
+
+
+@dataclass
+class Side:
+    """What one side of the comparison (an effort of the service, or Pillow) spent over the run."""
+
+    wall: float = 0.0
+    images: int = 0
+    #: CPU milliseconds per image, by process tree ("api", "worker", "redis"; "raw" for a raw run).
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    system_ms: dict[str, float] = field(default_factory=dict)
+    client_cpu: float = 0.0
+    trips: list[Trip] = field(default_factory=list)
+    encodes: list[Encode] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    def add(self, name: str, cpu: float, system: float) -> None:
+        self.cpu_ms[name] = self.cpu_ms.get(name, 0.0) + cpu
+        self.system_ms[name] = self.system_ms.get(name, 0.0) + system
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.wall if self.wall else 0.0
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return sum(self.cpu_ms.values()) / max(1, self.images)
+
+
+def run_raw_side(side: Side, images: list[bytes], part: int, quality: int, effort: str, pillow: bool) -> None:
+    """One round of a raw run (Pillow's, or imgpress's pipeline) added to `side`."""
+    seconds, encodes, sizes = run_raw(images, part, quality, effort, pillow)
+    side.wall += seconds
+    side.images += part
+    side.encodes += encodes
+    side.sizes += sizes
+    side.add("raw", sum(e.cpu for e in encodes) * 1000, sum(e.kernel for e in encodes) * 1000)
+
+
+def report_for(effort: str, side: Side, pillow: Side, raw: Side | None) -> dict[str, object]:
+    """The figures of one effort, against Pillow's (and its own raw pipeline, as a diagnostic)."""
+    per = max(1, side.images)
+    pillow_bytes = statistics.mean(pillow.sizes)
+    report: dict[str, object] = {
+        "effort": effort,
+        "images": side.images,
+        "images_per_s": round(side.images_per_s, 2),
+        "pillow_images_per_s": round(pillow.images_per_s, 2),
+        "ratio_throughput_vs_pillow": round(side.images_per_s / pillow.images_per_s, 3),
+        **latency_summary([trip.latency_ms for trip in side.trips]),
+        **{f"cpu_ms_per_image_{name}": round(ms / per, 2) for name, ms in side.cpu_ms.items()},
+        **{f"system_ms_per_image_{name}": round(ms / per, 2) for name, ms in side.system_ms.items()},
+        "cpu_ms_per_image_client": round(side.client_cpu / per * 1000, 2),
+        "cpu_ms_per_image_service": round(side.total_cpu_ms, 2),
+        "cpu_ms_per_image_pillow": round(pillow.total_cpu_ms, 2),
+        "ratio_cpu_vs_pillow": round(side.total_cpu_ms / pillow.total_cpu_ms, 3),
+        "bytes_mean": round(statistics.mean(trip.bytes for trip in side.trips)),
+        "pillow_bytes_mean": round(pillow_bytes),
+        "ratio_bytes_vs_pillow": round(statistics.mean(trip.bytes for trip in side.trips) / pillow_bytes, 3),
+    }
+    if side.trips:
+        report.update(
+            {
+                f"stage_ms_p50_{stage}": round(
+                    statistics.median(trip.stages_ms[index] for trip in side.trips), 2
+                )
+                for index, stage in enumerate(STAGES)
+            }
+        )
+    if raw is not None:
+        encode_p50 = statistics.median(encode.cpu for encode in raw.encodes) * 1000
+        report.update(
+            raw_images_per_s=round(raw.images_per_s, 2),
+            cpu_ms_per_image_raw=round(raw.total_cpu_ms, 2),
+            ratio_throughput_vs_own_pipeline=round(side.images_per_s / raw.images_per_s, 3),
+            ratio_cpu_vs_own_pipeline=round(side.total_cpu_ms / raw.total_cpu_ms, 3),
+            latency_p50_over_encode_ms=round(float(report["latency_ms_p50"]) - encode_p50, 2),  # type: ignore[arg-type]
+        )
+    return report
+
+
+def print_table(reports: list[dict[str, object]], quality: int, concurrency: int, megapixels: float) -> None:
+    """The headline figures as a markdown table (stdout)."""
+    print(
+        f"\n{megapixels} MP photos, quality {quality}, concurrency {concurrency}; Pillow = decode + "
+        '`save(out, "JPEG", quality=q)` in 2 processes, same images, alternating.\n'
+    )
+    print(
+        "| effort | images/s | vs Pillow's | CPU ms/image (API + worker + Redis) | vs Pillow's CPU | "
+        "bytes vs Pillow (same quality number) | latency p50 / p95 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in reports:
+        parts = " + ".join(str(r.get(f"cpu_ms_per_image_{name}", 0)) for name in ("api", "worker", "redis"))
+        print(
+            f"| {r['effort']} | {r['images_per_s']} | {r['ratio_throughput_vs_pillow']}x | {parts} = "
+            f"{r['cpu_ms_per_image_service']} | {r['ratio_cpu_vs_pillow']}x | {r['ratio_bytes_vs_pillow']} | "
+            f"{r['latency_ms_p50']} / {r['latency_ms_p95']} ms |"
+        )
+    pillow = reports[0]
+    print(
+        f"| Pillow | {pillow['pillow_images_per_s']} | 1x | {pillow['cpu_ms_per_image_pillow']} | 1x | 1 | |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,12 +440,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--megapixels", type=float, help="scale every image to about this size")
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--count", type=int, default=200, help="images per effort")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--quality", type=int, default=80)
+    parser.add_argument("--quality", type=int, default=75)
+    parser.add_argument("--efforts", default=",".join(EFFORTS), help="comma-separated, e.g. fast,balanced")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternate service and raw limit this many times (same totals)"
+        "--rounds", type=int, default=3, help="alternate the sides this many times (same totals)"
     )
+    parser.add_argument("--quick", action="store_true", help="24 images per effort in 2 rounds")
+    parser.add_argument("--diagnostic", action="store_true", help="also run imgpress's own pipeline raw")
     parser.add_argument("--multipart", action="store_true", help="upload multipart instead of raw bodies")
     parser.add_argument(
         "--separate-download",
@@ -309,9 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         help="take the job from the upload's answer, then GET its result (two requests per image)",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.rounds = 24, 2
+    efforts = [effort for effort in args.efforts.split(",") if effort]
+    if not efforts or any(effort not in EFFORTS for effort in efforts):
+        parser.error(f"--efforts takes values from {', '.join(EFFORTS)}")
     way = Way(args.multipart, args.separate_download)
-    host = urlsplit(args.url).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         parser.error("only a service on this machine (loopback)")
     api = listening_pid(urlsplit(args.url).port or 80)
     workers = worker_pids(args.redis_url)
@@ -319,76 +470,48 @@ def main(argv: list[str] | None = None) -> int:
     if api is None or not workers or redis is None:
         parser.error(f"could not find the service's processes (api={api}, workers={workers}, redis={redis})")
     images = load_images(args.images, args.megapixels, 12)
-    pixels = sum(Image.open(io.BytesIO(i)).size[0] * Image.open(io.BytesIO(i)).size[1] for i in images) / len(
-        images
-    )
-
-    run_service(args.url, images, min(8, args.count), args.concurrency, way)  # warm up
+    sizes = [Image.open(io.BytesIO(data)).size for data in images]
+    megapixels = round(sum(w * h for w, h in sizes) / len(sizes) / 1e6, 2)
     processes = {"api": [api], "worker": workers, "redis": [redis]}
-    cpu = dict.fromkeys(processes, 0.0)
-    system = dict.fromkeys(processes, 0.0)
-    wall = raw_wall = client_cpu = 0.0
-    trips: list[Trip] = []
-    raw_encodes: list[Encode] = []
-    # Service and raw limit take turns, so a host that speeds up or slows down during the run
-    # (shared VMs drift by 10-30 % within minutes) weighs on both sides alike.
-    for part in split(args.count, args.rounds):
-        before = {name: usage(pids) for name, pids in processes.items()}
-        client_before = time.process_time()
-        seconds, times = run_service(args.url, images, part, args.concurrency, way)
-        client_cpu += time.process_time() - client_before
-        after = {name: usage(pids) for name, pids in processes.items()}
-        for name in processes:
-            cpu[name] += (after[name].cpu_seconds - before[name].cpu_seconds) / args.count * 1000
-            system[name] += (after[name].system_seconds - before[name].system_seconds) / args.count * 1000
-        wall += seconds
-        trips += times
-        seconds, encodes = run_raw(images, part, args.quality)
-        raw_wall += seconds
-        raw_encodes += encodes
 
-    raw_cpu_ms = sum(encode.cpu for encode in raw_encodes) / args.count * 1000
-    raw_system_ms = sum(encode.kernel for encode in raw_encodes) / args.count * 1000
-    encode_p50_ms = statistics.median(encode.cpu for encode in raw_encodes) * 1000
-    # A latency is wall-clock time: the like-for-like reference is the encode's wall-clock time
-    # (its CPU time leaves out any moment it waits or is not running).
-    encode_wall_p50_ms = statistics.median(encode.wall for encode in raw_encodes) * 1000
-    latency = latency_summary([trip.latency_ms for trip in trips])
-    stages = {
-        f"stage_ms_p50_{stage}": round(statistics.median(trip.stages_ms[index] for trip in trips), 2)
-        for index, stage in enumerate(STAGES)
-    }
-    service_cpu_ms = sum(cpu.values())
-    report = {
-        "variant": way.name,
-        "images": args.count,
-        "rounds": len(split(args.count, args.rounds)),
-        "concurrency": args.concurrency,
-        "megapixels": round(pixels / 1e6, 2),
-        "images_per_s": round(args.count / wall, 2),
-        "raw_images_per_s": round(args.count / raw_wall, 2),
-        **latency,
-        "encode_ms_p50": round(encode_p50_ms, 2),
-        "latency_p50_over_encode_ms": round(latency["latency_ms_p50"] - encode_p50_ms, 2),
-        "encode_wall_ms_p50": round(encode_wall_p50_ms, 2),
-        "latency_p50_over_encode_wall_ms": round(latency["latency_ms_p50"] - encode_wall_p50_ms, 2),
-        **stages,
-        "cpu_ms_per_image_api": round(cpu["api"], 2),
-        "cpu_ms_per_image_worker": round(cpu["worker"], 2),
-        "cpu_ms_per_image_redis": round(cpu["redis"], 2),
-        "cpu_ms_per_image_client": round(client_cpu / args.count * 1000, 2),
-        "cpu_ms_per_image_raw": round(raw_cpu_ms, 2),
-        # The kernel's share (system calls, page faults), which instruction counts do not see.
-        "system_ms_per_image_api": round(system["api"], 2),
-        "system_ms_per_image_worker": round(system["worker"], 2),
-        "system_ms_per_image_raw": round(raw_system_ms, 2),
-        "peak_rss_mib_api": round(usage([api]).peak_rss_mib, 1),
-        "peak_rss_mib_worker": round(usage(workers).peak_rss_mib, 1),
-        "ratio_throughput": round((args.count / wall) / (args.count / raw_wall), 3),
-        "ratio_cpu": round(service_cpu_ms / raw_cpu_ms, 3),
-    }
-    print_report(report)
+    sides = {effort: Side() for effort in efforts}
+    raws = {effort: Side() for effort in efforts}
+    pillow = Side()
+    for effort in efforts:  # warm up
+        run_service(
+            args.url, images, min(8, args.count), args.concurrency, way, _options(args.quality, effort)
+        )
+    # The sides take turns, so a host that speeds up or slows down during the run (shared VMs
+    # drift by 10-30 % within minutes) weighs on all alike.
+    for part in split(args.count, args.rounds):
+        for effort in efforts:
+            side = sides[effort]
+            before = {name: usage(pids) for name, pids in processes.items()}
+            client_before = time.process_time()
+            options = _options(args.quality, effort)
+            seconds, trips = run_service(args.url, images, part, args.concurrency, way, options)
+            side.client_cpu += time.process_time() - client_before
+            after = {name: usage(pids) for name, pids in processes.items()}
+            for name in processes:
+                cpu = (after[name].cpu_seconds - before[name].cpu_seconds) * 1000
+                side.add(name, cpu, (after[name].system_seconds - before[name].system_seconds) * 1000)
+            side.wall += seconds
+            side.images += part
+            side.trips += trips
+            run_raw_side(pillow, images, part, args.quality, effort, pillow=True)
+            if args.diagnostic:
+                run_raw_side(raws[effort], images, part, args.quality, effort, pillow=False)
+    reports = [report_for(e, sides[e], pillow, raws[e] if args.diagnostic else None) for e in efforts]
+    for report in reports:
+        for key, value in report.items():
+            print(f"{key:>34}: {value}", file=sys.stderr)
+    print_table(reports, args.quality, args.concurrency, megapixels)
+    print(json.dumps({"concurrency": args.concurrency, "megapixels": megapixels, "efforts": reports}))
     return 0
+
+
+def _options(quality: int, effort: str) -> dict[str, str]:
+    return {"quality": str(quality), "effort": effort}
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import struct
 import tempfile
 from collections.abc import Callable
@@ -21,6 +22,8 @@ import oxipng
 import pyjpegli
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
+
+from shared.options import DEFAULT_EFFORT
 
 #: Output formats by their option name -> (Pillow format name, media type).
 OUTPUTS: dict[str, tuple[str, str]] = {
@@ -52,10 +55,6 @@ CHROMA_SCALE = 0.9
 #: Sampling factors (vertical, horizontal) of Y, Cb and Cr: chroma halved both ways (4:2:0).
 _SUBSAMPLED = np.array([[2, 2], [1, 1], [1, 1]])
 
-#: oxipng effort: level 2 gave 0.75 of plain Pillow's bytes, level 4 0.74 at several times the cost.
-PNG_LEVEL = 2
-#: libwebp effort (0-6): 4 costs ~2.5x less than 6 for a few percent more bytes.
-WEBP_METHOD = 4
 #: libaom's tuning for SSIMULACRA2 itself (libaom >= 3.13): ~3% fewer bytes at equal score.
 AVIF_TUNE = "ssimulacra2"
 #: libavif speed (0-10) of the quality search's trials: ~1/3 of speed 6's cost.
@@ -63,8 +62,50 @@ AVIF_PROBE_SPEED = 8
 #: CPU milliseconds per megapixel of one AVIF encode by speed (0.4 MP photos, this machine), and
 #: how many quality steps lower than the probe speed's choice the same score usually sits.
 AVIF_COSTS: dict[int, tuple[float, int]] = {5: (3300.0, 3), 6: (760.0, 2), 7: (450.0, 1), 8: (275.0, 0)}
-#: An AVIF encode may cost this much CPU: the slowest (smallest) speed within it is used.
-AVIF_BUDGET_MS = 1500.0
+
+
+@dataclass(frozen=True)
+class Effort:
+    """What one value of the `effort` option spends on each output format (docs/compression.md)."""
+
+    #: "turbo": libjpeg-turbo, baseline; "optimized": the same with optimal Huffman codes;
+    #: "trellis": mozjpeg's trellis quantisation, progressive (all on `jpeg_tables`).
+    jpeg: str
+    #: oxipng's level (0-6).
+    png_level: int
+    #: libwebp's method (0-6).
+    webp_method: int
+    #: CPU an AVIF encode may cost (ms): the slowest speed within it is used; 0 means the probe speed.
+    avif_budget_ms: float
+    #: Whether format=auto tries AVIF (its fastest encode costs ~100x Pillow's JPEG).
+    auto_avif: bool
+
+
+#: Each `effort` value (shared.options.EFFORTS). Bytes and CPU measured for each choice are in
+#: docs/compression.md ("Effort"); oxipng level 2 gave 0.75 of plain Pillow's PNG bytes, level 4
+#: 0.74 at several times the cost; libwebp method 4 costs ~2.5x less than 6 for a few % more bytes.
+EFFORTS: dict[str, Effort] = {
+    "fast": Effort(jpeg="turbo", png_level=1, webp_method=2, avif_budget_ms=0.0, auto_avif=False),
+    "balanced": Effort(jpeg="optimized", png_level=2, webp_method=4, avif_budget_ms=1500.0, auto_avif=True),
+    "max": Effort(jpeg="trellis", png_level=4, webp_method=6, avif_budget_ms=6000.0, auto_avif=True),
+}
+#: The table quality each JPEG encoder needs to score what Pillow's JPEG (libjpeg's scale, what
+#: users know) scores at a quality number, as (quality number, table quality) points joined by
+#: straight lines: for libjpeg-turbo, the lowest table quality whose median score over six tuning
+#: photos (Kodak 01, 03, 05, wiki002, 004, 007) is at least Pillow's; for mozjpeg, the median of
+#: each tuning photo's own point. Both libjpeg-turbo encoders code the same coefficients.
+_TURBO_POINTS = (
+    (1, 1), (10, 1), (20, 8), (30, 16), (40, 22), (50, 28), (60, 42), (70, 57), (75, 62), (80, 71),
+    (85, 78), (90, 86), (95, 93), (98, 98), (100, 100),
+)  # fmt: skip
+TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
+    "turbo": _TURBO_POINTS,
+    "optimized": _TURBO_POINTS,
+    "trellis": (
+        (1, 1), (10, 1), (20, 9), (30, 17), (40, 24), (50, 37), (60, 49), (70, 63), (75, 69), (80, 78),
+        (85, 83), (90, 88), (95, 95), (98, 98), (100, 100),
+    ),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,58 +132,67 @@ def has_alpha(image: Image.Image) -> bool:
 
 
 def encode(
-    picture: Image.Image | Animation, fmt: str, quality: int, metadata: Metadata, speed: int | None = None
+    picture: Image.Image | Animation,
+    fmt: str,
+    quality: int,
+    metadata: Metadata,
+    effort: str = DEFAULT_EFFORT,
+    speed: int | None = None,
 ) -> bytes:
-    """Encode a still image or an animation in `fmt` ('jpeg', 'png', ...) at `quality` (1-100).
+    """Encode a still image or an animation in `fmt` ('jpeg', 'png', ...) at `quality` (1-100),
+    spending what `effort` ('fast', 'balanced', 'max') allows.
 
     AVIF is encoded at `speed`, by default the slowest that `avif_speed` allows for its size.
     """
     if isinstance(picture, Animation):
-        return _encode_animation(picture, fmt, quality, metadata)
+        return _encode_animation(picture, fmt, quality, metadata, effort)
     if fmt == "jpeg":
-        return encode_jpeg(picture, quality, metadata)
+        return encode_jpeg(picture, quality, metadata, effort)
     if fmt == "png":
-        return encode_png(quantize(picture, quality) if quality < 100 else picture, metadata)
+        return encode_png(quantize(picture, quality) if quality < 100 else picture, metadata, effort)
     buffer = io.BytesIO()
-    params = _pillow_params(fmt, quality, metadata)
+    params = _pillow_params(fmt, quality, metadata, effort)
     if fmt == "avif":
-        params.update(speed=avif_speed(picture.size) if speed is None else speed)
+        params.update(speed=avif_speed(picture.size, effort) if speed is None else speed)
     picture.save(buffer, **params)
     return buffer.getvalue()
 
 
-def avif_speed(size: tuple[int, int]) -> int:
-    """The slowest AVIF speed whose encode of an image this size fits in `AVIF_BUDGET_MS` of CPU."""
+def avif_speed(size: tuple[int, int], effort: str = DEFAULT_EFFORT) -> int:
+    """The slowest AVIF speed whose encode of an image this size fits the effort's CPU budget."""
     megapixels = size[0] * size[1] / 1e6
-    affordable = [speed for speed, (cost, _) in AVIF_COSTS.items() if cost * megapixels <= AVIF_BUDGET_MS]
+    budget = EFFORTS[effort].avif_budget_ms
+    affordable = [speed for speed, (cost, _) in AVIF_COSTS.items() if cost * megapixels <= budget]
     return min(affordable, default=AVIF_PROBE_SPEED)
 
 
 def trial_encoder(
-    image: Image.Image, fmt: str, metadata: Metadata, full_chroma: bool = False
+    image: Image.Image, fmt: str, metadata: Metadata, effort: str = DEFAULT_EFFORT, full_chroma: bool = False
 ) -> Callable[[int], bytes]:
     """Bytes at a quality for the quality search, cheaper than `encode`.
 
-    JPEG trials are the search's outputs without metadata (`finish_jpeg` completes them): 4:2:0
-    ones are mozjpeg's trellis encodes, 4:4:4 ones skip the lossless mozjpeg pass (same pixels).
+    JPEG trials are the effort's encodes without metadata (`finish_jpeg` completes them).
     AVIF trials use the probe speed, whose pixels differ a little from the final speed's
     (`worker.quality` refines for that).
     """
     if fmt == "jpeg":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return lambda quality: _jpeg_pixels(rgb, quality, full_chroma, trellis=not full_chroma)
+        return lambda quality: _jpeg_pixels(rgb, quality, EFFORTS[effort].jpeg, full_chroma)
     if fmt == "avif":
-        return lambda quality: encode(image, fmt, quality, metadata, speed=AVIF_PROBE_SPEED)
-    return lambda quality: encode(image, fmt, quality, metadata)
+        return lambda quality: encode(image, fmt, quality, metadata, effort, speed=AVIF_PROBE_SPEED)
+    return lambda quality: encode(image, fmt, quality, metadata, effort)
 
 
-def _pillow_params(fmt: str, quality: int, metadata: Metadata) -> dict[str, Any]:
+def _pillow_params(
+    fmt: str, quality: int, metadata: Metadata, effort: str = DEFAULT_EFFORT
+) -> dict[str, Any]:
     """Pillow save() arguments for the formats Pillow encodes itself."""
     params: dict[str, Any] = {"format": OUTPUTS[fmt][0]}
     if metadata.icc_profile:
         params["icc_profile"] = metadata.icc_profile
     if fmt == "webp":
-        params.update(method=WEBP_METHOD, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
+        method = EFFORTS[effort].webp_method
+        params.update(method=method, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
         params.update(lossless=True, quality=100) if quality >= 100 else params.update(quality=quality)
     elif fmt == "avif":
         params.update(quality=quality, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
@@ -157,29 +207,53 @@ def _pillow_params(fmt: str, quality: int, metadata: Metadata) -> dict[str, Any]
 
 
 def encode_jpeg(
-    image: Image.Image, quality: int, metadata: Metadata, full_chroma: bool = False, trellis: bool = False
+    image: Image.Image,
+    quality: int,
+    metadata: Metadata,
+    effort: str = DEFAULT_EFFORT,
+    full_chroma: bool = False,
 ) -> bytes:
-    """A JPEG at `quality` (`_jpeg_pixels`), losslessly optimised, with the metadata."""
+    """A JPEG at `quality` with the effort's encoder (`_jpeg_pixels`), with the metadata."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    return finish_jpeg(_jpeg_pixels(rgb, quality, full_chroma, trellis), metadata, trellis)
+    return finish_jpeg(_jpeg_pixels(rgb, quality, EFFORTS[effort].jpeg, full_chroma), metadata)
 
 
-def finish_jpeg(pixels: bytes, metadata: Metadata, trellis: bool = False) -> bytes:
-    """The output for an encode of `_jpeg_pixels`: mozjpeg's lossless pass, except for a `trellis`
-    encode (mozjpeg wrote it progressive with optimised scans already), then the metadata."""
-    return with_segments(pixels if trellis else optimize_jpeg(pixels), metadata)
+def finish_jpeg(pixels: bytes, metadata: Metadata) -> bytes:
+    """The output for an encode of `_jpeg_pixels`: the metadata added."""
+    return with_segments(pixels, metadata)
 
 
-def _jpeg_pixels(rgb: Image.Image, quality: int, full_chroma: bool, trellis: bool = False) -> bytes:
-    """jpegli 4:2:0; with `trellis` mozjpeg 4:2:0 on `jpeg_tables(quality)`; with `full_chroma`
-    libjpeg-turbo 4:4:4 (pyjpegli writes only 4:2:0)."""
+def _jpeg_pixels(rgb: Image.Image, quality: int, encoder: str, full_chroma: bool = False) -> bytes:
+    """A 4:2:0 JPEG by `encoder` (see `Effort.jpeg`) on `jpeg_tables(table_quality(...))`; with
+    `full_chroma` libjpeg-turbo 4:4:4 on its own tables, coded as `encoder` codes."""
+    # Pillow writes the image's own comment unless told otherwise: an upload's payload must not pass.
+    params: dict[str, Any] = {"format": "JPEG", "comment": b""}
+    params.update(optimize=encoder != "turbo", progressive=encoder == "trellis")
     if full_chroma:
-        buffer = io.BytesIO()
-        rgb.save(buffer, format="JPEG", quality=quality, subsampling="4:4:4")
-        return buffer.getvalue()
-    if trellis:
-        return _mozjpeg(rgb, jpeg_tables(quality))
-    return bytes(pyjpegli.encode(rgb.tobytes(), rgb.width, rgb.height, quality))
+        params.update(quality=quality, subsampling="4:4:4")
+    else:
+        level = table_quality(encoder, quality)
+        if encoder == "trellis":
+            return _mozjpeg(rgb, jpeg_tables(level))
+        params.update(qtables=_qtables(level), subsampling="4:2:0")
+    buffer = io.BytesIO()
+    rgb.save(buffer, **params)
+    return buffer.getvalue()
+
+
+def table_quality(encoder: str, quality: int) -> int:
+    """The quality of `jpeg_tables` that `encoder` uses for a quality number (`TABLE_QUALITY`)."""
+    points = TABLE_QUALITY[encoder]
+    for (q1, t1), (q2, t2) in itertools.pairwise(points):
+        if q1 <= quality <= q2:
+            return min(100, max(1, round(t1 + (t2 - t1) * (quality - q1) / (q2 - q1))))
+    return min(100, max(1, quality))
+
+
+@functools.lru_cache(maxsize=100)
+def _qtables(level: int) -> list[list[int]]:
+    """`jpeg_tables(level)` as the lists Pillow's `qtables` takes (natural order)."""
+    return [[int(step) for step in table.flatten()] for table in jpeg_tables(level)]
 
 
 def _mozjpeg(rgb: Image.Image, tables: npt.NDArray[np.uint16]) -> bytes:
@@ -256,16 +330,16 @@ def quantize(image: Image.Image, quality: int) -> Image.Image:
     return result
 
 
-def encode_png(image: Image.Image, metadata: Metadata) -> bytes:
-    """A fast Pillow PNG, recompressed losslessly by oxipng."""
+def encode_png(image: Image.Image, metadata: Metadata, effort: str = DEFAULT_EFFORT) -> bytes:
+    """A fast Pillow PNG, recompressed losslessly by oxipng at the effort's level."""
     buffer = io.BytesIO()
     image.save(buffer, **_pillow_params("png", 100, metadata))
-    return optimize_png(buffer.getvalue())
+    return optimize_png(buffer.getvalue(), effort=effort)
 
 
-def optimize_png(data: bytes, strip: bool = False) -> bytes:
+def optimize_png(data: bytes, strip: bool = False, effort: str = DEFAULT_EFFORT) -> bytes:
     """oxipng's lossless recompression; with `strip`, ancillary chunks other than colour ones go."""
-    options: dict[str, Any] = {"level": PNG_LEVEL, "optimize_alpha": True}
+    options: dict[str, Any] = {"level": EFFORTS[effort].png_level, "optimize_alpha": True}
     if strip:
         options["strip"] = oxipng.StripChunks.safe()
     try:
@@ -275,14 +349,14 @@ def optimize_png(data: bytes, strip: bool = False) -> bytes:
     return result
 
 
-def _encode_animation(animation: Animation, fmt: str, quality: int, metadata: Metadata) -> bytes:
+def _encode_animation(animation: Animation, fmt: str, quality: int, metadata: Metadata, effort: str) -> bytes:
     """All frames in an animated format; the caller only asks for formats in ANIMATED."""
     first, rest = animation.frames[0], animation.frames[1:]
-    params = _pillow_params(fmt, quality, metadata)
+    params = _pillow_params(fmt, quality, metadata, effort)
     params.update(save_all=True, append_images=rest, loop=animation.loop)
     if animation.durations:
         params["duration"] = animation.durations
     buffer = io.BytesIO()
     first.save(buffer, **params)
     data = buffer.getvalue()
-    return optimize_png(data) if fmt == "png" else data
+    return optimize_png(data, effort=effort) if fmt == "png" else data

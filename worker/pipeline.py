@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence
 from screening.imaging import DISK_FULL, NO_ROOM, check_pixels, decoding_errors, format_of, open_image
 from shared import storage
 from shared.errors import CannotFit, ImgpressError, StorageFull, TooLarge
-from shared.options import DEFAULT_QUALITY, Options
+from shared.options import DEFAULT_QUALITY, EFFORTS, Options
 from shared.schema import OutputInfo
 from worker import codecs, quality, resize
 from worker.metadata import collect
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 _SAME = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "AVIF": "avif", "HEIF": "jpeg"}
 #: Palette quality tried for PNG when quality=auto (kept only if it meets the target).
 AUTO_PNG_QUALITY = 90
+#: A JPEG scaled down is decoded at a reduced size at least this many times the output's per
+#: side, which Lanczos then brings down (Pillow's thumbnail() keeps the same margin).
+DRAFT_MARGIN = 2
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class Limits:
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
-        with decoding_errors(), _checked(source, limits) as (image, frames):
+        with decoding_errors(), _checked(source, limits, options) as (image, frames):
             fmt, choice, size = _compress_image(source, image, frames, options, limits)
         _publish(choice.data, temp, destination)
     finally:
@@ -65,8 +69,8 @@ def warm_up() -> None:
         source = Path(folder) / "input"
         Image.new("RGB", (32, 32), (120, 30, 200)).save(source, "PNG")
         for fmt in (*codecs.OUTPUTS, "auto"):
-            for level in (None, DEFAULT_QUALITY):
-                options = Options(format=fmt, quality=level)
+            for level, effort in itertools.product((None, DEFAULT_QUALITY), EFFORTS):
+                options = Options(format=fmt, quality=level, effort=effort)
                 compress(source, Path(folder) / "output", Path(folder) / "temp", options, Limits(10**6, 1))
 
 
@@ -132,15 +136,17 @@ def _choose(
     metadata: codecs.Metadata,
     reference: Reference | None = None,
 ) -> quality.Choice:
-    """Encode a still image in `fmt`, choosing the quality as the options ask."""
+    """Encode a still image in `fmt`, choosing the quality and encoders as the options ask."""
+    effort = options.effort
     if options.max_bytes is not None:
-        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata)
+        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata, effort)
     if options.quality is None and fmt in codecs.LOSSY:
-        return quality.for_target(picture, fmt, quality.TARGETS[options.target], metadata, reference)
+        target = quality.TARGETS[options.target]
+        return quality.for_target(picture, fmt, target, metadata, reference, effort)
     level = AUTO_PNG_QUALITY if options.quality is None else options.quality
     if fmt == "png" and level < 100:
-        return _palette_png(picture, level, quality.TARGETS[options.target], metadata, reference)
-    return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
+        return _palette_png(picture, level, quality.TARGETS[options.target], metadata, reference, effort)
+    return quality.Choice(codecs.encode(picture, fmt, level, metadata, effort), level)
 
 
 def _fixed(
@@ -149,22 +155,27 @@ def _fixed(
     """Encode an animation at the asked quality (auto means 80), or the highest that fits max_bytes."""
     level = options.quality or 80
     if options.max_bytes is not None:
-        return quality.for_size(picture, fmt, options.max_bytes, level, metadata)
-    return quality.Choice(codecs.encode(picture, fmt, level, metadata), level)
+        return quality.for_size(picture, fmt, options.max_bytes, level, metadata, options.effort)
+    return quality.Choice(codecs.encode(picture, fmt, level, metadata, options.effort), level)
 
 
 def _palette_png(
-    picture: Image.Image, level: int, target: float, metadata: codecs.Metadata, reference: Reference | None
+    picture: Image.Image,
+    level: int,
+    target: float,
+    metadata: codecs.Metadata,
+    reference: Reference | None,
+    effort: str,
 ) -> quality.Choice:
     """A palette PNG if it still meets the perceptual target, else the lossless one."""
     palette = codecs.quantize(picture, level)
     if palette.mode == "P":
-        data = codecs.encode_png(palette, metadata)
+        data = codecs.encode_png(palette, metadata, effort)
         with Image.open(io.BytesIO(data)) as decoded:
             score = (reference or Reference(picture)).score(decoded)
         if score >= target:
             return quality.Choice(data, level, score)
-    return quality.Choice(codecs.encode_png(picture, metadata), 100)
+    return quality.Choice(codecs.encode_png(picture, metadata, effort), 100)
 
 
 def _smallest(
@@ -172,14 +183,20 @@ def _smallest(
 ) -> tuple[str, quality.Choice]:
     """format=auto: the smallest candidate that meets the target (or is lossless, for quality=100).
 
-    A transparent image never becomes JPEG; quality=100 only considers lossless PNG and WebP.
+    A transparent image never becomes JPEG; quality=100 only considers lossless PNG and WebP;
+    AVIF is left out where the effort says so (`codecs.Effort.auto_avif`).
     """
     if options.quality == 100:
         candidates = ["png", "webp"]
     else:
         candidates = ["webp", "avif"] + (["png"] if codecs.has_alpha(picture) else ["jpeg"])
+        if not codecs.EFFORTS[options.effort].auto_avif:
+            candidates.remove("avif")
     auto = Options(
-        quality=None if options.quality != 100 else 100, target=options.target, max_bytes=options.max_bytes
+        quality=None if options.quality != 100 else 100,
+        target=options.target,
+        max_bytes=options.max_bytes,
+        effort=options.effort,
     )
     reference = Reference(picture) if auto.quality is None and auto.max_bytes is None else None
     results: list[tuple[str, quality.Choice]] = []
@@ -209,7 +226,7 @@ def _floor(
             candidates.append(quality.Choice(codecs.optimize_jpeg(original, keep_icc=True), None))
         elif fmt == "png" and int(getattr(image, "n_frames", 1)) == 1:
             strip = options.metadata == "strip"
-            candidates.append(quality.Choice(codecs.optimize_png(original, strip=strip), None))
+            candidates.append(quality.Choice(codecs.optimize_png(original, strip, options.effort), None))
     except ValueError:
         log.info("lossless repacking failed; keeping the re-encode")
     if options.metadata == "keep":
@@ -218,19 +235,41 @@ def _floor(
 
 
 @contextmanager
-def _checked(source: Path, limits: Limits) -> Iterator[tuple[ImageFile.ImageFile, int]]:
+def _checked(
+    source: Path, limits: Limits, options: Options | None = None
+) -> Iterator[tuple[ImageFile.ImageFile, int]]:
     """The image at its first frame and its frame count, once every frame is decoded and checked.
 
     An animation is opened again instead of rewound: Pillow's rewind of a PNG to frame 0 drops
     the palette of a palette image, which then decodes as one colour.
     """
     with open_image(source, limits.max_pixels, limits.max_frames) as image:
+        if options is not None:
+            _draft(image, options, limits)
         frames = _load_frames(image, limits)
         if frames == 1:
             yield image, frames
             return
     with open_image(source, limits.max_pixels) as image:
         yield image, frames
+
+
+def _draft(image: ImageFile.ImageFile, options: Options, limits: Limits) -> None:
+    """Have libjpeg decode a JPEG that will be scaled down at 1/2, 1/4 or 1/8 of its size (its
+    DCT scaling, far cheaper than decoding every pixel), keeping DRAFT_MARGIN times the output."""
+    if image.format != "JPEG" or (options.width is None and options.height is None):
+        return
+    turned = _orientation(image) in range(5, 9)  # the box applies to the upright picture
+    width, height = image.size[::-1] if turned else image.size
+    try:
+        (out_width, out_height), _ = resize.output_size(
+            width, height, options.width, options.height, options.fit, limits.max_pixels
+        )
+    except TooLarge:
+        return  # _resized says so, once the image is checked
+    wanted = (out_width * DRAFT_MARGIN, out_height * DRAFT_MARGIN)
+    if wanted[0] < width and wanted[1] < height:
+        image.draft(image.mode, wanted[::-1] if turned else wanted)
 
 
 def _load_frames(image: ImageFile.ImageFile, limits: Limits) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from shared.errors import CannotFit
+from shared.options import DEFAULT_EFFORT
 from worker import codecs
 from worker.metric import Reference
 
@@ -25,9 +26,9 @@ MARGIN = 0.25
 #: A 4:2:0 JPEG needing this quality or more to meet its target is also tried in 4:4:4.
 FULL_CHROMA_FROM = 90
 #: Warm start per format: the quality that meets 70 on a typical photo, and score points per step
-#: ("jpeg" is the trellis encoder's 4:2:0, "jpeg-444" libjpeg-turbo's 4:4:4).
+#: ("jpeg" is 4:2:0 on Pillow's quality scale, see `codecs.TABLE_QUALITY`; "jpeg-444" libjpeg-turbo's 4:4:4).
 _START: dict[str, tuple[int, float]] = {
-    "jpeg": (60, 0.6),
+    "jpeg": (70, 0.45),
     "jpeg-444": (75, 0.6),
     "webp": (75, 0.45),
     "avif": (57, 0.6),
@@ -92,19 +93,23 @@ def for_target(
     target: float,
     metadata: codecs.Metadata,
     reference: Reference | None = None,
+    effort: str = DEFAULT_EFFORT,
 ) -> Choice:
-    """The lowest quality of a lossy `fmt` whose output scores at least `target` against `image`."""
+    """The lowest quality of a lossy `fmt` whose output scores at least `target` against `image`,
+    with the encoders `effort` chooses."""
     reference = reference or Reference(image)
-    search = _Search(reference, codecs.trial_encoder(image, fmt, metadata), target)
+    search = _Search(reference, codecs.trial_encoder(image, fmt, metadata, effort), target)
     chosen, slope = _lowest(search, fmt, target)
     if fmt == "jpeg":
-        return _jpeg(image, target, metadata, search, chosen)
+        return _jpeg(image, target, metadata, search, chosen, effort)
     trials = len(search.scores)
-    speed = codecs.avif_speed(image.size) if fmt == "avif" else None
+    speed = codecs.avif_speed(image.size, effort) if fmt == "avif" else None
     if speed is None or speed == codecs.AVIF_PROBE_SPEED:  # the trials were the final encodes
         return Choice(search.outputs[chosen], chosen, search.scores[chosen], trials)
     # A slower AVIF speed meets the same score a few steps lower: refine, checking each encode.
-    refine = _Search(reference, lambda quality: codecs.encode(image, fmt, quality, metadata, speed), target)
+    refine = _Search(
+        reference, lambda quality: codecs.encode(image, fmt, quality, metadata, effort, speed), target
+    )
     refine.run(max(1, chosen - codecs.AVIF_COSTS[speed][1]), slope, MAX_FINAL_TRIALS)
     trials += len(refine.scores)
     better = refine.lowest_passing()
@@ -126,20 +131,20 @@ def _lowest(search: _Search, fmt: str, target: float) -> tuple[int, float]:
 
 
 def _jpeg(
-    image: Image.Image, target: float, metadata: codecs.Metadata, search: _Search, chosen: int
+    image: Image.Image, target: float, metadata: codecs.Metadata, search: _Search, chosen: int, effort: str
 ) -> Choice:
     """The JPEG for a 4:2:0 search's choice, or a 4:4:4 one where 4:2:0 needed a very high quality.
 
     Saturated colour detail is blurred by 4:2:0 at any quality (one such photo needs q98 at 4:2:0,
     q77 at 4:4:4), so when 4:2:0 needs FULL_CHROMA_FROM or more, 4:4:4 is searched too and the
-    smaller output that meets the target wins. 4:4:4 trials skip the lossless pass (same pixels).
+    smaller output that meets the target wins.
     """
     trials = len(search.scores)
-    data = codecs.finish_jpeg(search.outputs[chosen], metadata, trellis=True)
+    data = codecs.finish_jpeg(search.outputs[chosen], metadata)
     subsampled = Choice(data, chosen, search.scores[chosen], trials)
     if chosen < FULL_CHROMA_FROM and search.scores[chosen] >= target:
         return subsampled
-    full = _Search(search.reference, codecs.trial_encoder(image, "jpeg", metadata, full_chroma=True), target)
+    full = _Search(search.reference, codecs.trial_encoder(image, "jpeg", metadata, effort, True), target)
     level, _ = _lowest(full, "jpeg-444", target)
     trials += len(full.scores)
     data = codecs.finish_jpeg(full.outputs[level], metadata)
@@ -155,15 +160,21 @@ def _rank(choice: Choice, target: float) -> tuple[int, float]:
 
 
 def for_size(
-    image: Image.Image | codecs.Animation, fmt: str, max_bytes: int, ceiling: int, metadata: codecs.Metadata
+    image: Image.Image | codecs.Animation,
+    fmt: str,
+    max_bytes: int,
+    ceiling: int,
+    metadata: codecs.Metadata,
+    effort: str = DEFAULT_EFFORT,
 ) -> Choice:
-    """The highest quality up to `ceiling` whose output has at most `max_bytes`; CannotFit if none."""
+    """The highest quality up to `ceiling` whose output with the `effort`'s encoders has at most
+    `max_bytes`; CannotFit if none."""
     low, high = 1, ceiling
     found: Choice | None = None
     trials = 0
     while low <= high:
         quality = (low + high) // 2
-        data = codecs.encode(image, fmt, quality, metadata)
+        data = codecs.encode(image, fmt, quality, metadata, effort)
         trials += 1
         if len(data) <= max_bytes:
             found = Choice(data, quality, trials=trials)

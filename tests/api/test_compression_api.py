@@ -56,6 +56,26 @@ def test_bad_options_are_400_naming_the_option(client: TestClient) -> None:
         assert response.status_code == 400 and field in response.json()["error"]["message"]
 
 
+def test_a_bad_effort_is_400_with_a_short_message(client: TestClient) -> None:
+    for value in ("slow", "MAXIMUM", "0"):
+        response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, data={"effort": value})
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert "effort" in message and "fast, balanced, max" in message and len(message) < 120
+    response = client.post(
+        "/v1/jobs?effort=turbo", content=images.jpeg(), headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 400 and "effort" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("effort", ["fast", "balanced", "max"])
+def test_each_effort_runs_through_the_api(client: TestClient, run_jobs: RunJobs, effort: str) -> None:
+    job, data = compress(client, run_jobs, images.jpeg(), "in.jpg", quality="70", effort=effort)
+    assert job["status"] == "finished", job.get("error")
+    assert job["output"]["format"] == "jpeg" and opened(data).format == "JPEG"
+    assert opened(data).info.get("progressive", 0) == (1 if effort == "max" else 0)
+
+
 def test_auto_format_never_drops_alpha(client: TestClient, run_jobs: RunJobs) -> None:
     job, data = compress(client, run_jobs, images.png_with_alpha(), format="auto")
     assert job["output"]["format"] in ("webp", "avif", "png")

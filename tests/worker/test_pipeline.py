@@ -14,27 +14,28 @@ from screening.imaging import decoding_errors
 from shared.errors import CorruptImage, StorageFull, TooLarge
 from shared.options import Options
 from tests import images
-from worker import pipeline
+from worker import codecs, pipeline
+from worker.metric import Reference
 
 LIMITS = pipeline.Limits(max_pixels=4_000_000, max_frames=50)
 
 
 def run(
-    tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS
+    tmp_path: Path, data: bytes, quality: int = 80, limits: pipeline.Limits = LIMITS, effort: str = "balanced"
 ) -> tuple[bytes, object]:
     source = tmp_path / "input"
     source.write_bytes(data)
     destination = tmp_path / "out" / "output"
     output = pipeline.compress(
-        source, destination, tmp_path / "scratch.part", Options(quality=quality), limits
+        source, destination, tmp_path / "scratch.part", Options(quality=quality, effort=effort), limits
     )
     assert not (tmp_path / "scratch.part").exists()
     return destination.read_bytes(), output
 
 
-def test_jpeg_gets_smaller_and_progressive(tmp_path: Path) -> None:
+def test_jpeg_at_max_effort_gets_smaller_and_progressive(tmp_path: Path) -> None:
     original = images.jpeg(quality=95)
-    data, output = run(tmp_path, original, quality=70)
+    data, output = run(tmp_path, original, quality=70, effort="max")
     assert len(data) < len(original)
     assert output.bytes == len(data)  # type: ignore[attr-defined]
     with Image.open(io.BytesIO(data)) as image:
@@ -239,3 +240,81 @@ def test_a_full_disk_while_decoding_is_not_a_corrupt_image(tmp_path: Path) -> No
     scratch.symlink_to("/dev/full")
     with pytest.raises(StorageFull), decoding_errors():
         scratch.write_bytes(b"a codec's scratch file")
+
+
+def _animation(fmt: str) -> bytes:
+    frames = [images.photo(64, 48).rotate(angle) for angle in (0, 90, 180)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("effort", ["fast", "balanced", "max"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif", "auto"])
+@pytest.mark.parametrize("level", [None, 60])
+def test_each_effort_gives_a_valid_output_in_each_format(
+    tmp_path: Path, effort: str, fmt: str, level: int | None
+) -> None:
+    source = tmp_path / "input"
+    source.write_bytes(images.jpeg(quality=95))
+    options = Options(quality=level, format=fmt, effort=effort, width=200)
+    output = pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+    with Image.open(tmp_path / "output") as image:
+        image.load()
+        assert image.format == codecs.OUTPUTS[output.format][0]
+        assert image.size == (output.width, output.height) == (200, 150)
+    assert fmt == "auto" or output.format == fmt
+    assert fmt != "auto" or effort != "fast" or output.format != "avif"  # fast leaves AVIF out
+
+
+@pytest.mark.parametrize("effort", ["fast", "balanced", "max"])
+@pytest.mark.parametrize("fmt", ["webp", "png", "gif"])
+def test_each_effort_keeps_an_animation_animated(tmp_path: Path, effort: str, fmt: str) -> None:
+    source = tmp_path / "input"
+    source.write_bytes(_animation("GIF"))
+    options = Options(format="same" if fmt == "gif" else fmt, effort=effort)
+    output = pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+    with Image.open(tmp_path / "output") as image:
+        assert image.format == codecs.OUTPUTS[fmt][0] and output.format == fmt
+        assert getattr(image, "n_frames", 1) == 3 and image.size == (64, 48)
+
+
+@pytest.mark.parametrize("effort", ["fast", "balanced", "max"])
+def test_each_effort_honours_max_bytes(tmp_path: Path, effort: str) -> None:
+    source = tmp_path / "input"
+    source.write_bytes(images.jpeg(quality=95))
+    options = Options(format="jpeg", max_bytes=6000, effort=effort)
+    output = pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+    assert output.bytes == (tmp_path / "output").stat().st_size <= 6000
+    Image.open(tmp_path / "output").load()
+
+
+@pytest.mark.parametrize("effort", ["fast", "balanced", "max"])
+def test_each_effort_keeps_a_lossless_png_pixel_exact(tmp_path: Path, effort: str) -> None:
+    original = images.png_with_alpha()
+    source = tmp_path / "input"
+    source.write_bytes(original)
+    options = Options(quality=100, effort=effort)
+    pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+    with Image.open(tmp_path / "output") as image, Image.open(io.BytesIO(original)) as before:
+        assert image.format == "PNG" and image.tobytes() == before.convert(image.mode).tobytes()
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_scaled_down_is_decoded_smaller_and_keeps_its_detail(tmp_path: Path, orientation: int) -> None:
+    picture = images.photo(1600, 1200)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    source = tmp_path / "input"
+    source.write_bytes(images.encode(picture, "JPEG", quality=95, exif=exif))
+    options = Options(width=150, format="png", quality=100)
+    output = pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+    upright = picture if orientation == 1 else picture.transpose(Image.Transpose.ROTATE_270)
+    assert (output.width, output.height) == (150, round(150 * upright.height / upright.width))
+    expected = upright.resize((output.width, output.height), Image.Resampling.LANCZOS)
+    with Image.open(tmp_path / "output") as image:
+        assert Reference(expected).score(image) > 80  # the drafted decode keeps the detail
+    with Image.open(source) as opened:
+        pipeline._draft(opened, options, LIMITS)
+        opened.load()
+        assert opened.size == (400, 300)  # 1/4 size: at least twice the output per side

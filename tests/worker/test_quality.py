@@ -75,11 +75,11 @@ def test_saturated_detail_gets_4_4_4_when_4_2_0_cannot_meet_the_target() -> None
 
 
 @pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
-def test_auto_quality_jpeg_is_mozjpeg_on_the_reshaped_jpegli_tables() -> None:
+def test_auto_quality_jpeg_at_max_is_mozjpeg_on_the_reshaped_jpegli_tables() -> None:
     source = crop(PHOTOS[0])
-    choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata())
+    choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata(), effort="max")
     assert choice.quality is not None
-    tables = codecs.jpeg_tables(choice.quality)
+    tables = codecs.jpeg_tables(codecs.table_quality("trellis", choice.quality))
     with Image.open(io.BytesIO(choice.data)) as output:
         assert output.info.get("progressive") and JpegImagePlugin.get_sampling(output) == 2  # 4:2:0
         # Pillow lists each table's 64 steps in natural order, like jpeg_tables.
@@ -89,6 +89,23 @@ def test_auto_quality_jpeg_is_mozjpeg_on_the_reshaped_jpegli_tables() -> None:
     qtables = [[int(v) for v in t.flatten()] for t in tables]
     source.save(plain, format="JPEG", qtables=qtables, subsampling="4:2:0", optimize=True, progressive=True)
     assert len(choice.data) < len(plain.getvalue())
+
+
+@pytest.mark.parametrize("effort", ["fast", "balanced"])
+def test_fixed_quality_jpeg_is_libjpeg_turbo_on_the_reshaped_tables(effort: str) -> None:
+    source = Image.effect_mandelbrot((160, 120), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    data = codecs.encode(source, "jpeg", 80, codecs.Metadata(), effort)
+    tables = codecs.jpeg_tables(codecs.table_quality(codecs.EFFORTS[effort].jpeg, 80))
+    with Image.open(io.BytesIO(data)) as output:
+        assert [list(output.quantization[k]) for k in (0, 1)] == [list(t.flatten()) for t in tables]
+        assert JpegImagePlugin.get_sampling(output) == 2
+        assert not output.info.get("progressive")
+
+
+def test_table_quality_rises_with_the_quality_number() -> None:
+    for encoder in codecs.TABLE_QUALITY:
+        levels = [codecs.table_quality(encoder, number) for number in range(1, 101)]
+        assert levels == sorted(levels) and levels[-1] == 100 and levels[0] >= 1
 
 
 def test_jpeg_tables_are_jpeglis_tilted_and_baseline() -> None:
@@ -101,3 +118,19 @@ def test_jpeg_tables_are_jpeglis_tilted_and_baseline() -> None:
     # Below jpegli's steps at DC, above them at the highest frequency; chroma a little finer.
     assert luma[0][0] < jpegli[0][0][0] and luma[7][7] > jpegli[0][7][7]
     assert chroma[0][0] <= jpegli[1][0][0] and sum(map(sum, chroma)) < sum(map(sum, jpegli[1]))
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_more_effort_gives_fewer_bytes_at_the_same_target() -> None:
+    for path in PHOTOS[:2]:
+        # Whole photos: on a tiny crop one quality step outweighs what trellis saves.
+        source = Image.open(path).convert("RGB")
+        sizes = [
+            len(
+                quality.for_target(
+                    source, "jpeg", quality.TARGETS["medium"], codecs.Metadata(), effort=e
+                ).data
+            )
+            for e in ("max", "balanced", "fast")
+        ]
+        assert sizes == sorted(sizes), (path.name, sizes)
