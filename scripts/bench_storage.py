@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=240, help="images per service")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--quality", type=int, default=80)
     args = parser.parse_args(argv)
     if any(urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1") for _, url, _ in args.service):
         parser.error("only services on this machine (loopback)")
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     s3_server = listening_pid(args.s3_server_port) if args.s3_server_port else None
     images = load_images(args.images, None, 12)
     way = Way()
+    options = {"quality": str(args.quality)}
     for _, url, _ in args.service:
-        run_service(url, images, 16, args.concurrency, way)  # warm up
+        run_service(url, images, 16, args.concurrency, way, options)  # warm up
     cpu = {name: dict.fromkeys(["api", "worker", "redis", "s3_server"], 0.0) for name in processes}
     wall = dict.fromkeys(processes, 0.0)
     # The services take turns, so a host that drifts during the run weighs on each alike.
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             before = {role: usage(pids).cpu_seconds for role, pids in processes[name].items()}
             server_before = usage([s3_server]).cpu_seconds if s3_server else 0.0
             started = time.perf_counter()
-            run_service(url, images, part, args.concurrency, way)
+            run_service(url, images, part, args.concurrency, way, options)
             wall[name] += time.perf_counter() - started
             for role, pids in processes[name].items():
                 cpu[name][role] += (usage(pids).cpu_seconds - before[role]) / args.count * 1000
