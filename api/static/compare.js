@@ -211,8 +211,13 @@ new ResizeObserver(() => dialog.open && apply()).observe(view);
 function describeSides() {
   const job = list[index];
   const input = job.input;
+  // The size as shown: the browser turns the original upright by its EXIF orientation, as the
+  // result is; the job's width and height are the pixels as stored.
+  const [width, height] = images[0].naturalWidth
+    ? [images[0].naturalWidth, images[0].naturalHeight]
+    : [input.width, input.height];
   $("side-before").textContent =
-    `◀ Original: ${bytes(input.bytes)} · ${formatName(input.media_type)} · ${input.width}×${input.height}`;
+    `◀ Original: ${bytes(input.bytes)} · ${formatName(input.media_type)} · ${width}×${height}`;
   const output = shown.output;
   const change = Math.round((1 - output.bytes / input.bytes) * 100);
   const word = change >= 0 ? `${change}% smaller` : `${-change}% larger`;

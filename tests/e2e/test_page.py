@@ -596,3 +596,15 @@ def test_the_key_is_asked_for_and_used_as_typed(
             expect(rows(page).first).to_have_attribute("data-state", "finished")
         finally:
             page.context.close()
+
+
+def test_compare_gives_a_turned_original_its_upright_size(page: Any) -> None:
+    page.goto("/")
+    drop_files(page, [("rotated.jpg", "image/jpeg", rotated_jpeg())])
+    row = rows(page).first
+    expect(row).to_have_attribute("data-state", "finished")
+    row.get_by_role("button", name="Compare rotated.jpg").click()
+    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
+    # Stored as 320x240 with "rotate 90°": both sides are shown, and sized, 240 wide and 320 high.
+    expect(page.locator("#side-before")).to_contain_text("· 240×320")
+    expect(page.locator("#side-after")).to_contain_text("· 240×320")
