@@ -178,6 +178,10 @@ def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_ur
         time.sleep(1)
         service.signal("group", signal.SIGINT)
         service.wait_stopped(IDLE_SECONDS)
+        said = [r["message"] for r in service.log_records() if r["logger"] == "imgpress.run"]
+        assert [m for m in said if str(m).startswith("stopping:")] == [
+            "stopping: no new uploads; the workers finish the jobs in hand (Ctrl-C again stops them at once)"
+        ], said
         service.start()
         with httpx.Client(base_url=service.url, timeout=60) as http:
             job = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
