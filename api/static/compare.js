@@ -216,8 +216,9 @@ function describeSides() {
   const [width, height] = images[0].naturalWidth
     ? [images[0].naturalWidth, images[0].naturalHeight]
     : [input.width, input.height];
+  const unseen = images[0].naturalWidth ? "" : " (this browser cannot show it)";
   $("side-before").textContent =
-    `◀ Original: ${bytes(input.bytes)} · ${formatName(input.media_type)} · ${width}×${height}`;
+    `◀ Original: ${bytes(input.bytes)} · ${formatName(input.media_type)} · ${width}×${height}${unseen}`;
   const output = shown.output;
   const change = Math.round((1 - output.bytes / input.bytes) * 100);
   const word = change >= 0 ? `${change}% smaller` : `${-change}% larger`;
@@ -260,7 +261,10 @@ async function load(at) {
   images[0].src = original;
   images[1].src = result;
   await images[0].decode().catch(() => {});
-  natural = { width: images[0].naturalWidth || 1, height: images[0].naturalHeight || 1 };
+  // An original this browser cannot decode (HEIC in Chromium) still lays the view out at its size.
+  natural = images[0].naturalWidth
+    ? { width: images[0].naturalWidth, height: images[0].naturalHeight }
+    : { width: job.input.width || 1, height: job.input.height || 1 };
   describeSides();
   renderVariants();
   fit();
