@@ -79,17 +79,24 @@ def type_text(schema: JSON) -> str:
     return text
 
 
+def property_rows(schema: JSON, prefix: str = "") -> str:
+    """Table rows for an object schema's properties; an inline object's own follow it as `a.b`."""
+    required = set(schema.get("required", []))
+    rows = []
+    for name, prop in (schema.get("properties") or {}).items():
+        rows.append(
+            f"<tr><td><code>{escape(prefix + name)}</code>{' *' if name in required else ''}</td>"
+            f"<td>{type_text(prop)}</td><td>{inline(prop.get('description', ''))}</td></tr>"
+        )
+        rows.append(property_rows(prop, f"{prefix}{name}."))
+    return "".join(rows)
+
+
 def properties_table(schema: JSON) -> str:
     """An object schema's properties as a table (empty for anything else)."""
-    properties = schema.get("properties") or {}
-    if not properties:
+    if not schema.get("properties"):
         return ""
-    required = set(schema.get("required", []))
-    rows = "".join(
-        f"<tr><td><code>{escape(name)}</code>{' *' if name in required else ''}</td>"
-        f"<td>{type_text(prop)}</td><td>{inline(prop.get('description', ''))}</td></tr>"
-        for name, prop in properties.items()
-    )
+    rows = property_rows(schema)
     return f"<table><tr><th>name</th><th>type</th><th>description</th></tr>{rows}</table>"
 
 

@@ -352,7 +352,9 @@ def error_responses(operation: Operation) -> dict[str, JSON]:
         lines = []
         for cls in classes:
             code = "the failed job's own code" if cls is errors.JobFailed else f"`{cls.code}`"
-            lines.append(f"{code}: {first_line(cls.__doc__)}")
+            # The tree's docstrings speak to whoever edits the code ("Raised when ..."); a reader of
+            # the API wants only the when.
+            lines.append(f"{code}: {first_line(cls.__doc__).removeprefix('Raised when ')}")
         response: JSON = {"description": "\n".join(lines), "content": json_content(body)}
         if any(issubclass(cls, errors.ServiceUnavailable | errors.RateLimited) for cls in classes):
             response["headers"] = {"Retry-After": schemas.RETRY_AFTER}
@@ -390,6 +392,8 @@ def operation_object(route: Route, method: str, operation: Operation) -> JSON:
             "headers": {"WWW-Authenticate": {"description": "`Bearer`.", "schema": schemas.STRING}},
             "content": json_content(ref("EnvelopeError") if operation.envelope else ref("Error")),
         }
+    # By status, as a reader looks them up.
+    result["responses"] = dict(sorted(result["responses"].items()))
     return result
 
 

@@ -132,7 +132,7 @@ async def receive(request: Request, settings: Settings, filename: str = "") -> U
             raise
         if sink.size == 0:
             sink.discard()
-            raise BadOption("The request body is empty; send the image bytes.")
+            raise BadOption("The file is empty (0 bytes).")
         return Upload(sink.path, sink.size, clean_filename(filename or "image"), sink.head, {})
     raise UnsupportedMedia(
         "Send the image as multipart/form-data (field 'file') or as a raw body "

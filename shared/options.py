@@ -68,7 +68,8 @@ FIELDS: dict[str, OptionField] = {
         {"type": "string", "enum": list(TARGETS), "default": "medium"},
     ),
     "max_bytes": OptionField(
-        "The largest output wanted: the best quality that fits, or 422 if none does.",
+        "The largest output wanted: the best quality that fits (with `quality=auto`, the target's "
+        "quality when it fits), or 422 if none does.",
         {"type": "integer", "minimum": 100},
     ),
     "width": OptionField(

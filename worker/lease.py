@@ -98,15 +98,21 @@ def holding(
     """Renew the claim on `job_id` while the block runs; call `on_overrun` if it hangs.
 
     The caller takes the claim (`Claim.take`) and gives it back (`Claim.give_back`) in its own
-    transactions; one still taken when the block ends is given back here.
+    transactions; one still taken when the block ends is given back here, unless the worker was
+    stopped mid-job (a second Ctrl-C is a SystemExit): that claim lapses and the sweep fails the
+    job as `worker_lost`, as for a killed worker.
     """
     claim = Claim(connection, job_id, time.monotonic() + timeout + OVERRUN_GRACE_SECONDS, on_overrun)
     _RENEWER.watch(claim)
+    stopped = False
     try:
         yield claim
+    except BaseException as exc:
+        stopped = not isinstance(exc, Exception)
+        raise
     finally:
         _RENEWER.watch(None)
-        if claim.taken:
+        if claim.taken and not stopped:
             with connection.pipeline() as pipe:
                 claim.give_back(pipe)
                 pipe.execute()

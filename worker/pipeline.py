@@ -138,11 +138,16 @@ def _choose(
 ) -> quality.Choice:
     """Encode a still image in `fmt`, choosing the quality and encoders as the options ask."""
     effort = options.effort
-    if options.max_bytes is not None:
-        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata, effort)
     if options.quality is None and fmt in codecs.LOSSY:
         target = quality.TARGETS[options.target]
-        return quality.for_target(picture, fmt, target, metadata, reference, effort)
+        chosen = quality.for_target(picture, fmt, target, metadata, reference, effort)
+        if options.max_bytes is None or len(chosen.data) <= options.max_bytes:
+            return chosen
+        # The target's quality is too large: the best that fits lies below it.
+        ceiling = max(1, (chosen.quality or 100) - 1)
+        return quality.for_size(picture, fmt, options.max_bytes, ceiling, metadata, effort)
+    if options.max_bytes is not None:
+        return quality.for_size(picture, fmt, options.max_bytes, options.quality or 100, metadata, effort)
     level = AUTO_PNG_QUALITY if options.quality is None else options.quality
     if fmt == "png" and level < 100:
         return _palette_png(picture, level, quality.TARGETS[options.target], metadata, reference, effort)

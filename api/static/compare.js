@@ -211,8 +211,14 @@ new ResizeObserver(() => dialog.open && apply()).observe(view);
 function describeSides() {
   const job = list[index];
   const input = job.input;
+  // The size as shown: the browser turns the original upright by its EXIF orientation, as the
+  // result is; the job's width and height are the pixels as stored.
+  const [width, height] = images[0].naturalWidth
+    ? [images[0].naturalWidth, images[0].naturalHeight]
+    : [input.width, input.height];
+  const unseen = images[0].naturalWidth ? "" : " (this browser cannot show it)";
   $("side-before").textContent =
-    `◀ Original: ${bytes(input.bytes)} · ${formatName(input.media_type)} · ${input.width}×${input.height}`;
+    `◀ Original: ${bytes(input.bytes)} · ${formatName(input.media_type)} · ${width}×${height}${unseen}`;
   const output = shown.output;
   const change = Math.round((1 - output.bytes / input.bytes) * 100);
   const word = change >= 0 ? `${change}% smaller` : `${-change}% larger`;
@@ -255,7 +261,10 @@ async function load(at) {
   images[0].src = original;
   images[1].src = result;
   await images[0].decode().catch(() => {});
-  natural = { width: images[0].naturalWidth || 1, height: images[0].naturalHeight || 1 };
+  // An original this browser cannot decode (HEIC in Chromium) still lays the view out at its size.
+  natural = images[0].naturalWidth
+    ? { width: images[0].naturalWidth, height: images[0].naturalHeight }
+    : { width: job.input.width || 1, height: job.input.height || 1 };
   describeSides();
   renderVariants();
   fit();

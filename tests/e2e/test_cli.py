@@ -461,3 +461,11 @@ def test_a_long_decomposed_quoted_name_keeps_its_name(stack: Stack, tmp_path: Pa
     code, document = run_json("compress", str(source), "--suffix", "", "--server", stack.url)
     entry = document["files"][0]
     assert code == 0 and entry["status"] == "skipped" and "would be the input" in entry["reason"]
+
+
+def test_an_empty_file_is_said_to_be_empty(stack: Stack, tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    run = imgpress("compress", str(tmp_path / "empty.jpg"), "--json", "--server", stack.url)
+    assert run.returncode == 1, run.stderr
+    (only,) = json.loads(run.stdout)["files"]
+    assert only["error"]["message"] == "The file is empty (0 bytes).", only

@@ -144,6 +144,14 @@ def test_the_readmes_example_and_the_examples_file_run_against_a_real_stack(
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"\d+ -> \d+ photo\.webp\n", done.stdout), done.stdout
     assert (tmp_path / "photo.webp").read_bytes()[8:12] == b"WEBP"
+    # A text file named like a photo: the example says why in one line, with no traceback.
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "photo.jpg").write_text("not an image at all\n")
+    done = python(venv, code, notes)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("not compressed: This file type is not supported."), done.stdout
+    assert done.stderr == "" and not (notes / "photo.webp").exists()
     example = ROOT / "client" / "examples" / "quickstart.py"
     done = subprocess.run(
         [str(venv / "bin" / "python"), str(example), "photo.jpg", "other.png"],

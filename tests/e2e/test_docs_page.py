@@ -52,6 +52,16 @@ def test_docs_page_reads_as_a_page(browser: sync_api.Browser, stack: Stack) -> N
     page.locator('a[href="#schema-Job"]').first.click()
     assert page.evaluate("location.hash") == "#schema-Job"
     assert page.locator("script").count() == 0
+    # An error body's fields are spelt out, not left as "object".
+    error_rows = page.locator("#schema-Error td code").all_inner_texts()
+    assert error_rows == ["error", "error.code", "error.message"], error_rows
+    assert page.locator("#schema-Job td code", has_text="links.result").count() == 1
+    # Errors read as when they happen, in the order of their status, 401 included.
+    assert "Raised when" not in text
+    upload = page.locator("#create_job_post tr td:first-child b").all_inner_texts()
+    assert upload == sorted(upload) and "401" in upload, upload
+    meanings = page.locator("#create_job_post tr", has_text="bad_option").inner_text()
+    assert "bad_option: an option or query parameter has an invalid value." in meanings, meanings
     assert requested == [f"{stack.url}/docs"]
     # The page's one link out of itself is the document it shows.
     assert httpx.get(f"{stack.url}/openapi.json").json()["openapi"] == "3.1.0"

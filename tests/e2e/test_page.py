@@ -596,3 +596,32 @@ def test_the_key_is_asked_for_and_used_as_typed(
             expect(rows(page).first).to_have_attribute("data-state", "finished")
         finally:
             page.context.close()
+
+
+def test_compare_gives_a_turned_original_its_upright_size(page: Any) -> None:
+    page.goto("/")
+    drop_files(page, [("rotated.jpg", "image/jpeg", rotated_jpeg())])
+    row = rows(page).first
+    expect(row).to_have_attribute("data-state", "finished")
+    row.get_by_role("button", name="Compare rotated.jpg").click()
+    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
+    # Stored as 320x240 with "rotate 90°": both sides are shown, and sized, 240 wide and 320 high.
+    expect(page.locator("#side-before")).to_contain_text("· 240×320")
+    expect(page.locator("#side-after")).to_contain_text("· 240×320")
+
+
+def test_compare_lays_out_an_original_the_browser_cannot_show(page: Any) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    page.goto("/")
+    drop_files(page, [("phone.heic", "image/heic", images.encode(images.photo(320, 240), "HEIF"))])
+    row = rows(page).first
+    expect(row).to_have_attribute("data-state", "finished")
+    row.get_by_role("button", name="Compare phone.heic").click()
+    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
+    # Chromium decodes no HEIC: the view says so and shows the result at its own shape, fitted.
+    expect(page.locator("#side-before")).to_contain_text("HEIC · 320×240 (this browser cannot show it)")
+    page.get_by_role("button", name="Fit").click()
+    shown = page.locator("#compare-after").bounding_box()
+    assert abs(shown["width"] / shown["height"] - 320 / 240) < 0.02, shown
+    assert int(page.locator("#zoom-value").inner_text().rstrip("%")) <= 400

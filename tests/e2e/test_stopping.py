@@ -159,3 +159,32 @@ def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) ->
     assert {r["logger"] for r in job_records} >= {"imgpress.jobs", "rq.worker"}
     requests = [r for r in records if r["logger"] == "imgpress.http" and r.get("request_id")]
     assert len(requests) >= 3
+
+
+def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_url: str) -> None:
+    """Ctrl-C twice stops the job in hand at once; started again, the service fails it as
+    `worker_lost` (as for a killed worker) instead of showing it as started for ever."""
+    service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1", IMGPRESS_SWEEP_INTERVAL_SECONDS="1")
+    try:
+        service.start()
+        with httpx.Client(base_url=service.url, timeout=30) as http:
+            posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
+            job_id = posted.json()["id"]
+            deadline = time.monotonic() + 60
+            while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        service.signal("group", signal.SIGINT)
+        time.sleep(1)
+        service.signal("group", signal.SIGINT)
+        service.wait_stopped(IDLE_SECONDS)
+        said = [r["message"] for r in service.log_records() if r["logger"] == "imgpress.run"]
+        assert [m for m in said if str(m).startswith("stopping:")] == [
+            "stopping: no new uploads; the workers finish the jobs in hand (Ctrl-C again stops them at once)"
+        ], said
+        service.start()
+        with httpx.Client(base_url=service.url, timeout=60) as http:
+            job = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+        assert job["status"] == "failed" and job["error"]["code"] == "worker_lost", job
+    finally:
+        service.kill()

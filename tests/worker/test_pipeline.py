@@ -318,3 +318,20 @@ def test_a_jpeg_scaled_down_is_decoded_smaller_and_keeps_its_detail(tmp_path: Pa
         pipeline._draft(opened, options, LIMITS)
         opened.load()
         assert opened.size == (400, 300)  # 1/4 size: at least twice the output per side
+
+
+def test_auto_quality_under_a_size_limit_keeps_its_target(tmp_path: Path) -> None:
+    """A limit the target's output already meets changes nothing; a tighter one lowers the quality."""
+    source = tmp_path / "input"
+    source.write_bytes(images.jpeg(quality=95))
+
+    def compress(**given: object) -> tuple[int, int | None]:
+        options = Options(quality=None, format="jpeg", **given)  # type: ignore[arg-type]
+        output = pipeline.compress(source, tmp_path / "output", tmp_path / "scratch", options, LIMITS)
+        return output.bytes, output.quality
+
+    auto_bytes, auto_quality = compress()
+    assert compress(max_bytes=auto_bytes * 4) == (auto_bytes, auto_quality)
+    tight_bytes, tight_quality = compress(max_bytes=auto_bytes * 3 // 4)
+    assert tight_bytes <= auto_bytes * 3 // 4
+    assert tight_quality is not None and auto_quality is not None and tight_quality < auto_quality
