@@ -21,8 +21,14 @@ COPY api ./api
 COPY worker ./worker
 COPY screening ./screening
 # Installs the dependencies only (imgpress-server ships no package): the processes run the code in
-# /app, found through PYTHONPATH whatever the working directory.
-RUN pip install --no-cache-dir .
+# /app, found through PYTHONPATH whatever the working directory. Built for a bucket
+# (`--build-arg IMGPRESS_STORAGE_URL=s3://...`, as the compose file passes it on), the image
+# also gets the `s3` extra (boto3).
+ARG IMGPRESS_STORAGE_URL=""
+RUN case "$IMGPRESS_STORAGE_URL" in \
+        s3://*) pip install --no-cache-dir '.[s3]' ;; \
+        *) pip install --no-cache-dir . ;; \
+    esac
 
 # /data is created here, owned by the service user, so a named volume mounted on it starts
 # out writable (Docker copies the directory's owner into a new, empty volume).

@@ -31,7 +31,7 @@ from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
 from screening import imaging
-from shared import logs, schedules, storage
+from shared import blobs, logs, schedules, storage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         storage.ensure_dirs(settings.data_dir)
+        blobs.store_for(settings)  # a bucket without the `s3` extra fails here, at start-up
         await run_in_threadpool(imaging.load_checkers)  # and starts the threads uploads are checked in
         # One immediate retry on a fresh connection: after a Redis restart the pooled
         # connections are dead, and the first command on each must not become a 503.

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import BinaryIO
 
 from starlette.responses import StreamingResponse
 from zipstream import ZIP_STORED, ZipStream
 
 from api.downloads import download_name
-from shared import storage
+from shared.blobs import Blobs, Readable
 from shared.schema import Job, JobStatus
 
 #: Bytes read from an output at a time while the archive is sent.
@@ -37,33 +34,31 @@ def entry_names(members: list[Job]) -> list[str]:
     return names
 
 
-def finished(members: list[Job | None], data_dir: Path) -> list[Job]:
+def finished(members: list[Job | None], store: Blobs) -> list[Job]:
     """The jobs whose output is there to be archived."""
     return [
         job
         for job in members
-        if job is not None
-        and job.status is JobStatus.FINISHED
-        and storage.output_path(data_dir, job.id).exists()
+        if job is not None and job.status is JobStatus.FINISHED and store.exists(job.id, "output")
     ]
 
 
-def archive_response(members: list[Job], data_dir: Path, filename: str) -> StreamingResponse:
+def archive_response(members: list[Job], store: Blobs, filename: str) -> StreamingResponse:
     """The outputs as one ZIP attachment; images are already compressed, so entries are stored.
 
     Every output is opened before the answer starts: a job deleted during the download keeps
-    its open file readable to the end, so the archive is always whole. An output already gone
-    when the download starts is left out.
+    its open file (or object body) readable to the end, so the archive is always whole. An
+    output already gone when the download starts is left out.
     """
     archive = ZipStream(compress_type=ZIP_STORED, sized=True)
-    opened: list[BinaryIO] = []
+    opened: list[Readable] = []
     for job, name in zip(members, entry_names(members), strict=True):
         try:
-            file = open(storage.output_path(data_dir, job.id), "rb")  # noqa: SIM115 - closed after sending
+            file, size = store.open(job.id, "output")
         except FileNotFoundError:
             continue
         opened.append(file)
-        archive.add(_chunks(file), name, size=os.fstat(file.fileno()).st_size)
+        archive.add(_chunks(file), name, size=size)
     headers = {
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Content-Length": str(len(archive)),
@@ -72,12 +67,12 @@ def archive_response(members: list[Job], data_dir: Path, filename: str) -> Strea
     return StreamingResponse(_closing(archive, opened), media_type="application/zip", headers=headers)
 
 
-def _chunks(file: BinaryIO) -> Iterator[bytes]:
+def _chunks(file: Readable) -> Iterator[bytes]:
     while chunk := file.read(CHUNK_BYTES):
         yield chunk
 
 
-def _closing(archive: ZipStream, opened: list[BinaryIO]) -> Iterator[bytes]:
+def _closing(archive: ZipStream, opened: list[Readable]) -> Iterator[bytes]:
     """The archive's bytes; the files are closed when it ends or the client goes away."""
     try:
         yield from archive

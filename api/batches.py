@@ -11,7 +11,7 @@ from api.auth import caller, client_address
 from api.jobs import admit, parse_fields
 from api.ratelimit import check_rate
 from api.services import services
-from shared import batches, callbacks
+from shared import batches, blobs, callbacks
 from shared.batches import Batch
 from shared.errors import BatchNotFound, JobNotFinished
 from shared.resources import batch_resource, batch_url
@@ -79,15 +79,16 @@ async def get_archive(request: Request) -> Response:
     found = services(request)
     batch = await load_batch(request)
     members = await run_in_threadpool(batches.members, found.redis, batch)
-    ready = archives.finished(members, found.settings.data_dir)
+    store = blobs.store_for(found.settings)
+    ready = await run_in_threadpool(archives.finished, members, store)
     if not ready:
         raise JobNotFinished("No image of this batch has finished yet.")
-    return archives.archive_response(ready, found.settings.data_dir, f"imgpress-{batch.id[:8]}.zip")
+    return await run_in_threadpool(archives.archive_response, ready, store, f"imgpress-{batch.id[:8]}.zip")
 
 
 async def delete_batch(request: Request) -> Response:
     """DELETE /v1/batches/{id}: delete the batch, its jobs and their files now."""
     found = services(request)
     batch = await load_batch(request)
-    await run_in_threadpool(batches.delete, found.redis, found.settings.data_dir, batch)
+    await run_in_threadpool(batches.delete, found.redis, blobs.store_for(found.settings), batch)
     return Response(status_code=204)

@@ -1,21 +1,25 @@
-"""Serving a finished job's output: the right headers, a safe file name, conditional requests."""
+"""Serving a finished job's output: the right headers, a safe file name, conditional requests;
+from the local disk, streamed from the bucket, or as a redirect to a presigned URL."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from screening.imaging import EXTENSIONS
+from shared.blobs import Blobs, Kind, Readable
 from shared.errors import JobExpired
 from shared.schema import Job
 
 #: Outputs up to this size are sent from memory; larger ones are streamed from disk.
 SMALL_FILE_BYTES = 1024 * 1024
+#: Bytes read from the bucket at a time while a file is streamed to the client.
+CHUNK_BYTES = 256 * 1024
 _UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -37,8 +41,11 @@ def etag(job: Job) -> str:
     return f'"{job.id}-{job.output.bytes}"'
 
 
-def input_response(job: Job, path: Path) -> Response:
-    """A job's original upload, as the allowlisted image type it was sniffed as, never rendered as a page."""
+def input_response(job: Job, store: Blobs) -> Response:
+    """A job's original upload, as the allowlisted image type it was sniffed as, never rendered as a page.
+
+    Blocking (it asks the store whether the file is there): run it in a thread.
+    """
     fallback, _ = download_name(job.input.filename, job.input.media_type)
     headers = {
         "X-Content-Type-Options": "nosniff",
@@ -46,11 +53,50 @@ def input_response(job: Job, path: Path) -> Response:
         "Cache-Control": "private, max-age=3600",
         "Content-Disposition": f'attachment; filename="{fallback}"',
     }
-    return FileResponse(path, media_type=job.input.media_type, headers=headers)
+    if not store.exists(job.id, "input"):
+        raise JobExpired("This job no longer keeps its original (it failed or expired).")
+    path = store.local_path(job.id, "input")
+    if path is not None:
+        return FileResponse(path, media_type=job.input.media_type, headers=headers)
+    return stored_response(store, job.id, "input", job.input.media_type, headers)
 
 
-def result_response(request: Request, job: Job, path: Path) -> Response:
-    """The output file as an attachment, or 304 if the client already has it; JobExpired if it is gone."""
+def stored_response(
+    store: Blobs, job_id: str, kind: Kind, media_type: str, headers: dict[str, str]
+) -> Response:
+    """A job's file from a remote store: a redirect to a presigned URL, or its bytes streamed."""
+    link = store.link(job_id, kind, media_type, headers["Content-Disposition"])
+    if link is not None:
+        return RedirectResponse(link, status_code=307, headers={"Cache-Control": "no-store"})
+    try:
+        body, size = store.open(job_id, kind)
+    except FileNotFoundError:
+        raise JobExpired() from None
+    if size <= SMALL_FILE_BYTES:
+        # Read at once, as from the local disk: streaming costs a thread hop per piece.
+        try:
+            content = body.read()
+        finally:
+            body.close()
+        return Response(content, media_type=media_type, headers=headers)
+    headers = {**headers, "Content-Length": str(size)}
+    return StreamingResponse(_chunks(body), media_type=media_type, headers=headers)
+
+
+def _chunks(body: Readable) -> Iterator[bytes]:
+    """The file's bytes; it is closed at the end or when the client goes away."""
+    try:
+        while chunk := body.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        body.close()
+
+
+def result_response(request: Request, job: Job, store: Blobs) -> Response:
+    """The output file as an attachment, or 304 if the client already has it; JobExpired if it is gone.
+
+    From a remote store it blocks (a request to the bucket): run it in a thread then.
+    """
     assert job.output is not None
     tag = etag(job)
     headers = {"ETag": tag, "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
@@ -61,6 +107,9 @@ def result_response(request: Request, job: Job, path: Path) -> Response:
     if unicode_name != fallback:
         disposition += f"; filename*=UTF-8''{quote(unicode_name, safe='')}"
     headers["Content-Disposition"] = disposition
+    path = store.local_path(job.id, "output")
+    if path is None:
+        return stored_response(store, job.id, "output", job.output.media_type, headers)
     if job.output.bytes <= SMALL_FILE_BYTES:
         # One read from the page cache beats FileResponse's thread hops for typical outputs.
         try:

@@ -13,7 +13,7 @@ from redis.asyncio import Redis as AsyncRedis
 from api.ratelimit import check_rate
 from api.uploads import Upload
 from screening import imaging
-from shared import batches, jobs, metrics, storage
+from shared import batches, blobs, jobs, metrics, storage
 from shared.batches import Batch, Rejected
 from shared.errors import BadOption, CorruptImage, JobExpired, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options
@@ -92,12 +92,13 @@ def accept(
             batch_id=batch_id,
             callback_url=callback_url,
         )
-        storage.move_into_place(upload.path, storage.input_path(settings.data_dir, job.id))
+        store = blobs.store_for(settings)
+        store.publish(upload.path, job.id, "input")
         try:
             jobs.submit(connection, settings, job)
             metrics.UPLOAD_BYTES.inc(upload.size)
         except BaseException:
-            storage.delete_job_files(settings.data_dir, job.id)
+            store.delete(job.id)
             raise
         return job
     finally:

@@ -17,8 +17,8 @@ from api.auth import caller, client_address
 from api.downloads import input_response, result_response
 from api.params import MAX_WAIT_SECONDS, Accepted, Fields
 from api.services import services
-from shared import callbacks, jobs, storage
-from shared.errors import BadOption, JobExpired, JobFailed, JobNotFinished, JobNotFound
+from shared import blobs, callbacks, jobs, storage
+from shared.errors import BadOption, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
 from shared.resources import job_resource as resource
 from shared.resources import job_url
@@ -153,12 +153,16 @@ async def finished_output(request: Request, job_id: str) -> Response:
         raise JobFailed(job.error.code, job.error.message)
     if job.status is not JobStatus.FINISHED:
         raise JobNotFinished()
-    return output_response(request, job)
+    return await output_response(request, job)
 
 
-def output_response(request: Request, job: Job) -> Response:
+async def output_response(request: Request, job: Job) -> Response:
     """A finished job's output file as the response (downloads.result_response)."""
-    return result_response(request, job, storage.output_path(services(request).settings.data_dir, job.id))
+    store = blobs.store_for(services(request).settings)
+    if store.local_path(job.id, "output") is not None:
+        # A local file is read without a thread hop: typical outputs are one page-cache read.
+        return result_response(request, job, store)
+    return await run_in_threadpool(result_response, request, job, store)
 
 
 def prefers_image(accept: str) -> bool:
@@ -181,9 +185,9 @@ def prefers_image(accept: str) -> bool:
     return image > 0 and image > data
 
 
-def output_answer(request: Request, job: Job) -> Response:
+async def output_answer(request: Request, job: Job) -> Response:
     """A finished job's output as the answer to its upload, the job resource in `Imgpress-Job`."""
-    response = output_response(request, job)
+    response = await output_response(request, job)
     response.headers["Location"] = job_url(job.id)
     response.headers["Imgpress-Job"] = json.dumps(resource(job), separators=(",", ":"))
     response.headers["Vary"] = "Accept"
@@ -205,7 +209,7 @@ async def create_job(request: Request) -> Response:
     else:
         job = await submit_upload(request, params.JOB_UPLOAD)
     if job.status is JobStatus.FINISHED and prefers_image(request.headers.get("accept", "")):
-        return output_answer(request, job)
+        return await output_answer(request, job)
     status = 200 if job.status.is_terminal else 202
     headers = {"Location": job_url(job.id), "Vary": "Accept"}
     return JSONResponse(resource(job), status_code=status, headers=headers)
@@ -233,10 +237,7 @@ async def job_events(request: Request) -> Response:
 async def get_input(request: Request) -> Response:
     """GET /v1/jobs/{id}/input: the image as uploaded, while the job keeps it (for comparing)."""
     job = await load_job(request, request.path_params["job_id"])
-    path = storage.input_path(services(request).settings.data_dir, job.id)
-    if not path.exists():
-        raise JobExpired("This job no longer keeps its original (it failed or expired).")
-    return input_response(job, path)
+    return await run_in_threadpool(input_response, job, blobs.store_for(services(request).settings))
 
 
 async def create_variant(request: Request) -> Response:
@@ -261,5 +262,5 @@ async def delete_job(request: Request) -> Response:
     """DELETE /v1/jobs/{id}: delete the job's files and record now."""
     found = services(request)
     job = await load_job(request, request.path_params["job_id"])
-    await run_in_threadpool(jobs.delete, found.redis, found.settings.data_dir, job.id)
+    await run_in_threadpool(jobs.delete, found.redis, blobs.store_for(found.settings), job.id)
     return Response(status_code=204)

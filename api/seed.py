@@ -163,7 +163,7 @@ async def download(request: Request) -> Response:
             return error_envelope(job.error.message, 400)
         if job.status is not JobStatus.FINISHED:
             return error_envelope(NOT_READY, 400)
-        return output_response(request, job)
+        return await output_response(request, job)
     except JobNotFound:
         return error_envelope(NOT_READY, 400)
     except JobExpired:

@@ -8,6 +8,11 @@ Reports accepted, refused with 503 (back-pressure), lost (accepted but never fin
 failed), other 5xx, transport errors, latency percentiles (upload → job end) and, after
 `--settle` seconds (retention + one sweep), the files and per-job Redis keys left behind.
 Bounded in count and time; ends with one JSON line.
+
+Several APIs sharing one Redis and bucket (two hosts): give `--url` and `--data-dir` once per
+host; each upload goes to the next API in turn and is waited for on the one after it, and with
+`--download` its result is fetched from there too. `--storage-url s3://bucket/prefix` counts
+the objects left (boto3, endpoint and keys from the AWS variables).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +46,8 @@ class Tally:
     server_errors: int = 0
     transport_errors: int = 0
     other_4xx: int = 0
+    downloaded: int = 0
+    download_errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     accepted_ids: list[str] = field(default_factory=list)
 
@@ -53,7 +61,16 @@ def sample_image(index: int) -> bytes:
     return buffer.getvalue()
 
 
-async def one(client: httpx.AsyncClient, index: int, tally: Tally, deadline: float) -> None:
+async def one(
+    client: httpx.AsyncClient,
+    index: int,
+    tally: Tally,
+    deadline: float,
+    other: httpx.AsyncClient | None = None,
+    download: bool = False,
+) -> None:
+    """Upload one image to `client`; wait for its end (and download it) on `other`."""
+    other = other or client
     started = time.monotonic()
     try:
         response = await client.post(
@@ -76,7 +93,7 @@ async def one(client: httpx.AsyncClient, index: int, tally: Tally, deadline: flo
     tally.accepted_ids.append(job_id)
     while time.monotonic() < deadline:
         try:
-            status = await client.get(f"/v1/jobs/{job_id}", params={"wait": 30})
+            status = await other.get(f"/v1/jobs/{job_id}", params={"wait": 30})
         except httpx.TransportError:
             tally.transport_errors += 1
             await asyncio.sleep(0.5)
@@ -90,10 +107,25 @@ async def one(client: httpx.AsyncClient, index: int, tally: Tally, deadline: flo
         if state in ("finished", "failed"):
             setattr(tally, state, getattr(tally, state) + 1)
             tally.latencies_ms.append((time.monotonic() - started) * 1000)
+            if download and state == "finished":
+                await fetch_result(other, job_id, tally)
             return
 
 
-async def run(url: str, count: int, concurrency: int, max_seconds: float) -> Tally:
+async def fetch_result(client: httpx.AsyncClient, job_id: str, tally: Tally) -> None:
+    """Download a finished job's result (following a presigned redirect); count how it went."""
+    try:
+        result = await client.get(f"/v1/jobs/{job_id}/result", follow_redirects=True)
+    except httpx.TransportError:
+        tally.download_errors += 1
+        return
+    if result.status_code == 200 and result.content and result.headers["content-type"].startswith("image/"):
+        tally.downloaded += 1
+    else:
+        tally.download_errors += 1
+
+
+async def run(urls: list[str], count: int, concurrency: int, max_seconds: float, download: bool) -> Tally:
     tally = Tally()
     deadline = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -101,7 +133,8 @@ async def run(url: str, count: int, concurrency: int, max_seconds: float) -> Tal
     for index in range(count):
         queue.put_nowait(index)
 
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in urls]
+    try:
 
         async def runner() -> None:
             while time.monotonic() < deadline:
@@ -109,19 +142,30 @@ async def run(url: str, count: int, concurrency: int, max_seconds: float) -> Tal
                     index = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                await one(client, index, tally, deadline)
+                client, other = clients[index % len(clients)], clients[(index + 1) % len(clients)]
+                await one(client, index, tally, deadline, other, download)
 
         await asyncio.gather(*(runner() for _ in range(concurrency)))
+    finally:
+        for client in clients:
+            await client.aclose()
     return tally
 
 
-def leftovers(data_dir: Path | None, redis_url: str | None, ids: list[str]) -> dict[str, int]:
-    """Files under the data dir, and per-job Redis keys that outlived retention."""
+def leftovers(
+    data_dirs: list[Path], redis_url: str | None, ids: list[str], storage_url: str | None = None
+) -> dict[str, int]:
+    """Files under the data dirs, objects in the bucket, and per-job Redis keys that outlived retention."""
     found: dict[str, int] = {}
-    if data_dir is not None:
+    if data_dirs:
         found["files_left"] = sum(
-            1 for path in data_dir.rglob("*") if path.is_file() and "redis" not in path.parts
+            1
+            for data_dir in data_dirs
+            for path in data_dir.rglob("*")
+            if path.is_file() and "redis" not in path.parts
         )
+    if storage_url is not None:
+        found["objects_left"] = objects_in(storage_url)
     if redis_url is not None:
         import redis
 
@@ -139,30 +183,55 @@ def leftovers(data_dir: Path | None, redis_url: str | None, ids: list[str]) -> d
     return found
 
 
+def objects_in(storage_url: str) -> int:
+    """How many objects the bucket holds under the URL's prefix (keys, not versions)."""
+    import boto3
+
+    bucket, _, prefix = storage_url.removeprefix("s3://").partition("/")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    s3 = boto3.client("s3", endpoint_url=endpoint or None)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.strip("/"))
+    return sum(page.get("KeyCount", 0) for page in pages)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--url",
+        action="append",
+        help="an API (repeat for several sharing Redis); default http://127.0.0.1:8000",
+    )
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending and waiting after this")
-    parser.add_argument("--data-dir", type=Path, help="the service's IMGPRESS_DATA_DIR, to count files left")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="the service's IMGPRESS_DATA_DIR (repeat per host), to count files left",
+    )
+    parser.add_argument("--storage-url", help="the service's IMGPRESS_STORAGE_URL, to count objects left")
+    parser.add_argument("--download", action="store_true", help="download each result (from the next API)")
     parser.add_argument("--redis-url", help="the service's IMGPRESS_REDIS_URL, to count keys left")
     parser.add_argument(
         "--settle", type=float, default=0, help="seconds to wait (retention + sweep) before counting"
     )
     args = parser.parse_args(argv)
-    if urlsplit(args.url).hostname not in LOOPBACK:
+    urls = args.url or ["http://127.0.0.1:8000"]
+    if any(urlsplit(url).hostname not in LOOPBACK for url in urls):
         parser.error("this load test only targets a service on this machine (loopback)")
     if not 0 < args.count <= 100_000 or not 0 < args.concurrency <= 1024:
         parser.error("--count must be 1..100000 and --concurrency 1..1024")
 
     started = time.monotonic()
-    tally = asyncio.run(run(args.url, args.count, args.concurrency, args.max_seconds))
+    tally = asyncio.run(run(urls, args.count, args.concurrency, args.max_seconds, args.download))
     elapsed = time.monotonic() - started
     if args.settle:
         time.sleep(args.settle)
+    downloads = {"downloaded": tally.downloaded, "download_errors": tally.download_errors}
     report = {
         "sent": args.count,
         "concurrency": args.concurrency,
@@ -175,14 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         "server_errors_5xx": tally.server_errors,
         "transport_errors": tally.transport_errors,
         "other_4xx": tally.other_4xx,
+        **(downloads if args.download else {}),
         **latency_summary(tally.latencies_ms),
-        **leftovers(args.data_dir, args.redis_url, tally.accepted_ids),
+        **leftovers(args.data_dir, args.redis_url, tally.accepted_ids, args.storage_url),
     }
     for key, value in report.items():
         print(f"{key:>20}: {value}", file=sys.stderr)
     print(json.dumps(report))
     clean = report["lost"] == 0 and report["server_errors_5xx"] == 0
     clean = clean and report.get("files_left", 0) == 0 and report.get("redis_keys_left", 0) == 0
+    clean = clean and report.get("objects_left", 0) == 0 and report.get("download_errors", 0) == 0
     return 0 if clean else 1
 
 

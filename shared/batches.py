@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from redis import Redis
 
 from shared import jobs, names, storage
+from shared.blobs import Blobs
 from shared.errors import BatchExpired, BatchNotFound
 from shared.schema import Job, JobError
 
@@ -118,10 +118,10 @@ def is_done(connection: Redis, batch: Batch) -> bool:
     return all(job is None or job.status.is_terminal for job in members(connection, batch))
 
 
-def delete(connection: Redis, data_dir: Path, batch: Batch) -> None:
+def delete(connection: Redis, store: Blobs, batch: Batch) -> None:
     """Delete every job of the batch and its record now; harmless if run twice."""
     for job_id in batch.job_ids:
-        jobs.delete(connection, data_dir, job_id)
+        jobs.delete(connection, store, job_id)
     connection.delete(names.batch_key(batch.id))
 
 

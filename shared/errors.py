@@ -12,11 +12,12 @@ ImgpressError
 │   └── BatchExpired     the batch existed but was deleted
 ├── JobNotFinished       the job has no result yet
 ├── JobFailed            the job ended in failure; carries the job's own error
-├── StorageFull          the data directory cannot take the upload
+├── StorageFull          the data directory (or bucket) cannot take the upload
 ├── RequestTimeout       the upload's body came too slowly
 └── ServiceUnavailable   Redis cannot be reached
     ├── QueueFull        too many jobs wait
-    └── Overloaded       the process serves as many requests as it may
+    ├── Overloaded       the process serves as many requests as it may
+    └── StorageUnavailable  the S3 bucket cannot be reached
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class JobFailed(ImgpressError):
 
 
 class StorageFull(ImgpressError):
-    """Raised when the data directory is full or cannot be written."""
+    """Raised when the data directory or the bucket is full or cannot be written."""
 
     code = "insufficient_storage"
     default_message = "The server has no room to store this upload. Try again later."
@@ -158,3 +159,9 @@ class Overloaded(ServiceUnavailable):
 
     code = "overloaded"
     default_message = "The server is busy. Try again shortly."
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Raised when the S3 bucket cannot be reached or refuses the service's requests."""
+
+    default_message = "The service cannot reach its file storage. Try again shortly."

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -15,6 +14,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
 from shared import names, storage
+from shared.blobs import Blobs
 from shared.errors import JobExpired, JobNotFound
 from shared.schema import Job
 from shared.settings import Settings
@@ -107,13 +107,13 @@ def stage_update(pipe: Pipeline, job: Job, expires_at_epoch: float | None = None
     pipe.publish(names.EVENTS_CHANNEL, record)
 
 
-def delete(connection: Redis, data_dir: Path, job_id: str) -> None:
+def delete(connection: Redis, store: Blobs, job_id: str) -> None:
     """Delete a job's files and record now, leaving a marker so it reads as gone (410).
 
     Harmless if run twice. RQ's copy of the job (its arguments hold the record: file name,
     options, callback URL) is deleted too, and taken out of its queue if it still waits.
     """
-    storage.delete_job_files(data_dir, job_id)
+    store.delete(job_id)
     with connection.pipeline() as pipe:
         pipe.delete(names.job_key(job_id))
         pipe.zrem(names.EXPIRY_KEY, job_id)

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,16 @@ def _key_secrets(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _storage_url(raw: str) -> str:
+    if raw and not raw.startswith("s3://"):
+        raise ValueError("must be empty (the data directory) or look like s3://bucket/prefix")
+    if raw and not raw.removeprefix("s3://").split("/", 1)[0]:
+        raise ValueError("names no bucket; it must look like s3://bucket/prefix")
+    if raw and find_spec("boto3") is None:
+        raise ValueError("a bucket needs boto3: pip install '.[s3]' in the checkout (scripts/run does it)")
+    return raw
+
+
 def _text(raw: str) -> str:
     if not raw:
         raise ValueError("must not be empty")
@@ -168,6 +179,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "webhook_key_secrets": ("IMGPRESS_WEBHOOK_KEY_SECRETS", _key_secrets, ""),
     "webhook_allow_private": ("IMGPRESS_WEBHOOK_ALLOW_PRIVATE", _flag, "false"),
     "webhook_workers": ("IMGPRESS_WEBHOOK_WORKERS", _positive_int, "1"),
+    "storage_url": ("IMGPRESS_STORAGE_URL", _storage_url, ""),
+    "s3_presign": ("IMGPRESS_S3_PRESIGN", _flag, "false"),
 }
 
 
@@ -220,6 +233,10 @@ class Settings:
     webhook_allow_private: bool
     #: Processes that deliver webhooks, apart from the compression workers.
     webhook_workers: int
+    #: Where job files live: empty for data_dir/jobs, or s3://bucket/prefix (the `s3` extra).
+    storage_url: str
+    #: With S3, downloads redirect to a short-lived presigned URL instead of passing through the API.
+    s3_presign: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -22,6 +22,7 @@ from shared import names
 from shared.settings import Settings
 from tests.ports import free_port
 from tests.redis_servers import DatabasePool, databases_for, start_redis
+from tests.s3_servers import aws_env, moto_server, new_bucket
 from worker import tasks
 from worker.rqworker import LISTENER_WAKE_SECONDS, ImgpressWorker
 
@@ -132,3 +133,18 @@ def restore_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the tests' own S3 server (moto's, a separate process on loopback)."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty bucket on the tests' S3 server; the AWS variables point at it."""
+    for variable, value in aws_env(s3_endpoint).items():
+        monkeypatch.setenv(variable, value)
+    return new_bucket(s3_endpoint)

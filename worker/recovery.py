@@ -8,7 +8,7 @@ import logging
 from redis import Redis
 from rq import Queue
 
-from shared import jobs, names, storage
+from shared import blobs, jobs, names
 from shared.schema import Job, JobStatus
 from shared.settings import Settings
 
@@ -43,7 +43,7 @@ def unqueued(connection: Redis, now: float) -> list[str]:
 
 def requeue(connection: Redis, settings: Settings, job: Job) -> bool:
     """Queue a lost job again; False (nothing done) if its upload is gone too."""
-    if not storage.input_path(settings.data_dir, job.id).exists():
+    if not blobs.store_for(settings).exists(job.id, "input"):
         return False
     with connection.pipeline() as pipe:
         pipe.multi()

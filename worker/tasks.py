@@ -18,8 +18,8 @@ from redis.client import Pipeline
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import jobs, logs, metrics, schedules, storage
-from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, TooLarge
+from shared import blobs, jobs, logs, metrics, schedules, storage
+from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, StorageUnavailable, TooLarge
 from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
@@ -104,11 +104,20 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
     """The answer for a job deleted while it ran; what the run wrote goes too, and RQ keeps no
     copy of the job (its arguments hold the record) once the run ends."""
-    storage.delete_job_files(config.data_dir, job_id)
+    discard_files(config, job_id)
     current = get_current_job()
     if current is not None:
         current.result_ttl = 0
     return {"status": "deleted"}
+
+
+def discard_files(config: Settings, job_id: str) -> None:
+    """Delete a job's files now; with the bucket out of reach they are left to the job's
+    expiry, or, once its record is gone, to the sweep's orphan listing."""
+    try:
+        blobs.store_for(config).delete(job_id)
+    except StorageUnavailable:
+        log.warning("job %s: the bucket cannot be reached; its files go later", job_id)
 
 
 def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seconds: float) -> None:
@@ -140,20 +149,30 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
 def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
     """Run the pipeline on a job's files within its memory budget (IMGPRESS_WORKER_MEMORY_MB).
 
-    Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
-    image that decodes with twice the budget is `too_large`.
+    From a bucket, the input is first copied to a local temp file and the output is written to
+    one, then uploaded; both temp files are gone after.
     """
-    source = storage.input_path(config.data_dir, job_id)
+    store = blobs.store_for(config)
+    with store.local_copy(job_id, "input") as source:
+        direct = store.local_path(job_id, "output")
+        destination = direct or storage.temp_path(config.data_dir)
+        try:
+            output = _compress_capped(config, source, destination, options)
+            if direct is None:
+                store.publish(destination, job_id, "output")
+            return output
+        finally:
+            if direct is None:
+                destination.unlink(missing_ok=True)
+
+
+def _compress_capped(config: Settings, source: Path, destination: Path, options: Options) -> OutputInfo:
+    """Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
+    image that decodes with twice the budget is `too_large`."""
     limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
     try:
         with memory.capped(config.worker_memory_mb):
-            return pipeline.compress(
-                source,
-                storage.output_path(config.data_dir, job_id),
-                storage.temp_path(config.data_dir),
-                options,
-                limits,
-            )
+            return pipeline.compress(source, destination, storage.temp_path(config.data_dir), options, limits)
     except CorruptImage:
         if config.worker_memory_mb <= 0:
             raise
@@ -183,8 +202,7 @@ def fail(
     shared: handoff.Handoff | None = None,
 ) -> None:
     """Record a job as failed: its files go now, its record when retention ends."""
-    storage.delete_input(config.data_dir, job.id)
-    storage.output_path(config.data_dir, job.id).unlink(missing_ok=True)
+    discard_files(config, job.id)
     expires = time.time() + config.retention_seconds
     end(connection, config, job.failed(error, _timestamp(expires)), expires, claim, shared)
 
@@ -211,7 +229,7 @@ def end(
             claim.give_back(pipe)
         stored = pipe.execute()[0]
     if not stored:
-        storage.delete_job_files(config.data_dir, ended.id)
+        discard_files(config, ended.id)
         return
 
     def schedule(pipe: Pipeline) -> None:
@@ -241,7 +259,7 @@ def deliver(kind: str, resource_id: str) -> dict[str, object]:
 
 def expire(job_id: str) -> None:
     """Delete one job's files and record (its retention is over); harmless if run twice."""
-    jobs.delete(_connection(), settings().data_dir, job_id)
+    jobs.delete(_connection(), blobs.store_for(settings()), job_id)
 
 
 def sweep() -> dict[str, int]:
@@ -266,24 +284,30 @@ def sweep() -> dict[str, int]:
         job = _load(connection, job_id)
         if job is None or job.status != JobStatus.QUEUED:
             continue
-        if recovery.requeue(connection, config, job):
+        try:
+            queued_again = recovery.requeue(connection, config, job)
+        except StorageUnavailable:
+            continue  # whether its upload is there is asked again at the next sweep
+        if queued_again:
             requeued += 1
         else:
             fail(connection, config, job, WORKER_LOST)
             lost += 1
-    expired = 0
-    for job_id in jobs.due_for_expiry(connection, now):
-        jobs.delete(connection, config.data_dir, job_id)
-        expired += 1
-    orphans = 0
-    cutoff = now - config.retention_seconds
-    for folder in _stale(storage.jobs_dir(config.data_dir), cutoff):
-        if storage.is_job_id(folder.name) and not jobs.exists(connection, folder.name):
-            storage.delete_job_files(config.data_dir, folder.name)
-            orphans += 1
-    for part in _stale(storage.tmp_dir(config.data_dir), cutoff):
-        part.unlink(missing_ok=True)
-        orphans += 1
+    expired = orphans = 0
+    store = blobs.store_for(config)
+    try:
+        for job_id in jobs.due_for_expiry(connection, now):
+            jobs.delete(connection, store, job_id)  # the record stays if the files cannot go
+            expired += 1
+        cutoff = now - config.retention_seconds
+        # Listed in bounded pages (a bucket's listing) while the orphans found are deleted.
+        for job_id in store.stale_jobs(cutoff):
+            if not jobs.exists(connection, job_id):
+                store.delete(job_id)
+                orphans += 1
+        orphans += store.clean_partial(cutoff)
+    except StorageUnavailable:
+        log.warning("the bucket cannot be reached: expiries and orphans wait for the next sweep")
     return {"lost": lost, "requeued": requeued, "expired": expired, "orphans": orphans}
 
 
@@ -293,19 +317,3 @@ def _load(connection: Redis, job_id: str) -> Job | None:
         return jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
         return None
-
-
-def _stale(folder: Path, cutoff: float) -> list[Path]:
-    """Entries of `folder` last modified before `cutoff` (epoch seconds)."""
-    stale = []
-    try:
-        entries = list(folder.iterdir())
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        try:
-            if entry.stat().st_mtime < cutoff:
-                stale.append(entry)
-        except FileNotFoundError:
-            continue
-    return stale

@@ -99,7 +99,36 @@ def exec_words(arguments: str) -> list[str]:
 
 
 def test_services_are_exactly_the_six_processes() -> None:
-    assert set(compose()["services"]) == {"redis", "api", "worker", "webhooks", "scheduler", "dashboard"}
+    default = {name for name, spec in compose()["services"].items() if not spec.get("profiles")}
+    assert default == {"redis", "api", "worker", "webhooks", "scheduler", "dashboard"}
+
+
+def test_the_s3_profile_adds_a_bucket_the_imgpress_processes_reach() -> None:
+    services = compose()["services"].items()
+    profiled = {name: spec["profiles"] for name, spec in services if spec.get("profiles")}
+    assert profiled == {"minio": ["s3"], "minio-bucket": ["s3"]}
+    assert command("minio")[:2] == ["server", "/data"]
+    assert "minio-data" in compose()["volumes"]
+    setup = " ".join(service("minio-bucket")["entrypoint"])
+    assert "mc mb --ignore-existing local/imgpress" in setup and "mc ilm rule add --expire-days" in setup
+    assert service("minio-bucket")["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "webhooks", "scheduler"):
+        env = environment(name)
+        assert env["IMGPRESS_STORAGE_URL"] == "${IMGPRESS_STORAGE_URL:-}"
+        assert env["AWS_ENDPOINT_URL"] == "${AWS_ENDPOINT_URL:-http://minio:9000}"
+        # The same keys MinIO is started with, unless the deployer gives others.
+        assert env["AWS_ACCESS_KEY_ID"] == environment("minio")["MINIO_ROOT_USER"]
+        assert env["AWS_SECRET_ACCESS_KEY"] == environment("minio")["MINIO_ROOT_PASSWORD"]
+    # The image gets boto3 when built for a bucket; so does scripts/run's venv.
+    assert service("api")["build"]["args"]["IMGPRESS_STORAGE_URL"] == "${IMGPRESS_STORAGE_URL:-}"
+    runs = [arguments for instruction, arguments in dockerfile_stages()["imgpress"] if instruction == "RUN"]
+    assert any(re.search(r"s3://\*\).*pip install\b.*'\.\[s3\]'", run) for run in runs)
+    assert ("ARG", 'IMGPRESS_STORAGE_URL=""') in dockerfile_stages()["imgpress"]
+    run = (ROOT / "scripts" / "run").read_text()
+    assert 'case "${IMGPRESS_STORAGE_URL:-}" in s3://*) extras="$extras,s3"' in run
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(re.match(r"boto3\b", requirement) for requirement in extras["s3"])
+    assert any(re.match(r"moto\[s3\]", requirement) for requirement in extras["test"])
 
 
 def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:

@@ -135,3 +135,19 @@ def test_each_entry_point_refuses_a_bad_setting_in_one_line(module: str) -> None
     assert done.stderr.strip().splitlines() == [
         "imgpress: IMGPRESS_MAX_FRAMES='many' is not valid: must be a number"
     ]
+
+
+def test_storage_url_names_a_bucket_and_needs_boto3(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared import settings as settings_module
+
+    assert Settings.from_env({}).storage_url == ""
+    assert (
+        Settings.from_env({"IMGPRESS_STORAGE_URL": "s3://photos/imgpress"}).storage_url
+        == "s3://photos/imgpress"
+    )
+    for bad in ("/data", "s3://", "s3:///prefix", "gs://bucket"):
+        with pytest.raises(SettingsError, match="IMGPRESS_STORAGE_URL"):
+            Settings.from_env({"IMGPRESS_STORAGE_URL": bad})
+    monkeypatch.setattr(settings_module, "find_spec", lambda name: None)
+    with pytest.raises(SettingsError, match=r"IMGPRESS_STORAGE_URL.*\.\[s3\]' in the checkout"):
+        Settings.from_env({"IMGPRESS_STORAGE_URL": "s3://photos"})

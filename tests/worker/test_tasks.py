@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.worker import SimpleWorker, Worker
 from starlette.testclient import TestClient
 
-from shared import jobs, names, schedules, storage
+from shared import blobs, jobs, names, schedules, storage
 from shared.settings import Settings
 from tests import images
 from worker import recovery
@@ -87,7 +87,7 @@ def test_job_deleted_before_it_runs_is_skipped(
     client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: RunJobs
 ) -> None:
     job_id = upload(client)
-    jobs.delete(connection, settings.data_dir, job_id)
+    jobs.delete(connection, blobs.store_for(settings), job_id)
     Queue(names.QUEUE, connection=connection).enqueue(names.COMPRESS_TASK, job_id)
     run_jobs()
     assert not storage.job_dir(settings.data_dir, job_id).exists()

@@ -1,0 +1,146 @@
+"""Where job files live: the one small interface (`Blobs`) and its local-folder backend.
+
+The S3 backend is in `shared.blobs_s3`, imported only when IMGPRESS_STORAGE_URL names a bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from functools import cache
+from pathlib import Path
+from typing import Literal, Protocol
+
+from shared import storage
+from shared.settings import Settings
+
+#: Which of a job's two files: the upload or the compressed result.
+Kind = Literal["input", "output"]
+KINDS: tuple[Kind, ...] = ("input", "output")
+
+
+class Readable(Protocol):
+    """A stored file opened for reading: an open local file, or an object's body."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to `size` bytes (all that is left if negative); b"" at the end."""
+
+    def close(self) -> None:
+        """Release the file or the connection."""
+
+
+class Blobs(Protocol):
+    """A job's files, wherever they are kept. Every method may raise StorageFull or
+    StorageUnavailable (`shared.errors`); a missing file is FileNotFoundError."""
+
+    def publish(self, temp: Path, job_id: str, kind: Kind) -> None:
+        """Store a finished local file as the job's input or output; the temp file is gone after."""
+
+    def local_copy(self, job_id: str, kind: Kind) -> AbstractContextManager[Path]:
+        """A file on this host with the job's file's bytes, for as long as the block runs."""
+
+    def local_path(self, job_id: str, kind: Kind) -> Path | None:
+        """The file itself when it sits on this host's disk (served with sendfile), else None."""
+
+    def open(self, job_id: str, kind: Kind) -> tuple[Readable, int]:
+        """The job's file opened for reading, and its size in bytes."""
+
+    def link(self, job_id: str, kind: Kind, media_type: str, disposition: str) -> str | None:
+        """A short-lived URL the client can fetch the file from directly, or None (the API sends it)."""
+
+    def exists(self, job_id: str, kind: Kind) -> bool:
+        """Whether the job's file is stored."""
+
+    def delete(self, job_id: str) -> None:
+        """Delete both files of a job; harmless if run twice."""
+
+    def stale_jobs(self, cutoff: float) -> Iterator[str]:
+        """Ids of jobs with a file last written before `cutoff` (epoch seconds), for the sweep."""
+
+    def clean_partial(self, cutoff: float) -> int:
+        """Delete this host's temp files last written before `cutoff`; how many."""
+
+
+class LocalBlobs:
+    """Job files in IMGPRESS_DATA_DIR (`shared.storage` paths): the default backend."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def _path(self, job_id: str, kind: Kind) -> Path:
+        if kind == "input":
+            return storage.input_path(self.data_dir, job_id)
+        return storage.output_path(self.data_dir, job_id)
+
+    def publish(self, temp: Path, job_id: str, kind: Kind) -> None:
+        storage.move_into_place(temp, self._path(job_id, kind))
+
+    @contextlib.contextmanager
+    def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path]:
+        yield self._path(job_id, kind)
+
+    def local_path(self, job_id: str, kind: Kind) -> Path | None:
+        return self._path(job_id, kind)
+
+    def open(self, job_id: str, kind: Kind) -> tuple[Readable, int]:
+        file = open(self._path(job_id, kind), "rb")  # noqa: SIM115 - the caller closes it
+        return file, os.fstat(file.fileno()).st_size
+
+    def link(self, job_id: str, kind: Kind, media_type: str, disposition: str) -> str | None:
+        return None
+
+    def exists(self, job_id: str, kind: Kind) -> bool:
+        return self._path(job_id, kind).exists()
+
+    def delete(self, job_id: str) -> None:
+        storage.delete_job_files(self.data_dir, job_id)
+
+    def stale_jobs(self, cutoff: float) -> Iterator[str]:
+        for folder in stale_entries(storage.jobs_dir(self.data_dir), cutoff):
+            if storage.is_job_id(folder.name):
+                yield folder.name
+
+    def clean_partial(self, cutoff: float) -> int:
+        return clean_temp_files(self.data_dir, cutoff)
+
+
+def stale_entries(folder: Path, cutoff: float) -> list[Path]:
+    """Entries of `folder` last modified before `cutoff` (epoch seconds)."""
+    stale = []
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        try:
+            if entry.stat().st_mtime < cutoff:
+                stale.append(entry)
+        except FileNotFoundError:
+            continue
+    return stale
+
+
+def clean_temp_files(data_dir: Path, cutoff: float) -> int:
+    """Delete this host's temp files (tmp/*.part) last written before `cutoff`; how many."""
+    stale = stale_entries(storage.tmp_dir(data_dir), cutoff)
+    for part in stale:
+        part.unlink(missing_ok=True)
+    return len(stale)
+
+
+@cache
+def _store(data_dir: Path, storage_url: str, presign: bool) -> Blobs:
+    # Temp files are written here by every process, a worker alone on its host too.
+    storage.ensure_dirs(data_dir)
+    if not storage_url:
+        return LocalBlobs(data_dir)
+    from shared import blobs_s3  # boto3 is the optional `s3` extra
+
+    return blobs_s3.S3Blobs.from_url(storage_url, data_dir, presign)
+
+
+def store_for(settings: Settings) -> Blobs:
+    """The job-file store the settings name (one per process): IMGPRESS_STORAGE_URL, else the data dir."""
+    return _store(settings.data_dir, settings.storage_url, settings.s3_presign)

@@ -1,0 +1,170 @@
+"""The API and worker with job files in an S3 bucket (moto's server, a real HTTP endpoint)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+
+import httpx
+import pytest
+import redis
+from PIL import Image
+from rq import Queue
+from starlette.testclient import TestClient
+
+from shared import names, storage
+from shared.settings import Settings
+from tests import images
+from tests.files import leftover_files
+from tests.ports import free_port
+from tests.s3_servers import object_keys, s3_client
+
+RunJobs = Callable[[], None]
+
+
+@pytest.fixture
+def settings(settings: Settings, s3_bucket: str) -> Settings:
+    """The usual test settings, with job files in a fresh bucket under a prefix."""
+    return replace(settings, storage_url=f"s3://{s3_bucket}/imgpress")
+
+
+def upload(client: TestClient, name: str = "a.jpg") -> str:
+    response = client.post("/v1/jobs", files={"file": (name, images.jpeg())})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def test_files_live_in_the_bucket_and_come_back_through_the_api(
+    client: TestClient, settings: Settings, s3_endpoint: str, s3_bucket: str, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client, 'cafe\u0301 "quoted" ' + "x" * 200 + ".jpg")
+    assert object_keys(s3_endpoint, s3_bucket) == [f"imgpress/jobs/{job_id}/input"]
+    run_jobs()
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "finished"
+    assert sorted(object_keys(s3_endpoint, s3_bucket)) == [
+        f"imgpress/jobs/{job_id}/input",
+        f"imgpress/jobs/{job_id}/output",
+    ]
+    result = client.get(f"/v1/jobs/{job_id}/result")
+    assert result.status_code == 200 and result.headers["content-type"] == "image/jpeg"
+    assert int(result.headers["content-length"]) == len(result.content)
+    assert "filename*=UTF-8''caf%C3%A9" in result.headers["content-disposition"]
+    assert Image.open(io.BytesIO(result.content)).size == Image.open(io.BytesIO(images.jpeg())).size
+    again = client.get(f"/v1/jobs/{job_id}/result", headers={"if-none-match": result.headers["etag"]})
+    assert again.status_code == 304
+    original = client.get(f"/v1/jobs/{job_id}/input")
+    assert original.status_code == 200 and original.content == images.jpeg()
+    # Nothing but the temp folders stays on the API's or the worker's disk.
+    assert leftover_files(settings) == []
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert object_keys(s3_endpoint, s3_bucket) == []
+    assert client.get(f"/v1/jobs/{job_id}/result").status_code == 410
+
+
+def test_a_batch_archive_streams_from_the_bucket(
+    client: TestClient, s3_endpoint: str, s3_bucket: str, run_jobs: RunJobs
+) -> None:
+    files = [("file", (f"p{n}.jpg", images.jpeg())) for n in range(3)]
+    batch = client.post("/v1/batches", files=files)
+    assert batch.status_code == 202, batch.text
+    run_jobs()
+    archive = client.get(f"/v1/batches/{batch.json()['id']}/archive")
+    assert archive.status_code == 200
+    assert sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert client.delete(f"/v1/batches/{batch.json()['id']}").status_code == 204
+    assert object_keys(s3_endpoint, s3_bucket) == []
+
+
+def test_presigned_downloads_redirect_to_the_bucket(
+    settings: Settings, s3_bucket: str, run_jobs: RunJobs
+) -> None:
+    from api.app import create_app
+
+    presigning = replace(settings, s3_presign=True)
+    with TestClient(create_app(presigning), raise_server_exceptions=False) as client:
+        job_id = upload(client, "photo.jpg")
+        run_jobs()
+        for path, media_type in (("result", "image/jpeg"), ("input", "image/jpeg")):
+            answer = client.get(f"/v1/jobs/{job_id}/{path}", follow_redirects=False)
+            assert answer.status_code == 307 and answer.headers["cache-control"] == "no-store"
+            fetched = httpx.get(answer.headers["location"])
+            assert fetched.status_code == 200 and fetched.headers["content-type"] == media_type
+            assert fetched.headers["content-disposition"].startswith('attachment; filename="photo')
+        assert fetched.content == images.jpeg()
+
+
+def test_an_unreachable_bucket_refuses_uploads_with_503_and_queues_nothing(
+    settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.app import create_app
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    unreachable = replace(settings, storage_url="s3://unreachable-bucket/x")
+    with TestClient(create_app(unreachable), raise_server_exceptions=False) as client:
+        response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())})
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "storage" in response.json()["error"]["message"]
+    assert Queue(names.QUEUE, connection=connection).count == 0
+    assert [key for key in connection.keys("imgpress:job:*")] == []
+    assert leftover_files(unreachable) == []
+
+
+def test_the_sweep_deletes_orphaned_objects_and_keeps_live_ones(
+    client: TestClient,
+    settings: Settings,
+    connection: redis.Redis,
+    s3_endpoint: str,
+    s3_bucket: str,
+    run_jobs: RunJobs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared import blobs
+    from worker import tasks
+
+    # The worker's retention is 1 s: objects 2 s old are past it, jobs just ended are not.
+    monkeypatch.setenv("IMGPRESS_RETENTION_SECONDS", "1")
+    tasks.settings.cache_clear()
+    live = upload(client)
+    store = blobs.store_for(settings)
+    orphan = storage.new_job_id()
+    for kind in ("input", "output"):
+        temp = storage.temp_path(settings.data_dir)
+        temp.write_bytes(b"left by a crash")
+        store.publish(temp, orphan, kind)
+    time.sleep(2.2)
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.SWEEP_TASK)
+    run_jobs()
+    assert client.get(f"/v1/jobs/{live}").json()["status"] == "finished"
+    assert sorted(object_keys(s3_endpoint, s3_bucket)) == [
+        f"imgpress/jobs/{live}/input",
+        f"imgpress/jobs/{live}/output",
+    ]
+
+
+def test_a_bucket_lost_while_jobs_wait_fails_them_and_the_sweep_carries_on(
+    client: TestClient,
+    settings: Settings,
+    connection: redis.Redis,
+    s3_endpoint: str,
+    s3_bucket: str,
+    run_jobs: RunJobs,
+) -> None:
+    job_id = upload(client)
+    # The bucket goes away (as an unreachable one would answer) before the worker reads the input.
+    s3 = s3_client(s3_endpoint)
+    for key in object_keys(s3_endpoint, s3_bucket):
+        s3.delete_object(Bucket=s3_bucket, Key=key)
+    s3.delete_bucket(Bucket=s3_bucket)
+    run_jobs()
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed" and job["error"]["code"] == "service_unavailable"
+    assert client.get(f"/v1/jobs/{job_id}/result").status_code == 422
+    Queue(names.MAINTENANCE_QUEUE, connection=connection).enqueue(names.SWEEP_TASK)
+    run_jobs()
+    sweeps = Queue(names.MAINTENANCE_QUEUE, connection=connection).finished_job_registry.get_job_ids()
+    assert len(sweeps) == 1, "the sweep ran to its end"
+    assert leftover_files(settings) == []

@@ -1,0 +1,186 @@
+"""The job-file store: the same behaviour from the local folder and from a real S3 server (moto)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from shared import blobs, blobs_s3, presigned, storage
+from shared.blobs import Blobs, LocalBlobs
+from shared.blobs_s3 import S3Blobs
+from shared.errors import StorageFull, StorageUnavailable
+from tests.ports import free_port
+from tests.s3_servers import object_keys, s3_client
+
+
+def _temp(data_dir: Path, content: bytes) -> Path:
+    storage.ensure_dirs(data_dir)
+    path = storage.temp_path(data_dir)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Blobs:
+    data_dir = tmp_path / "data"
+    storage.ensure_dirs(data_dir)
+    if request.param == "local":
+        return LocalBlobs(data_dir)
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Blobs.from_url(f"s3://{bucket}/some/prefix", data_dir, presign=False)
+
+
+def test_a_published_file_reads_back_and_is_deleted_twice_harmlessly(store: Blobs, tmp_path: Path) -> None:
+    job_id = storage.new_job_id()
+    temp = _temp(tmp_path / "data", b"input bytes")
+    assert not store.exists(job_id, "input")
+    store.publish(temp, job_id, "input")
+    assert not temp.exists()
+    assert store.exists(job_id, "input") and not store.exists(job_id, "output")
+    body, size = store.open(job_id, "input")
+    try:
+        assert size == 11 and body.read(4) + body.read() == b"input bytes"
+    finally:
+        body.close()
+    with store.local_copy(job_id, "input") as copy:
+        assert copy.read_bytes() == b"input bytes"
+    store.delete(job_id)
+    store.delete(job_id)
+    assert not store.exists(job_id, "input")
+    with pytest.raises(FileNotFoundError):
+        store.open(job_id, "input")
+
+
+def test_copies_made_for_the_worker_are_gone_after_use(store: Blobs, tmp_path: Path) -> None:
+    job_id = storage.new_job_id()
+    store.publish(_temp(tmp_path / "data", b"x" * 1000), job_id, "input")
+    with store.local_copy(job_id, "input") as copy:
+        assert copy.stat().st_size == 1000
+    if store.local_path(job_id, "input") is None:
+        assert not copy.exists()
+    assert [p for p in storage.tmp_dir(tmp_path / "data").iterdir()] == []
+
+
+def test_stale_jobs_are_those_written_before_the_cutoff(store: Blobs, tmp_path: Path) -> None:
+    ids = sorted(storage.new_job_id() for _ in range(3))
+    for job_id in ids:
+        store.publish(_temp(tmp_path / "data", b"i"), job_id, "input")
+        store.publish(_temp(tmp_path / "data", b"o"), job_id, "output")
+    assert list(store.stale_jobs(time.time() - 3600)) == []
+    assert sorted(store.stale_jobs(time.time() + 3600)) == ids
+
+
+def test_partial_writes_are_cleaned_after_the_cutoff(store: Blobs, tmp_path: Path) -> None:
+    part = _temp(tmp_path / "data", b"half an upload")
+    assert store.clean_partial(time.time() - 3600) == 0 and part.exists()
+    assert store.clean_partial(time.time() + 3600) >= 1
+    assert not part.exists()
+
+
+def test_the_sweep_lists_the_bucket_in_pages(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blobs_s3, "LIST_PAGE", 2)
+    store = S3Blobs.from_url(f"s3://{s3_bucket}", tmp_path, presign=False)
+    ids = sorted(storage.new_job_id() for _ in range(5))
+    for job_id in ids:
+        store.publish(_temp(tmp_path, b"i"), job_id, "input")
+        store.publish(_temp(tmp_path, b"o"), job_id, "output")
+    assert sorted(store.stale_jobs(time.time() + 3600)) == ids
+
+
+def test_a_large_file_goes_up_in_parts_and_comes_back_whole(s3_bucket: str, tmp_path: Path) -> None:
+    store = S3Blobs.from_url(f"s3://{s3_bucket}/p", tmp_path, presign=False)
+    content = os.urandom(blobs_s3.PART_BYTES * 2 + 12345)
+    job_id = storage.new_job_id()
+    store.publish(_temp(tmp_path, content), job_id, "input")
+    head = store.s3.head_object(Bucket=s3_bucket, Key=store.key(job_id, "input"))
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload's ETag counts its parts
+    with store.local_copy(job_id, "input") as copy:
+        assert copy.read_bytes() == content
+    assert object_keys(store.s3.meta.endpoint_url, s3_bucket) == [f"p/jobs/{job_id}/input"]
+
+
+def test_the_sweep_leaves_multipart_uploads_in_progress_alone(s3_bucket: str, tmp_path: Path) -> None:
+    store = S3Blobs.from_url(f"s3://{s3_bucket}/p", tmp_path, presign=False)
+    key = store.key(storage.new_job_id(), "input")
+    store.s3.create_multipart_upload(Bucket=s3_bucket, Key=key)
+    # moto dates every upload 2010-11-10, as if abandoned long ago: it is still not touched.
+    assert store.clean_partial(time.time() + 3600) == 0
+    assert [upload["Key"] for upload in store.s3.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]] == [key]
+
+
+def test_a_presigned_link_serves_the_file_with_its_name(s3_bucket: str, tmp_path: Path) -> None:
+    store = S3Blobs.from_url(f"s3://{s3_bucket}", tmp_path, presign=True)
+    job_id = storage.new_job_id()
+    store.publish(_temp(tmp_path, b"\x89PNG result"), job_id, "output")
+    link = store.link(job_id, "output", "image/png", 'attachment; filename="cat.png"')
+    assert link is not None
+    answer = httpx.get(link)
+    assert answer.status_code == 200 and answer.content == b"\x89PNG result"
+    assert answer.headers["content-type"] == "image/png"
+    assert answer.headers["content-disposition"] == 'attachment; filename="cat.png"'
+    plain = S3Blobs.from_url(f"s3://{s3_bucket}", tmp_path, presign=False)
+    assert plain.link(job_id, "output", "image/png", "attachment") is None
+
+
+def test_an_unreachable_bucket_is_unavailable_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "nothing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = S3Blobs.from_url("s3://nowhere", tmp_path, presign=False)
+    temp = _temp(tmp_path, b"upload")
+    with pytest.raises(StorageUnavailable):
+        store.publish(temp, storage.new_job_id(), "input")
+    assert not temp.exists()
+    with pytest.raises(StorageUnavailable):
+        store.exists(storage.new_job_id(), "input")
+
+
+def test_a_missing_bucket_is_unavailable(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> None:
+    store = S3Blobs.from_url("s3://no-such-bucket-here", tmp_path, presign=False)
+    with pytest.raises(StorageUnavailable):
+        store.publish(_temp(tmp_path, b"upload"), storage.new_job_id(), "input")
+    assert s3_client(s3_endpoint).list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0
+
+
+@pytest.mark.parametrize("code", sorted(blobs_s3.FULL_CODES))
+def test_a_full_bucket_is_storage_full(code: str) -> None:
+    answer: dict[str, object] = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": 507}}
+    with pytest.raises(StorageFull), blobs_s3.translated():
+        raise ClientError(answer, "PutObject")  # type: ignore[arg-type]
+
+
+def test_the_store_follows_the_settings(settings: object, s3_bucket: str) -> None:
+    from dataclasses import replace
+
+    from shared.settings import Settings
+
+    assert isinstance(settings, Settings)
+    assert isinstance(blobs.store_for(settings), LocalBlobs)
+    remote = blobs.store_for(replace(settings, storage_url=f"s3://{s3_bucket}/x"))
+    assert isinstance(remote, S3Blobs) and remote.bucket == s3_bucket and remote.prefix == "x/"
+    assert blobs.store_for(replace(settings, storage_url=f"s3://{s3_bucket}/x")) is remote
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (404, b"<Error><Code>NoSuchKey</Code></Error>", FileNotFoundError),
+        (404, b"<Error><Code>NoSuchBucket</Code></Error>", StorageUnavailable),
+        (403, b"<Error><Code>AccessDenied</Code></Error>", StorageUnavailable),
+        (507, b"<Error><Code>XMinioStorageFull</Code></Error>", StorageFull),
+        (400, b"<Error><Code>EntityTooLarge</Code></Error>", StorageFull),
+        (503, b"<Error><Code>SlowDown</Code></Error>", StorageUnavailable),
+    ],
+)
+def test_presigned_answers_become_the_right_errors(status: int, body: bytes, error: type[Exception]) -> None:
+    assert type(presigned.failure(status, body)) is error
