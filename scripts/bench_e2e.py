@@ -25,11 +25,11 @@ import itertools
 import json
 import multiprocessing
 import os
+import queue
 import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -242,17 +242,23 @@ def one(client: httpx.Client, data: bytes, way: Way, options: dict[str, str]) ->
 
 
 def run_service(
-    url: str, images: list[bytes], count: int, concurrency: int, way: Way, options: dict[str, str]
+    clients: list[httpx.Client], images: list[bytes], count: int, way: Way, options: dict[str, str]
 ) -> tuple[float, list[Trip]]:
-    local = threading.local()
+    """Send `count` images with one thread per client; the clients (and their connections) are
+    made once for the whole run, as a real client keeps its own."""
+    idle: queue.SimpleQueue[httpx.Client] = queue.SimpleQueue()
+    for client in clients:
+        idle.put(client)
 
     def task(index: int) -> Trip:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=url, timeout=60)
-        return one(local.client, images[index % len(images)], way, options)
+        client = idle.get()
+        try:
+            return one(client, images[index % len(images)], way, options)
+        finally:
+            idle.put(client)
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(len(clients)) as pool:
         trips = list(pool.map(task, range(count)))
     return time.perf_counter() - started, trips
 
@@ -477,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     sides = {effort: Side() for effort in efforts}
     raws = {effort: Side() for effort in efforts}
     pillow = Side()
+    clients = [httpx.Client(base_url=args.url, timeout=60) for _ in range(args.concurrency)]
     for effort in efforts:  # warm up
         run_service(
-            args.url, images, min(8, args.count), args.concurrency, way, _options(args.quality, effort)
+            clients, images, min(2 * args.concurrency, args.count), way, _options(args.quality, effort)
         )
     # The sides take turns, so a host that speeds up or slows down during the run (shared VMs
     # drift by 10-30 % within minutes) weighs on all alike.
@@ -489,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             before = {name: usage(pids) for name, pids in processes.items()}
             client_before = time.process_time()
             options = _options(args.quality, effort)
-            seconds, trips = run_service(args.url, images, part, args.concurrency, way, options)
+            seconds, trips = run_service(clients, images, part, way, options)
             side.client_cpu += time.process_time() - client_before
             after = {name: usage(pids) for name, pids in processes.items()}
             for name in processes:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 from bench_e2e import DEFAULT_IMAGES, Way, load_images, run_service, split, usage
 from measure import listening_pid, print_report
 
@@ -81,17 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     images = load_images(args.images, None, 12)
     way = Way()
     options = {"quality": str(args.quality)}
-    for _, url, _ in args.service:
-        run_service(url, images, 16, args.concurrency, way, options)  # warm up
+    clients = {
+        name: [httpx.Client(base_url=url, timeout=60) for _ in range(args.concurrency)]
+        for name, url, _ in args.service
+    }
+    for name in clients:
+        run_service(clients[name], images, 16, way, options)  # warm up
     cpu = {name: dict.fromkeys(["api", "worker", "redis", "s3_server"], 0.0) for name in processes}
     wall = dict.fromkeys(processes, 0.0)
     # The services take turns, so a host that drifts during the run weighs on each alike.
     for part in split(args.count, args.rounds):
-        for name, url, _ in args.service:
+        for name, _, _ in args.service:
             before = {role: usage(pids).cpu_seconds for role, pids in processes[name].items()}
             server_before = usage([s3_server]).cpu_seconds if s3_server else 0.0
             started = time.perf_counter()
-            run_service(url, images, part, args.concurrency, way, options)
+            run_service(clients[name], images, part, way, options)
             wall[name] += time.perf_counter() - started
             for role, pids in processes[name].items():
                 cpu[name][role] += (usage(pids).cpu_seconds - before[role]) / args.count * 1000
