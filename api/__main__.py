@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from types import FrameType
@@ -20,8 +21,14 @@ from api import server
 from shared.settings import from_environment_or_exit
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Read the settings (failing with a clear message) and serve until stopped."""
+    parser = argparse.ArgumentParser(
+        prog="python -m api",
+        description="Serve the imgpress API. Every setting comes from an IMGPRESS_* variable "
+        "(docs/settings.md), e.g. IMGPRESS_HOST and IMGPRESS_PORT.",
+    )
+    parser.parse_args(argv)
     settings = from_environment_or_exit()
     server.serve(settings)
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -250,3 +251,17 @@ def test_streams_past_the_budget_get_503_and_started_ones_run_on(
             assert httpx.delete(f"{stack.url}/v1/jobs/{job['id']}", timeout=10).status_code == 204
             ends = [next(line for line in stream if line.startswith("event:")) for stream in lines[1:]]
             assert ends == ["event: deleted"] * 4
+
+
+def test_an_argument_is_a_usage_error_naming_the_variables() -> None:
+    """`python -m api --port 9000` must not start on another port than asked: settings are variables."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "--port", "9000"], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "unrecognized arguments: --port 9000" in done.stderr and "Traceback" not in done.stderr
+    help_text = subprocess.run(
+        [sys.executable, "-m", "api", "--help"], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert help_text.returncode == 0 and "IMGPRESS_PORT" in help_text.stdout
