@@ -1,9 +1,5 @@
-"""Job files in an S3-compatible bucket (IMGPRESS_STORAGE_URL=s3://bucket/prefix), through boto3.
-
-Endpoint and credentials come from the standard AWS variables; botocore's errors are translated
-to the imgpress error tree in `translated()` and nowhere else. Whole-object GETs and small PUTs
-go over URLs boto3 presigns (`shared.presigned`), which costs far less CPU per request.
-"""
+"""Job files in an S3-compatible bucket (IMGPRESS_STORAGE_URL=s3://bucket/prefix) through boto3;
+botocore's errors become imgpress errors in `translated()` only."""
 
 from __future__ import annotations
 

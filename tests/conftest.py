@@ -1,8 +1,5 @@
-"""Fixtures: a real Redis (never a fake), settings on a private data dir, the app, workers.
-
-Redis: IMGPRESS_REDIS_URL if set, else the one on 127.0.0.1:6379 if it answers, else a private
-Valkey. Each test (or module's stack) borrows its own database number, flushed before and after.
-"""
+"""Fixtures: a real Redis (never a fake; each test borrows its own database, flushed before and
+after), settings on a private data dir, the app, workers."""
 
 from __future__ import annotations
 

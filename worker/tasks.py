@@ -1,7 +1,5 @@
-"""RQ task functions, run by the stock `rq worker`. Thin: load the job, call the pipeline, record.
-
-The API enqueues these by their dotted names (`shared.names`); it never imports this module.
-"""
+"""RQ task functions: compress one job's image and record its outcome. The API enqueues them by
+their dotted names (`shared.names`) and never imports this module."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Every file of ../shared/corpus (hostile and tricky) through the real API and a real worker.
-
-For each MANIFEST.tsv row: the class it expects (reject → a 4xx at upload or a failed job whose
-result answers 4xx; accept → a valid output with the stated property), never a 5xx, the worker
-still alive and serving, no files left behind for a refusal, no child process but RQ's own
-work-horse, and error bodies short and human (no traceback, no Pillow text, no path).
-"""
+"""Every file of ../shared/corpus (hostile and tricky) through the real API and a real worker:
+each gets the class its MANIFEST.tsv row expects, never a 5xx, nothing left behind."""
 
 from __future__ import annotations
 

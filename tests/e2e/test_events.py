@@ -1,8 +1,5 @@
-"""Server-Sent Events against a real uvicorn API: a real `rq worker --burst` moves the jobs on.
-
-No worker runs in the background here, so each test decides when jobs progress and can read
-the `queued` event before anything else happens.
-"""
+"""Server-Sent Events against a real uvicorn API; a burst worker moves the jobs on when each test
+says, so the `queued` event can be read first."""
 
 from __future__ import annotations
 

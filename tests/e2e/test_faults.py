@@ -1,8 +1,5 @@
-"""Faults: killed workers, a Redis that stops and comes back, a full disk, a scheduler that was down.
-
-These tests start their own Redis (Valkey, append-only file, fsync on every write, as in
-docker-compose.yml) on a free port, so they can kill it.
-"""
+"""Faults: killed workers, a Redis that stops and comes back (a Valkey of their own, fsync on every
+write), a full disk, a scheduler that was down."""
 
 from __future__ import annotations
 

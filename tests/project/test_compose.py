@@ -1,8 +1,5 @@
-"""docker-compose.yml, Dockerfile and .env.example agree with the code they run.
-
-No Docker is needed: the files are parsed and every command is checked against the console
-scripts, queue names and settings that are really installed.
-"""
+"""docker-compose.yml, Dockerfile and .env.example agree with the code they run, checked without
+Docker against the real entry points, queue names and settings."""
 
 from __future__ import annotations
 

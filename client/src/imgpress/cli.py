@@ -1,8 +1,6 @@
 """`imgpress compress PATH... [options]`: compress files, folders or stdin with a running server.
-
-Exit codes: 0 every file written or skipped, 1 some files failed, 2 usage error, bad option or
-refused key, 3 server unreachable or lost, 130 cancelled with Ctrl-C (pending jobs deleted).
-"""
+Exit codes: 0 all written or skipped, 1 some failed, 2 usage or refused key, 3 server
+unreachable or lost, 130 Ctrl-C."""
 
 from __future__ import annotations
 

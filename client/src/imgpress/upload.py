@@ -1,8 +1,5 @@
-"""The body of an upload made by the client: streamed in chunks, sendable again on retry.
-
-Paths are opened afresh for each attempt, bytes are sent as they are, seekable files are
-rewound; a one-shot stream (a pipe) is sent once and never retried.
-"""
+"""The body of an upload made by the client: streamed in chunks, reopened or rewound on a retry;
+a one-shot stream (a pipe) is sent once and never retried."""
 
 from __future__ import annotations
 
