@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import names
+
 #: Attributes of every LogRecord; anything else passed in `extra=` becomes a JSON field.
 #: uvicorn's `color_message` (the message with terminal colours) is left out too.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
@@ -44,15 +46,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: The maintenance jobs (the periodic sweep, each job's expiry) RQ would log on every run.
+_ROUTINE_JOBS = (names.SWEEP_SCHEDULE_ID, names.EXPIRY_JOB_PREFIX)
+
+
+def _routine(record: logging.LogRecord) -> bool:
+    """Whether the record is RQ's informational chatter about a maintenance job."""
+    if not record.name.startswith("rq.") or record.levelno > logging.INFO:
+        return False
+    job_id = str(getattr(record, "job_id", "") or "")
+    message = record.getMessage()
+    return any(
+        job_id.startswith(name) or f"({name}" in message or f"job {name}" in message for name in _ROUTINE_JOBS
+    )
+
+
 class _Context(logging.Filter):
-    """Adds the request or job id in hand to a record that does not carry one already."""
+    """Adds the request or job id in hand to a record that does not carry one already, and
+    drops RQ's informational lines about maintenance jobs (every 30 s when idle)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, variable in (("request_id", REQUEST_ID), ("job_id", JOB_ID)):
             value = variable.get()
             if value is not None and not hasattr(record, name):
                 setattr(record, name, value)
-        return True
+        return not _routine(record)
 
 
 def configure(level: int = logging.INFO) -> None:

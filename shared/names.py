@@ -28,6 +28,8 @@ SWEEP_TASK = "worker.tasks.sweep"
 
 #: Fixed id of the periodic sweep in rq-scheduler, so registering it again replaces it.
 SWEEP_SCHEDULE_ID = "imgpress-sweep"
+#: The RQ id of a job's scheduled expiry is this prefix and the job's id.
+EXPIRY_JOB_PREFIX = "expire-"
 
 #: Pub/sub channel on which every job status change is announced as {"id", "status"}.
 EVENTS_CHANNEL = "imgpress:events"

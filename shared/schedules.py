@@ -22,7 +22,7 @@ def schedule_expiry(connection: Redis, job_id: str, at_epoch: float) -> None:
         datetime.fromtimestamp(at_epoch, UTC),
         names.EXPIRE_TASK,
         job_id,
-        job_id=f"expire-{job_id}",
+        job_id=f"{names.EXPIRY_JOB_PREFIX}{job_id}",
         job_result_ttl=0,
         job_description=f"expire {job_id}",
     )

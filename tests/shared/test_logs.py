@@ -9,7 +9,9 @@ from shared import logs
 
 
 def formatted(message: str, **extra: object) -> dict[str, object]:
-    record = logging.makeLogRecord({"msg": message, "name": "rq.worker", "levelname": "INFO", **extra})
+    record = logging.makeLogRecord(
+        {"msg": message, "name": "rq.worker", "levelname": "INFO", "levelno": logging.INFO, **extra}
+    )
     logs._Context().filter(record)
     parsed: dict[str, object] = json.loads(logs.JsonFormatter().format(record))
     return parsed
@@ -33,3 +35,21 @@ def test_the_job_or_request_in_hand_is_added() -> None:
         assert formatted("GET /", request_id="given")["request_id"] == "given"
     finally:
         logs.REQUEST_ID.reset(token)
+
+
+def passes(message: str, name: str = "rq.worker", level: int = logging.INFO, **extra: object) -> bool:
+    record = logging.makeLogRecord({"msg": message, "name": name, "levelno": level, **extra})
+    return logs._Context().filter(record)
+
+
+def test_rq_chatter_about_maintenance_jobs_is_dropped() -> None:
+    assert not passes("maintenance: imgpress.sweep (imgpress-sweep)")
+    assert not passes("Successfully completed job imgpress-sweep in 0:00:00.01s")
+    assert not passes("maintenance: expire abc (expire-abc)")
+    with logs.job_context("imgpress-sweep"):
+        assert not passes("Result will never expire, clean up result key manually")
+    # What a user needs stays: compression jobs, warnings about maintenance, our own loggers.
+    assert passes("imgpress: compress image/jpeg (123 bytes) (abc)")
+    assert passes("Job OK (abc)", job_id="abc")
+    assert passes("maintenance: sweep failed (imgpress-sweep)", level=logging.WARNING)
+    assert passes("registered the periodic sweep (imgpress-sweep)", name="imgpress.scheduler")
