@@ -20,6 +20,7 @@ COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
 COPY screening ./screening
+COPY filestore ./filestore
 # Installs the dependencies only (imgpress-server ships no package): the processes run the code in
 # /app, found through PYTHONPATH whatever the working directory. Built for a bucket
 # (`--build-arg IMGPRESS_STORAGE_URL=s3://...`, as the compose file passes it on), the image

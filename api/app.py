@@ -30,8 +30,9 @@ from api.limits import RequestBudget
 from api.observability import ObservabilityMiddleware
 from api.services import Services
 from api.waiting import JobEvents
+from filestore import blobs
 from screening import imaging
-from shared import blobs, logs, schedules, storage
+from shared import logs, schedules, storage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from starlette.responses import StreamingResponse
 from zipstream import ZIP_STORED, ZipStream
 
 from api.downloads import download_name
-from shared.blobs import Blobs, Readable
+from filestore.blobs import Blobs, Readable
 from shared.schema import Job, JobStatus
 
 #: Bytes read from an output at a time while the archive is sent.

@@ -11,7 +11,8 @@ from api.auth import caller, client_address
 from api.jobs import admit, parse_fields
 from api.ratelimit import check_rate
 from api.services import services
-from shared import batches, blobs, callbacks
+from filestore import blobs
+from shared import batches, callbacks
 from shared.batches import Batch
 from shared.errors import BatchNotFound, JobNotFinished
 from shared.resources import batch_resource, batch_url

@@ -11,8 +11,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
+from filestore.blobs import Blobs, Kind, Readable
 from screening.imaging import EXTENSIONS
-from shared.blobs import Blobs, Kind, Readable
 from shared.errors import JobExpired
 from shared.schema import Job
 

@@ -12,8 +12,9 @@ from redis.asyncio import Redis as AsyncRedis
 
 from api.ratelimit import check_rate
 from api.uploads import Upload
+from filestore import blobs
 from screening import imaging
-from shared import batches, blobs, jobs, metrics, storage
+from shared import batches, jobs, metrics, storage
 from shared.batches import Batch, Rejected
 from shared.errors import BadOption, CorruptImage, JobExpired, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options

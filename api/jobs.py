@@ -17,7 +17,8 @@ from api.auth import caller, client_address
 from api.downloads import input_response, result_response
 from api.params import MAX_WAIT_SECONDS, Accepted, Fields
 from api.services import services
-from shared import blobs, callbacks, jobs, storage
+from filestore import blobs
+from shared import callbacks, jobs, storage
 from shared.errors import BadOption, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
 from shared.resources import job_resource as resource

@@ -10,7 +10,6 @@ from typing import Any
 from redis import Redis
 
 from shared import jobs, names, storage
-from shared.blobs import Blobs
 from shared.errors import BatchExpired, BatchNotFound
 from shared.schema import Job, JobError
 
@@ -118,7 +117,7 @@ def is_done(connection: Redis, batch: Batch) -> bool:
     return all(job is None or job.status.is_terminal for job in members(connection, batch))
 
 
-def delete(connection: Redis, store: Blobs, batch: Batch) -> None:
+def delete(connection: Redis, store: storage.JobFiles, batch: Batch) -> None:
     """Delete every job of the batch and its record now; harmless if run twice."""
     for job_id in batch.job_ids:
         jobs.delete(connection, store, job_id)

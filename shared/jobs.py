@@ -14,7 +14,6 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
 from shared import names, storage
-from shared.blobs import Blobs
 from shared.errors import JobExpired, JobNotFound
 from shared.schema import Job
 from shared.settings import Settings
@@ -107,7 +106,7 @@ def stage_update(pipe: Pipeline, job: Job, expires_at_epoch: float | None = None
     pipe.publish(names.EVENTS_CHANNEL, record)
 
 
-def delete(connection: Redis, store: Blobs, job_id: str) -> None:
+def delete(connection: Redis, store: storage.JobFiles, job_id: str) -> None:
     """Delete a job's files and record now, leaving a marker so it reads as gone (410).
 
     Harmless if run twice. RQ's copy of the job (its arguments hold the record: file name,

@@ -8,8 +8,16 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Protocol
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class JobFiles(Protocol):
+    """What the contract needs of the store that holds job files (`filestore.blobs.Blobs`)."""
+
+    def delete(self, job_id: str) -> None:
+        """Delete a job's files; harmless if run twice."""
 
 
 def new_job_id() -> str:

@@ -8,7 +8,8 @@ import logging
 from redis import Redis
 from rq import Queue
 
-from shared import blobs, jobs, names
+from filestore import blobs
+from shared import jobs, names
 from shared.schema import Job, JobStatus
 from shared.settings import Settings
 

@@ -16,7 +16,8 @@ from redis.client import Pipeline
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from shared import blobs, jobs, logs, metrics, schedules, storage
+from filestore import blobs
+from shared import jobs, logs, metrics, schedules, storage
 from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, StorageUnavailable, TooLarge
 from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp

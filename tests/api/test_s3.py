@@ -122,7 +122,7 @@ def test_the_sweep_deletes_orphaned_objects_and_keeps_live_ones(
     run_jobs: RunJobs,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from shared import blobs
+    from filestore import blobs
     from worker import tasks
 
     # The worker's retention is 1 s: objects 2 s old are past it, jobs just ended are not.

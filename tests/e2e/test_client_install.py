@@ -24,7 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 #: What installing the client may bring: the client, httpx and httpx's own dependencies.
 ALLOWED = {"imgpress", "httpx", "httpcore", "anyio", "idna", "certifi", "h11", "sniffio", "typing-extensions"}
 #: Nothing of the server may become importable.
-SERVER_PACKAGES = ("api", "worker", "shared", "screening", "redis", "rq", "PIL", "starlette", "cv2")
+SERVER_PACKAGES = (
+    "api",
+    "worker",
+    "shared",
+    "screening",
+    "filestore",
+    "redis",
+    "rq",
+    "PIL",
+    "starlette",
+    "cv2",
+)
 
 
 def clean_env() -> dict[str, str]:

@@ -1,6 +1,6 @@
-"""The layout is the architecture: api and worker never import each other, screening imports
-neither, shared imports none of the three, and the client (client/src/imgpress) imports none of
-the server's packages while none of them imports the client."""
+"""The layout is the architecture: api and worker never import each other, screening and
+filestore import neither, shared imports none of the four, and the client imports nothing of the
+server while none of its packages imports the client."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "client" / "src" / "imgpress"
 FORBIDDEN = {
-    "shared": {"api", "worker", "screening", "imgpress"},
-    "screening": {"api", "worker", "imgpress"},
+    "shared": {"api", "worker", "screening", "filestore", "imgpress"},
+    "screening": {"api", "worker", "filestore", "imgpress"},
+    "filestore": {"api", "worker", "screening", "imgpress"},
     "api": {"worker", "imgpress"},
     "worker": {"api", "imgpress"},
 }
@@ -61,10 +62,10 @@ def test_top_level_layout() -> None:
 
 def test_the_client_imports_nothing_of_the_server() -> None:
     for module in CLIENT.rglob("*.py"):
-        crossing = imported_packages(module) & {"api", "worker", "shared", "screening"}
+        crossing = imported_packages(module) & {"api", "worker", "shared", "screening", "filestore"}
         assert not crossing, f"{module.relative_to(ROOT)} imports {crossing}"
     server_only = [
-        *("api", "worker", "shared", "screening", "redis", "rq", "rq_scheduler", "PIL", "magic"),
+        *("api", "worker", "shared", "screening", "filestore", "redis", "rq", "rq_scheduler", "PIL", "magic"),
         *("starlette", "uvicorn", "python_multipart"),
     ]
     blocked = f"import sys\nfor name in {server_only!r}: sys.modules[name] = None\n"

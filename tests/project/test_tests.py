@@ -34,7 +34,7 @@ def test_no_test_imports_conftest_or_another_test_module() -> None:
 def test_test_modules_sit_in_the_folder_of_what_they_test() -> None:
     assert sorted(path.name for path in TESTS.glob("test_*.py")) == []
     folders = {path.parent.name for path in TESTS.rglob("test_*.py")}
-    assert folders == {"api", "worker", "shared", "screening", "client", "e2e", "project"}
+    assert folders == {"api", "worker", "shared", "screening", "filestore", "client", "e2e", "project"}
 
 
 def test_every_end_to_end_module_is_marked_e2e() -> None:

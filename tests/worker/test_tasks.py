@@ -14,7 +14,8 @@ from rq.job import Job
 from rq.worker import SimpleWorker, Worker
 from starlette.testclient import TestClient
 
-from shared import blobs, jobs, names, schedules, storage
+from filestore import blobs
+from shared import jobs, names, schedules, storage
 from shared.settings import Settings
 from tests import images
 from worker import recovery

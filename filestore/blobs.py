@@ -1,6 +1,6 @@
 """Where job files live: the one small interface (`Blobs`) and its local-folder backend.
 
-The S3 backend is in `shared.blobs_s3`, imported only when IMGPRESS_STORAGE_URL names a bucket.
+The S3 backend is in `filestore.s3`, imported only when IMGPRESS_STORAGE_URL names a bucket.
 """
 
 from __future__ import annotations
@@ -136,9 +136,9 @@ def _store(data_dir: Path, storage_url: str, presign: bool) -> Blobs:
     storage.ensure_dirs(data_dir)
     if not storage_url:
         return LocalBlobs(data_dir)
-    from shared import blobs_s3  # boto3 is the optional `s3` extra
+    from filestore import s3  # boto3 is the optional `s3` extra
 
-    return blobs_s3.S3Blobs.from_url(storage_url, data_dir, presign)
+    return s3.S3Blobs.from_url(storage_url, data_dir, presign)
 
 
 def store_for(settings: Settings) -> Blobs:

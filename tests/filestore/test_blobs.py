@@ -10,9 +10,11 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from shared import blobs, blobs_s3, presigned, storage
-from shared.blobs import Blobs, LocalBlobs
-from shared.blobs_s3 import S3Blobs
+from filestore import blobs, presigned
+from filestore import s3 as blobs_s3
+from filestore.blobs import Blobs, LocalBlobs
+from filestore.s3 import S3Blobs
+from shared import storage
 from shared.errors import StorageFull, StorageUnavailable
 from tests.ports import free_port
 from tests.s3_servers import object_keys, s3_client

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared import blobs, storage
-from shared.blobs import Kind, Readable
+from filestore import blobs
+from filestore.blobs import Kind, Readable
+from filestore.presigned import FULL_CODES, Transfers
+from shared import storage
 from shared.errors import StorageFull, StorageUnavailable
-from shared.presigned import FULL_CODES, Transfers
 from shared.settings import SettingsError
 
 try:
