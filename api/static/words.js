@@ -6,6 +6,9 @@ const FORMAT_NAMES = {
 };
 // Inputs that may carry transparency; JPEG output has none.
 const ALPHA_TYPES = new Set(["image/png", "image/webp", "image/gif", "image/avif", "image/heic"]);
+// Inputs often animated, and the outputs that keep one frame of an animation.
+const ANIMATED_TYPES = new Set(["image/gif", "image/webp"]);
+const STILL_OUTPUTS = new Set(["image/jpeg", "image/avif"]);
 
 export function bytes(count) {
   if (count < 1024) return `${count} B`;
@@ -45,6 +48,10 @@ export function warnings(job) {
   if (job.output.quality == null) found.push("No smaller version found: the original was kept.");
   if (job.output.media_type === "image/jpeg" && ALPHA_TYPES.has(job.input.media_type)) {
     found.push("JPEG has no transparency: transparent areas, if any, were filled.");
+  }
+  if (STILL_OUTPUTS.has(job.output.media_type) && ANIMATED_TYPES.has(job.input.media_type)) {
+    const name = formatName(job.output.media_type);
+    found.push(`${name} holds one frame: if this was an animation, only its first frame was kept.`);
   }
   return found;
 }

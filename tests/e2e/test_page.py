@@ -294,6 +294,19 @@ def test_options_as_the_server_has_them(page: Any, stack: Stack) -> None:
     expect(capped.locator(".warn")).to_contain_text("JPEG has no transparency")
 
 
+def test_an_animation_made_still_says_so(page: Any) -> None:
+    frames = images.palette_frames()
+    gif = images.encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    page.goto("/")
+    page.locator("#format").select_option("jpeg")
+    drop_files(page, [("wave.gif", "image/gif", gif), ("photo.jpg", "image/jpeg", images.jpeg())])
+    animated, photo = rows(page).nth(0), rows(page).nth(1)
+    expect(animated).to_have_attribute("data-state", "finished")
+    expect(animated.locator(".warn")).to_contain_text("only its first frame was kept")
+    expect(photo).to_have_attribute("data-state", "finished")
+    expect(photo.locator(".warn")).to_have_text("")
+
+
 def test_each_file_shows_its_upload_progress(page: Any) -> None:
     page.goto("/")
     expect(page.locator("#limits")).to_contain_text("Up to")
