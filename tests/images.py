@@ -71,3 +71,10 @@ def palette_apng(colours: int = 200) -> bytes:
     """A two-frame animated PNG stored as a palette image (one PLTE for every frame)."""
     frames = palette_frames(colours)
     return encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def rotated_jpeg() -> bytes:
+    """A 320x240 JPEG whose EXIF says 'rotate 90 degrees clockwise' (orientation 6)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return jpeg(exif=exif.tobytes())

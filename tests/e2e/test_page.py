@@ -5,8 +5,6 @@ Screenshots of the main states are saved under test-output/page/ for a person to
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import time
@@ -20,6 +18,20 @@ import pytest
 from PIL import Image
 
 from tests import images
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    api_job,
+    chromium,
+    drop_copies,
+    drop_files,
+    open_page,
+    pinch,
+    record_figure,
+    rows,
+    scan,
+    shot,
+)
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
@@ -29,34 +41,10 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = ROOT / "test-output" / "page"
-#: axe-core from npm, installed by scripts/test (scripts/_setup.sh, setup_axe).
-AXE = ROOT / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
 PHOTO = ROOT.parent / "shared" / "corpus" / "photos" / "kodim03.png"
 NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
-TIMEOUT_MS = 20_000
-DESKTOP = {"width": 1366, "height": 768}
-PHONE = {"width": 390, "height": 844}
 #: Names the server changes: a decomposed accent (as macOS stores it), quotes, a backslash, 230 characters.
 CHANGED_NAMES = ["cafe\u0301.png", 'say "cheese".jpg', "back\\slash.jpg", "long-" + "x" * 225 + ".jpg"]
-File = tuple[str, str, bytes]
-
-
-def rotated_jpeg() -> bytes:
-    """A 320x240 JPEG whose EXIF says 'rotate 90 degrees clockwise' (orientation 6)."""
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return images.jpeg(exif=exif.tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -66,26 +54,7 @@ def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/test installs it as root)")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def open_page(browser: Any, stack: Stack, **context: Any) -> Any:
-    # bypass_csp: the page allows no inline script, and axe-core is added as one.
-    options = {
-        "base_url": stack.url,
-        "accept_downloads": True,
-        "viewport": DESKTOP,
-        "bypass_csp": True,
-        **context,
-    }
-    opened = browser.new_context(**options).new_page()
-    opened.set_default_timeout(TIMEOUT_MS)
-    return opened
+    yield from chromium()
 
 
 @pytest.fixture
@@ -93,89 +62,6 @@ def page(browser: Any, stack: Stack) -> Iterator[Any]:
     opened = open_page(browser, stack)
     yield opened
     opened.context.close()
-
-
-def shot(page: Any, name: str, full_page: bool = True) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
-
-
-def drop_files(page: Any, files: list[File], target: str = "body") -> None:
-    """Drop files as a user's drag and drop does (a DataTransfer of Files), on any element."""
-    payload = [{"name": n, "type": t, "data": base64.b64encode(b).decode()} for n, t, b in files]
-    transfer = page.evaluate_handle(
-        """(files) => {
-            const transfer = new DataTransfer();
-            for (const f of files) {
-                const raw = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
-                transfer.items.add(new File([raw], f.name, { type: f.type }));
-            }
-            return transfer;
-        }""",
-        payload,
-    )
-    page.dispatch_event(target, "drop", {"dataTransfer": transfer})
-
-
-def drop_copies(page: Any, count: int, data: bytes, media_type: str) -> None:
-    """Drop `count` copies of one file under distinct names, built in the page (a big drop)."""
-    transfer = page.evaluate_handle(
-        """([count, data, type]) => {
-            const raw = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-            const transfer = new DataTransfer();
-            for (let i = 0; i < count; i++) transfer.items.add(new File([raw], `img-${i}.png`, { type }));
-            return transfer;
-        }""",
-        [count, base64.b64encode(data).decode(), media_type],
-    )
-    page.dispatch_event("main", "drop", {"dataTransfer": transfer})
-
-
-def pinch(page: Any, x: float, y: float) -> None:
-    """Two fingers moving apart around (x, y), as Chromium receives them from a touch screen."""
-    session = page.context.new_cdp_session(page)
-
-    def touch(kind: str, spread: float) -> None:
-        points = [{"x": x - spread, "y": y, "id": 1}, {"x": x + spread, "y": y, "id": 2}]
-        session.send(
-            "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if kind == "touchEnd" else points}
-        )
-
-    touch("touchStart", 20)
-    for spread in range(30, 110, 10):
-        touch("touchMove", spread)
-    touch("touchEnd", 0)
-    session.detach()
-
-
-def rows(page: Any) -> Any:
-    """The rows of the latest drop, in drop order."""
-    return page.locator(".batch").first.locator(".row")
-
-
-def scan(page: Any) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed in .axe/ (scripts/test installs it with npm)")
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate("async () => (await axe.run(document)).violations")
-    return [
-        {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]][:3]}
-        for v in found
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
-def api_job(stack: Stack, job_id: str) -> dict[str, Any]:
-    return httpx.get(f"{stack.url}/v1/jobs/{job_id}").json()
-
-
-def record_figure(name: str, value: float) -> None:
-    """Keep a figure for the notes in test-output/page/figures.json (timings on a busy machine are rough)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / "figures.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**known, name: round(value, 2)}, indent=1))
 
 
 def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path) -> None:
@@ -205,7 +91,7 @@ def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path)
             *good[2:],
             ("notes.txt", "text/plain", NOT_AN_IMAGE),
             ("logo.png", "image/png", images.png_with_alpha()),
-            ("rotated.jpg", "image/jpeg", rotated_jpeg()),
+            ("rotated.jpg", "image/jpeg", images.rotated_jpeg()),
         ],
     )
     # A file over the limit, refused before any byte is sent.
@@ -328,105 +214,6 @@ def test_each_file_shows_its_upload_progress(page: Any) -> None:
     network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1, "latency": 0})
     expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
     expect(bars.first).to_be_hidden()
-
-
-def test_compare_zoom_pan_divider_and_live_reencode(page: Any, stack: Stack) -> None:
-    page.goto("/")
-    photo = PHOTO.read_bytes() if PHOTO.exists() else images.encode(images.photo(768, 512), "PNG")
-    started = time.monotonic()
-    drop_files(page, [("photo.png", "image/png", photo), ("second.jpg", "image/jpeg", images.jpeg())])
-    first = rows(page).first
-    expect(first).to_have_attribute("data-state", "finished")
-    record_figure("one photo, drop to done (s)", time.monotonic() - started)
-    expect(rows(page).nth(1)).to_have_attribute("data-state", "finished")
-    original_job = first.get_attribute("data-job")
-
-    first.get_by_role("button", name="Compare photo.png").click()
-    dialog = page.locator("#compare")
-    expect(dialog).to_be_visible()
-    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
-    expect(page.locator("#side-before")).to_contain_text("Original:")
-    expect(page.locator("#side-after")).to_contain_text("PNG")
-
-    view = page.locator("#compare-view").bounding_box()
-    divider = page.locator("#compare-divider")
-
-    def both_sides_visible() -> None:
-        line = divider.bounding_box()
-        assert view["x"] <= line["x"] <= view["x"] + view["width"]
-        for image in ("#compare-before", "#compare-after"):
-            box = page.locator(image).bounding_box()
-            # The picture covers the view on both sides of the divider.
-            assert box["x"] <= line["x"] - 5 and box["x"] + box["width"] >= line["x"] + 5
-        assert page.locator("#compare-before").bounding_box() == page.locator("#compare-after").bounding_box()
-
-    # The divider follows a drag anywhere on its line, and the arrow keys.
-    page.mouse.move(view["x"] + view["width"] / 2, view["y"] + 40)
-    page.mouse.down()
-    page.mouse.move(view["x"] + view["width"] / 4, view["y"] + 60, steps=4)
-    page.mouse.up()
-    assert abs(int(divider.get_attribute("aria-valuenow")) - 25) <= 1
-    divider.focus()
-    for _ in range(5):
-        page.keyboard.press("ArrowRight")
-    assert abs(int(divider.get_attribute("aria-valuenow")) - 35) <= 1
-
-    # Wheel zoom around the pointer, then 4x: both sides stay visible; no smoothing above 100 %.
-    page.mouse.move(view["x"] + view["width"] * 0.7, view["y"] + view["height"] * 0.5)
-    page.mouse.wheel(0, -600)
-    page.wait_for_timeout(100)
-    both_sides_visible()
-    page.get_by_role("button", name="100%").click()
-    expect(page.locator("#zoom-value")).to_have_text("100%")
-    for _ in range(4):
-        page.get_by_role("button", name="Zoom in").click()
-    expect(page.locator("#zoom-value")).not_to_have_text("100%")
-    both_sides_visible()
-    assert page.locator("#compare-before").evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
-    # Pan by dragging the picture (away from the divider).
-    before = page.locator("#compare-before").bounding_box()
-    page.mouse.move(view["x"] + view["width"] * 0.8, view["y"] + view["height"] * 0.5)
-    page.mouse.down()
-    page.mouse.move(view["x"] + view["width"] * 0.9, view["y"] + view["height"] * 0.6, steps=4)
-    page.mouse.up()
-    moved = page.locator("#compare-before").bounding_box()
-    assert (moved["x"], moved["y"]) != (before["x"], before["y"])
-    both_sides_visible()
-    shot(page, "03-compare-zoomed", full_page=False)
-    page.get_by_role("button", name="Fit").click()
-    fitted = page.locator("#compare-before").bounding_box()
-    assert fitted["width"] <= view["width"] + 1 and fitted["height"] <= view["height"] + 1
-
-    # Side by side: both panes show the same part of the picture.
-    page.get_by_role("button", name="Side by side").click()
-    left = page.locator("#compare-before").bounding_box()
-    right = page.locator("#compare-after").bounding_box()
-    assert abs(right["x"] - left["x"] - view["width"] / 2) <= 2 and left["width"] == right["width"]
-    page.get_by_role("button", name="Slider").click()
-
-    # Live re-encode: another format and quality from the stored upload, no second upload.
-    uploads: list[str] = []
-    page.on("request", lambda r: r.method == "POST" and uploads.append(r.url))
-    page.locator("#variant-format").select_option("webp")
-    page.locator("#variant-quality").fill("40")
-    page.locator("#variant-run").click()
-    expect(page.locator("#variant-status")).to_contain_text("New version in", timeout=30_000)
-    expect(page.locator("#side-after")).to_contain_text("WebP q40")
-    assert len(uploads) == 1 and uploads[0].endswith(f"/v1/jobs/{original_job}/variants")
-    expect(page.locator("#variant-list li")).to_have_count(2)
-    shot(page, "04-compare-variant", full_page=False)
-    assert scan(page) == []
-    page.get_by_role("button", name="Keep this version").click()
-    expect(first).not_to_have_attribute("data-job", original_job)
-    kept = first.get_attribute("data-job")
-    assert api_job(stack, kept)["output"]["format"] == "webp"
-    expect(first.locator(".sizes")).to_contain_text("WebP q40")
-
-    # Previous/next file inside the view.
-    page.get_by_role("button", name="Next file").click()
-    expect(page.locator("#compare-title")).to_have_text("Compare: second.jpg")
-    page.keyboard.press("Escape")
-    expect(dialog).to_be_hidden()
 
 
 def test_a_lost_server_is_said_and_work_resumes(page: Any, stack: Stack) -> None:
@@ -609,32 +396,3 @@ def test_the_key_is_asked_for_and_used_as_typed(
             expect(rows(page).first).to_have_attribute("data-state", "finished")
         finally:
             page.context.close()
-
-
-def test_compare_gives_a_turned_original_its_upright_size(page: Any) -> None:
-    page.goto("/")
-    drop_files(page, [("rotated.jpg", "image/jpeg", rotated_jpeg())])
-    row = rows(page).first
-    expect(row).to_have_attribute("data-state", "finished")
-    row.get_by_role("button", name="Compare rotated.jpg").click()
-    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
-    # Stored as 320x240 with "rotate 90°": both sides are shown, and sized, 240 wide and 320 high.
-    expect(page.locator("#side-before")).to_contain_text("· 240×320")
-    expect(page.locator("#side-after")).to_contain_text("· 240×320")
-
-
-def test_compare_lays_out_an_original_the_browser_cannot_show(page: Any) -> None:
-    pillow_heif = pytest.importorskip("pillow_heif")
-    pillow_heif.register_heif_opener()
-    page.goto("/")
-    drop_files(page, [("phone.heic", "image/heic", images.encode(images.photo(320, 240), "HEIF"))])
-    row = rows(page).first
-    expect(row).to_have_attribute("data-state", "finished")
-    row.get_by_role("button", name="Compare phone.heic").click()
-    page.wait_for_function("document.getElementById('compare-after').naturalWidth > 0")
-    # Chromium decodes no HEIC: the view says so and shows the result at its own shape, fitted.
-    expect(page.locator("#side-before")).to_contain_text("HEIC · 320×240 (this browser cannot show it)")
-    page.get_by_role("button", name="Fit").click()
-    shown = page.locator("#compare-after").bounding_box()
-    assert abs(shown["width"] / shown["height"] - 320 / 240) < 0.02, shown
-    assert int(page.locator("#zoom-value").inner_text().rstrip("%")) <= 400
