@@ -4,9 +4,10 @@
     .venv/bin/python scripts/bench_load.py --url http://127.0.0.1:8000 --count 2000 --concurrency 64 \
         --data-dir data --redis-url redis://127.0.0.1:6379/0 --settle 40
 
-Reports accepted, refused with 503 (back-pressure), lost (accepted but never finished or
-failed), other 5xx, transport errors, latency percentiles (upload → job end) and, after
-`--settle` seconds (retention + one sweep), the files and per-job Redis keys left behind.
+Reports accepted, refused with 503 (back-pressure), lost (accepted, never seen to end and not
+deleted: a job already gone, 410, when next read ended unseen), other 5xx, transport errors,
+latency percentiles (upload → job end) and, after `--settle` seconds (retention + one
+sweep), the files and per-job Redis keys left behind.
 Bounded in count and time; ends with one JSON line.
 
 Several APIs sharing one Redis and bucket (two hosts): give `--url` and `--data-dir` once per
@@ -42,6 +43,8 @@ class Tally:
     accepted: int = 0
     finished: int = 0
     failed: int = 0
+    #: Ended and already deleted (410) when next read: the retention was shorter than the wait.
+    gone_unseen: int = 0
     refused_503: int = 0
     server_errors: int = 0
     transport_errors: int = 0
@@ -50,6 +53,8 @@ class Tally:
     download_errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     accepted_ids: list[str] = field(default_factory=list)
+    #: The last answer about each job that has not ended yet: its status, or the HTTP code.
+    last_seen: dict[str, str] = field(default_factory=dict)
 
 
 def sample_image(index: int) -> bytes:
@@ -103,8 +108,15 @@ async def one(
                 tally.server_errors += 1
             await asyncio.sleep(0.5)
             continue
+        if status.status_code == 410:
+            # A job is deleted only after it ended (its expiry) or by its owner: it was not lost.
+            tally.gone_unseen += 1
+            tally.last_seen.pop(job_id, None)
+            return
         state = status.json().get("status")
+        tally.last_seen[job_id] = state or f"HTTP {status.status_code}"
         if state in ("finished", "failed"):
+            del tally.last_seen[job_id]
             setattr(tally, state, getattr(tally, state) + 1)
             tally.latencies_ms.append((time.monotonic() - started) * 1000)
             if download and state == "finished":
@@ -240,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         "refused_503": tally.refused_503,
         "finished": tally.finished,
         "failed": tally.failed,
-        "lost": tally.accepted - tally.finished - tally.failed,
+        "gone_unseen": tally.gone_unseen,
+        "lost": tally.accepted - tally.finished - tally.failed - tally.gone_unseen,
+        "lost_last_seen": sorted(tally.last_seen.values()),
         "server_errors_5xx": tally.server_errors,
         "transport_errors": tally.transport_errors,
         "other_4xx": tally.other_4xx,

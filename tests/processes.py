@@ -7,8 +7,10 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -181,3 +183,14 @@ class Service:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def bench_load(*arguments: str, timeout: float) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Run scripts/bench_load.py with `arguments`; its report (the last line, JSON) and the run."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_load.py"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1]), done

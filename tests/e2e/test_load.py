@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.processes import bench_load
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -28,33 +24,19 @@ def stack(redis_databases: DatabasePool, tmp_path: Path) -> Iterator[Stack]:
 
 
 def test_load_loses_nothing_and_leaves_nothing(stack: Stack) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench_load.py"),
-            "--url",
-            stack.url,
-            "--count",
-            "150",
-            "--concurrency",
-            "32",
-            "--max-seconds",
-            "120",
-            "--data-dir",
-            str(stack.settings.data_dir),
-            "--redis-url",
-            stack.settings.redis_url,
-            "--settle",
-            "6",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
+    report, done = bench_load(
+        "--url", stack.url,
+        "--count", "150",
+        "--concurrency", "32",
+        "--max-seconds", "120",
+        "--data-dir", str(stack.settings.data_dir),
+        "--redis-url", stack.settings.redis_url,
+        "--settle", "6",
         timeout=200,
-    )
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    )  # fmt: skip
     assert report["accepted"] > 0
     assert report["accepted"] + report["refused_503"] == 150
-    assert report["lost"] == 0
+    assert report["lost"] == 0, report["lost_last_seen"]
     assert report["server_errors_5xx"] == 0 and report["transport_errors"] == 0
     assert report["files_left"] == 0 and report["redis_keys_left"] == 0
     assert done.returncode == 0, done.stderr

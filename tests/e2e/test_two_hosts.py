@@ -3,11 +3,9 @@ pools with different data dirs; and a Redis that wants a password, plainly and o
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,14 +17,12 @@ from shared.settings import Settings
 from tests import images
 from tests.files import leftover_files
 from tests.ports import free_port
-from tests.processes import slow_png
+from tests.processes import bench_load, slow_png
 from tests.redis_servers import DatabasePool, secured_redis
 from tests.s3_servers import object_keys
 from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def host(settings: Settings, root: Path, name: str) -> Stack:
@@ -63,37 +59,20 @@ def test_two_hosts_lose_nothing_and_leave_nothing(
     hosts: tuple[Stack, Stack], s3_endpoint: str, s3_bucket: str
 ) -> None:
     first, second = hosts
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench_load.py"),
-            "--url",
-            first.url,
-            "--url",
-            second.url,
-            "--count",
-            "120",
-            "--concurrency",
-            "16",
-            "--max-seconds",
-            "150",
-            "--download",
-            "--data-dir",
-            str(first.settings.data_dir),
-            "--data-dir",
-            str(second.settings.data_dir),
-            "--redis-url",
-            first.settings.redis_url,
-            "--storage-url",
-            first.settings.storage_url,
-            "--settle",
-            "6",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
+    report, done = bench_load(
+        "--url", first.url,
+        "--url", second.url,
+        "--count", "120",
+        "--concurrency", "16",
+        "--max-seconds", "150",
+        "--download",
+        "--data-dir", str(first.settings.data_dir),
+        "--data-dir", str(second.settings.data_dir),
+        "--redis-url", first.settings.redis_url,
+        "--storage-url", first.settings.storage_url,
+        "--settle", "6",
         timeout=240,
-    )
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    )  # fmt: skip
     assert report["accepted"] > 0 and report["accepted"] + report["refused_503"] == 120
     assert report["lost"] == 0 and report["failed"] == 0
     # Each result was downloaded from the API that did not take its upload.
