@@ -48,15 +48,18 @@ class JsonFormatter(logging.Formatter):
 
 #: The maintenance jobs (the periodic sweep, each job's expiry) RQ would log on every run.
 _ROUTINE_JOBS = (names.SWEEP_SCHEDULE_ID, names.EXPIRY_JOB_PREFIX)
+#: RQ's lines at the end of every successful job: the job's own "finished" line says more.
+_JOB_END = re.compile(r"Job OK \(|result is kept for|Successfully completed job ")
 
 
 def _routine(record: logging.LogRecord) -> bool:
-    """Whether the record is RQ's informational chatter about a maintenance job."""
+    """Whether the record is RQ's informational chatter: about a maintenance job, or the end of a
+    job that our own record of it reports."""
     if not record.name.startswith("rq.") or record.levelno > logging.INFO:
         return False
     job_id = str(getattr(record, "job_id", "") or "")
-    message = record.getMessage()
-    return any(
+    message = _COLOURS.sub("", record.getMessage())
+    return _JOB_END.search(message) is not None or any(
         job_id.startswith(name) or f"({name}" in message or f"job {name}" in message for name in _ROUTINE_JOBS
     )
 

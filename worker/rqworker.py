@@ -159,7 +159,6 @@ class ImgpressWorker(SimpleWorker):
         if replies[0]:  # someone else queued jobs that wait for this one
             queue.enqueue_dependents(job)
         release_slot(job)
-        self.log.info("Successfully completed job %s in %ss", job.id, job.ended_at - job.started_at)
 
     def subscribe(self) -> None:
         """RQ's subscription to the worker's command channel. Its listener thread leaves stop

@@ -48,8 +48,12 @@ def test_rq_chatter_about_maintenance_jobs_is_dropped() -> None:
     assert not passes("maintenance: expire abc (expire-abc)")
     with logs.job_context("imgpress-sweep"):
         assert not passes("Result will never expire, clean up result key manually")
-    # What a user needs stays: compression jobs, warnings about maintenance, our own loggers.
+    # What a user needs stays: a compression job's start (its end is our own "finished" line),
+    # warnings about maintenance, our own loggers.
     assert passes("imgpress: compress image/jpeg (123 bytes) (abc)")
-    assert passes("Job OK (abc)", job_id="abc")
+    for end in ("Worker w: imgpress: Job OK (abc)", "Worker w: job abc result is kept for 1800 seconds"):
+        assert not passes(end, job_id="abc")
+    assert not passes("Worker w: \x1b[32mimgpress\x1b[39;49;00m: \x1b[34mJob OK\x1b[39;49;00m (abc)")
+    assert passes("Worker w: job abc failed", job_id="abc", level=logging.WARNING)
     assert passes("maintenance: sweep failed (imgpress-sweep)", level=logging.WARNING)
     assert passes("registered the periodic sweep (imgpress-sweep)", name="imgpress.scheduler")
