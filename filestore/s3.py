@@ -1,5 +1,6 @@
-"""Job files in an S3-compatible bucket (IMGPRESS_STORAGE_URL=s3://bucket/prefix) through obstore;
-its errors become imgpress errors in `translated()` only."""
+"""Job files in an S3-compatible bucket (IMGPRESS_STORAGE_URL=s3://bucket/prefix): obstore for the
+small PUTs and every GET, boto3 for large uploads and presigned links; their errors become
+imgpress errors in `translated()` only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from filestore import blobs
 from filestore.blobs import Kind, Readable
@@ -20,12 +21,17 @@ from shared.errors import StorageFull, StorageUnavailable
 from shared.settings import SettingsError
 
 try:
+    import boto3
+    import boto3.exceptions
     import obstore
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
     from obstore.exceptions import BaseError
     from obstore.store import S3Store
 except ImportError:  # pragma: no cover - the message is the point
     raise SettingsError(
-        "IMGPRESS_STORAGE_URL names an S3 bucket, but obstore is not installed: "
+        "IMGPRESS_STORAGE_URL names an S3 bucket, but obstore or boto3 is not installed: "
         "pip install '.[s3]' in the checkout"
     ) from None
 
@@ -36,7 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("imgpress.storage")
 
-#: Files up to this size are sent in one PUT; larger ones in parts of this size (S3's minimum is 5 MiB).
+#: Files up to this size go up through obstore, which holds them in memory for the one PUT.
+SMALL_BYTES = 1024 * 1024
+#: Larger files go through boto3, streamed from the disk: in one PUT up to this size, above in parts
+#: of this size (S3's minimum is 5 MiB), never whole in memory.
 PART_BYTES = 8 * 1024 * 1024
 #: Bytes copied at a time between the bucket and a local file or a response.
 CHUNK_BYTES = 256 * 1024
@@ -47,6 +56,7 @@ LIST_PAGE = 1000
 #: Error codes S3 servers answer when they cannot take more data.
 FULL_CODES = frozenset({"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull", "InsufficientStorage"})
 _CODE = re.compile(r"<Code>([^<]{1,64})</Code>")
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def failure(exc: Exception) -> Exception:
@@ -66,17 +76,42 @@ def failure(exc: Exception) -> Exception:
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Turn obstore's errors into FileNotFoundError, StorageFull or StorageUnavailable."""
+    """Turn obstore's, botocore's and boto3's errors into FileNotFoundError, StorageFull or
+    StorageUnavailable."""
     try:
         yield
     except (BaseError, FileNotFoundError) as exc:
         raise failure(exc) from None
+    except ClientError as exc:
+        error: dict[str, Any] = dict(exc.response.get("Error", {}))
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _MISSING_CODES:
+            raise FileNotFoundError(code) from None
+        if code in FULL_CODES or status == 507:
+            raise StorageFull() from None
+        log.warning("the bucket refused a request: %s", exc)
+        raise StorageUnavailable() from None
+    except boto3.exceptions.Boto3Error as exc:
+        # s3transfer wraps the server's answer in text: "... An error occurred (Code) ...".
+        if any(f"({code})" in str(exc) for code in FULL_CODES):
+            raise StorageFull() from None
+        log.warning("the bucket could not be used: %s", exc)
+        raise StorageUnavailable() from None
+    except BotoCoreError as exc:
+        log.warning("the bucket cannot be reached: %s", exc)
+        raise StorageUnavailable() from None
+
+
+def endpoint_url() -> str | None:
+    """The S3 endpoint the AWS variables name (MinIO, Ceph, Garage, a test server), or None for AWS."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 def open_store(bucket: str) -> S3Store:
     """The bucket, with the endpoint and keys from the AWS variables (obstore reads them too);
-    path-style addressing when an endpoint (MinIO, Ceph, Garage, a test server) is given."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    path-style addressing when an endpoint is given."""
+    endpoint = endpoint_url()
     options: ClientConfig = {
         "allow_http": bool(endpoint and endpoint.startswith("http://")),
         "connect_timeout": timedelta(seconds=3),
@@ -98,6 +133,22 @@ def open_store(bucket: str) -> S3Store:
     return S3Store(bucket, client_options=options, retry_config=retries)
 
 
+def client() -> S3Client:
+    """A boto3 client configured from the AWS variables, path-style when an endpoint is given."""
+    endpoint = endpoint_url()
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if endpoint else "auto"},
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=3,
+        read_timeout=30,
+        # Checksums only where S3 requires them: many S3-compatible servers reject the rest.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+
+
 class S3Blobs:
     """Job files as objects `{prefix}/jobs/{id}/input|output` in one bucket."""
 
@@ -108,6 +159,11 @@ class S3Blobs:
         #: Temp files (downloads for the worker, uploads being checked) stay on this host.
         self.data_dir = data_dir
         self.presign = presign
+        # Parts go one after another from the calling thread: no pool of threads (each with its
+        # own malloc arena) per process, and one large upload cannot take many connections.
+        self.transfer = TransferConfig(
+            multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False
+        )
 
     @classmethod
     def from_url(cls, url: str, data_dir: Path, presign: bool) -> S3Blobs:
@@ -125,8 +181,10 @@ class S3Blobs:
         key = self.key(job_id, kind)
         try:
             with translated():
-                # One PUT up to PART_BYTES; above, parts read from the file one after another.
-                obstore.put(self.store, key, temp, chunk_size=PART_BYTES, max_concurrency=1)
+                if temp.stat().st_size <= SMALL_BYTES:
+                    obstore.put(self.store, key, temp, use_multipart=False)
+                else:
+                    self.s3.upload_file(str(temp), self.bucket, key, Config=self.transfer)
         finally:
             temp.unlink(missing_ok=True)
 
@@ -153,14 +211,9 @@ class S3Blobs:
         return Body(found.stream(CHUNK_BYTES), size), size
 
     @cached_property
-    def signer(self) -> S3Client:
-        """A boto3 client, for presigned links alone: they carry the file's name and type."""
-        import boto3
-        from botocore.config import Config
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "auto"})
-        return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
+    def s3(self) -> S3Client:
+        """boto3, for large uploads and presigned links (which carry the file's name and type)."""
+        return client()
 
     def link(self, job_id: str, kind: Kind, media_type: str, disposition: str) -> str | None:
         if not self.presign:
@@ -171,13 +224,8 @@ class S3Blobs:
             "ResponseContentType": media_type,
             "ResponseContentDisposition": disposition,
         }
-        from botocore.exceptions import BotoCoreError
-
-        try:
-            return self.signer.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
-        except BotoCoreError as exc:  # no credentials to sign with
-            log.warning("could not presign a link: %s", exc)
-            raise StorageUnavailable() from None
+        with translated():  # signing needs no network, but it needs credentials
+            return self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
 
     def exists(self, job_id: str, kind: Kind) -> bool:
         try:
@@ -204,7 +252,7 @@ class S3Blobs:
                         yield job_id
 
     def clean_partial(self, cutoff: float) -> int:
-        # A failed multipart upload is aborted by obstore itself; one left by a process that died
+        # A failed multipart upload is aborted by boto3 itself; one left by a process that died
         # is the bucket's lifecycle rule's (AbortIncompleteMultipartUpload), not the sweep's: some
         # S3 servers misdate uploads in progress, and aborting a live one loses its job.
         return blobs.clean_temp_files(self.data_dir, cutoff)

@@ -96,16 +96,20 @@ def test_the_sweep_lists_the_bucket_in_pages(
     assert sorted(store.stale_jobs(time.time() + 3600)) == ids
 
 
-def test_a_large_file_goes_up_in_parts_and_comes_back_whole(
-    s3_endpoint: str, s3_root: Path, s3_bucket: str, tmp_path: Path
+@pytest.mark.parametrize("parts", [False, True])
+def test_a_large_file_goes_up_streamed_and_comes_back_whole(
+    s3_endpoint: str, s3_root: Path, s3_bucket: str, tmp_path: Path, parts: bool
 ) -> None:
     store = S3Blobs.from_url(f"s3://{s3_bucket}/p", tmp_path, presign=False)
-    content = os.urandom(blobs_s3.PART_BYTES * 2 + 12345)
+    size = blobs_s3.PART_BYTES * 2 + 12345 if parts else blobs_s3.SMALL_BYTES + 1
+    content = os.urandom(size)
     job_id = storage.new_job_id()
     store.publish(_temp(tmp_path, content), job_id, "input")
-    # The server logs each multipart upload it completes (a temp object moved to the key).
-    server_log = (s3_root / "s3.log").read_text()
-    assert f"Moved (server-side) to: {s3_bucket}/p/jobs/{job_id}/input" in server_log
+    # The server logs each large upload it completes: a temp object of a PUT or of a
+    # multipart upload, moved to the key.
+    moved = f"Moved (server-side) to: {s3_bucket}/p/jobs/{job_id}/input"
+    [line] = [line for line in (s3_root / "s3.log").read_text().splitlines() if moved in line]
+    assert (".rclone_temp_multipart_" in line) is parts
     with store.local_copy(job_id, "input") as copy:
         assert copy.read_bytes() == content
     assert object_keys(s3_endpoint, s3_bucket) == [f"p/jobs/{job_id}/input"]
