@@ -24,7 +24,7 @@ COPY filestore ./filestore
 # Installs the dependencies only (imgpress-server ships no package): the processes run the code in
 # /app, found through PYTHONPATH whatever the working directory. Built for a bucket
 # (`--build-arg IMGPRESS_STORAGE_URL=s3://...`, as the compose file passes it on), the image
-# also gets the `s3` extra (boto3).
+# also gets the `s3` extra (obstore, boto3).
 ARG IMGPRESS_STORAGE_URL=""
 RUN case "$IMGPRESS_STORAGE_URL" in \
         s3://*) pip install --no-cache-dir '.[s3]' ;; \

@@ -136,9 +136,13 @@ def _store(data_dir: Path, storage_url: str, presign: bool) -> Blobs:
     storage.ensure_dirs(data_dir)
     if not storage_url:
         return LocalBlobs(data_dir)
-    from filestore import s3  # boto3 is the optional `s3` extra
+    from filestore import s3  # obstore is the optional `s3` extra
 
     return s3.S3Blobs.from_url(storage_url, data_dir, presign)
+
+
+# A forked worker makes its own store: a bucket client's connections and threads stay in the parent.
+os.register_at_fork(after_in_child=_store.cache_clear)
 
 
 def store_for(settings: Settings) -> Blobs:

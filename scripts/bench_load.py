@@ -198,12 +198,14 @@ def leftovers(
 def objects_in(storage_url: str) -> int:
     """How many objects the bucket holds under the URL's prefix (keys, not versions)."""
     import boto3
+    from botocore.config import Config
 
     bucket, _, prefix = storage_url.removeprefix("s3://").partition("/")
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    s3 = boto3.client("s3", endpoint_url=endpoint or None)
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "auto"})
+    s3 = boto3.client("s3", endpoint_url=endpoint or None, config=config)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.strip("/"))
-    return sum(page.get("KeyCount", 0) for page in pages)
+    return sum(len(page.get("Contents", [])) for page in pages)
 
 
 def main(argv: list[str] | None = None) -> int:

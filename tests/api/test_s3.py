@@ -1,4 +1,4 @@
-"""The API and worker with job files in an S3 bucket (moto's server, a real HTTP endpoint)."""
+"""The API and worker with job files in an S3 bucket (rclone's S3 server, a real HTTP endpoint)."""
 
 from __future__ import annotations
 

