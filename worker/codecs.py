@@ -3,27 +3,19 @@
 
 from __future__ import annotations
 
-import functools
 import io
-import itertools
 import struct
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import imagequant
-import jpeglib
 import mozjpeg_lossless_optimization
-import numpy as np
-import numpy.typing as npt
 import oxipng
-import pyjpegli
 from PIL import Image
-from PIL.JpegImagePlugin import JpegImageFile
 
 from shared.options import DEFAULT_EFFORT
+from worker import jpeg
 
 #: Output formats by their option name -> (Pillow format name, media type).
 OUTPUTS: dict[str, tuple[str, str]] = {
@@ -40,21 +32,6 @@ WITH_ALPHA = {"png", "webp", "avif", "gif"}
 #: Formats whose quality number changes the pixels (PNG and WebP are lossless at 100).
 LOSSY = {"jpeg", "webp", "avif"}
 
-#: The libjpeg build of `jpeglib` that JPEGs are written with: mozjpeg 4.0.3, for its trellis.
-MOZJPEG = "mozjpeg403"
-#: mozjpeg's switches: optimal Huffman codes, trellis quantisation of AC and DC coefficients,
-#: deringing of hard edges (its defaults too, named so that a change of default cannot creep in).
-MOZJPEG_FLAGS = ["+OPTIMIZE_CODING", "+TRELLIS_QUANT", "+TRELLIS_QUANT_DC", "+OVERSHOOT_DERINGING"]
-#: jpegli's luma steps are scaled from 1 - LUMA_TILT/2 at DC to 1 + LUMA_TILT/2 at the highest
-#: frequency, and its chroma steps by CHROMA_SCALE. Bytes against the benchmark's baseline on
-#: Kodak 01-12 at equal score (exact search): jpegli's tables as they are 0.810, tilt 0.3 0.804,
-#: 0.6 0.799, 1.0 0.802; chroma x0.8 0.808, x1.25 0.814; tilt 0.45 with chroma x0.9 0.795 (0.796
-#: on four other photos). mozjpeg's own tables do worse (0.846 at best, its table 5).
-LUMA_TILT = 0.45
-CHROMA_SCALE = 0.9
-#: Sampling factors (vertical, horizontal) of Y, Cb and Cr: chroma halved both ways (4:2:0).
-_SUBSAMPLED = np.array([[2, 2], [1, 1], [1, 1]])
-
 #: libaom's tuning for SSIMULACRA2 itself (libaom >= 3.13): ~3% fewer bytes at equal score.
 AVIF_TUNE = "ssimulacra2"
 #: libavif speed (0-10) of the quality search's trials: ~1/3 of speed 6's cost.
@@ -68,8 +45,8 @@ AVIF_COSTS: dict[int, tuple[float, int]] = {5: (3300.0, 3), 6: (760.0, 2), 7: (4
 class Effort:
     """What one value of the `effort` option spends on each output format (docs/compression.md)."""
 
-    #: "turbo": libjpeg-turbo, baseline; "optimized": the same with optimal Huffman codes;
-    #: "trellis": mozjpeg's trellis quantisation, progressive (all on `jpeg_tables`).
+    #: The JPEG encoder (`worker.jpeg.encode`): "turbo", "optimized" or "trellis"; at "trellis" a
+    #: fixed quality number is matched per image to Pillow's score (`worker.jpeg.matched`).
     jpeg: str
     #: oxipng's level (0-6).
     png_level: int
@@ -89,23 +66,6 @@ EFFORTS: dict[str, Effort] = {
     "balanced": Effort(jpeg="optimized", png_level=2, webp_method=4, avif_budget_ms=1500.0, auto_avif=True),
     "max": Effort(jpeg="trellis", png_level=4, webp_method=6, avif_budget_ms=6000.0, auto_avif=True),
 }
-#: The table quality each JPEG encoder needs to score what Pillow's JPEG (libjpeg's scale, what
-#: users know) scores at a quality number, as (quality number, table quality) points joined by
-#: straight lines: for libjpeg-turbo, the lowest table quality whose median score over six tuning
-#: photos (Kodak 01, 03, 05, wiki002, 004, 007) is at least Pillow's; for mozjpeg, the median of
-#: each tuning photo's own point. Both libjpeg-turbo encoders code the same coefficients.
-_TURBO_POINTS = (
-    (1, 1), (10, 1), (20, 8), (30, 16), (40, 22), (50, 28), (60, 42), (70, 57), (75, 62), (80, 71),
-    (85, 78), (90, 86), (95, 93), (98, 98), (100, 100),
-)  # fmt: skip
-TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
-    "turbo": _TURBO_POINTS,
-    "optimized": _TURBO_POINTS,
-    "trellis": (
-        (1, 1), (10, 1), (20, 9), (30, 17), (40, 24), (50, 37), (60, 49), (70, 63), (75, 69), (80, 78),
-        (85, 83), (90, 88), (95, 95), (98, 98), (100, 100),
-    ),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -177,7 +137,7 @@ def trial_encoder(
     """
     if fmt == "jpeg":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return lambda quality: _jpeg_pixels(rgb, quality, EFFORTS[effort].jpeg, full_chroma)
+        return lambda quality: jpeg.encode(rgb, quality, EFFORTS[effort].jpeg, full_chroma)
     if fmt == "avif":
         return lambda quality: encode(image, fmt, quality, metadata, effort, speed=AVIF_PROBE_SPEED)
     return lambda quality: encode(image, fmt, quality, metadata, effort)
@@ -213,77 +173,18 @@ def encode_jpeg(
     effort: str = DEFAULT_EFFORT,
     full_chroma: bool = False,
 ) -> bytes:
-    """A JPEG at `quality` with the effort's encoder (`_jpeg_pixels`), with the metadata."""
+    """A JPEG at `quality` with the effort's encoder (`worker.jpeg`), with the metadata. At
+    `max` it is the fewest trellis bytes that score what Pillow's JPEG scores at `quality`."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    return finish_jpeg(_jpeg_pixels(rgb, quality, EFFORTS[effort].jpeg, full_chroma), metadata)
+    encoder = EFFORTS[effort].jpeg
+    if encoder == "trellis" and not full_chroma:
+        return finish_jpeg(jpeg.matched(rgb, quality), metadata)
+    return finish_jpeg(jpeg.encode(rgb, quality, encoder, full_chroma), metadata)
 
 
 def finish_jpeg(pixels: bytes, metadata: Metadata) -> bytes:
-    """The output for an encode of `_jpeg_pixels`: the metadata added."""
+    """The output for an encode of `worker.jpeg`: the metadata added."""
     return with_segments(pixels, metadata)
-
-
-def _jpeg_pixels(rgb: Image.Image, quality: int, encoder: str, full_chroma: bool = False) -> bytes:
-    """A 4:2:0 JPEG by `encoder` (see `Effort.jpeg`) on `jpeg_tables(table_quality(...))`; with
-    `full_chroma` libjpeg-turbo 4:4:4 on its own tables, coded as `encoder` codes."""
-    # Pillow writes the image's own comment unless told otherwise: an upload's payload must not pass.
-    params: dict[str, Any] = {"format": "JPEG", "comment": b""}
-    params.update(optimize=encoder != "turbo", progressive=encoder == "trellis")
-    if full_chroma:
-        params.update(quality=quality, subsampling="4:4:4")
-    else:
-        level = table_quality(encoder, quality)
-        if encoder == "trellis":
-            return _mozjpeg(rgb, jpeg_tables(level))
-        params.update(qtables=_qtables(level), subsampling="4:2:0")
-    buffer = io.BytesIO()
-    rgb.save(buffer, **params)
-    return buffer.getvalue()
-
-
-def table_quality(encoder: str, quality: int) -> int:
-    """The quality of `jpeg_tables` that `encoder` uses for a quality number (`TABLE_QUALITY`)."""
-    points = TABLE_QUALITY[encoder]
-    for (q1, t1), (q2, t2) in itertools.pairwise(points):
-        if q1 <= quality <= q2:
-            return min(100, max(1, round(t1 + (t2 - t1) * (quality - q1) / (q2 - q1))))
-    return min(100, max(1, quality))
-
-
-@functools.lru_cache(maxsize=100)
-def _qtables(level: int) -> list[list[int]]:
-    """`jpeg_tables(level)` as the lists Pillow's `qtables` takes (natural order)."""
-    return [[int(step) for step in table.flatten()] for table in jpeg_tables(level)]
-
-
-def _mozjpeg(rgb: Image.Image, tables: npt.NDArray[np.uint16]) -> bytes:
-    """mozjpeg's 4:2:0 encode with trellis quantisation on the given luma and chroma tables."""
-    picture = jpeglib.from_spatial(np.asarray(rgb))
-    picture.samp_factor = _SUBSAMPLED
-    # jpeglib writes only to a file (its C code opens the path itself).
-    with tempfile.TemporaryDirectory(prefix="imgpress-jpeg-") as folder, jpeglib.version(MOZJPEG):
-        path = Path(folder) / "out.jpg"
-        picture.write_spatial(str(path), qt=tables, flags=MOZJPEG_FLAGS)
-        return path.read_bytes()
-
-
-@functools.lru_cache(maxsize=100)
-def jpeg_tables(quality: int) -> npt.NDArray[np.uint16]:
-    """The luma and chroma quantisation tables (natural order) used at `quality` (1-100).
-
-    jpegli's tables for that quality (they do not depend on the image: read from a tiny encode),
-    tilted and scaled by LUMA_TILT and CHROMA_SCALE, kept to baseline JPEG's 8-bit steps.
-    """
-    with JpegImageFile(io.BytesIO(bytes(pyjpegli.encode(bytes(8 * 8 * 3), 8, 8, quality)))) as probe:
-        # Pillow reads the DQT segments into natural (row-major) order.
-        tables = {
-            index: np.array(steps, dtype=np.float64).reshape(8, 8)
-            for index, steps in probe.quantization.items()
-        }
-    frequency = np.add.outer(np.arange(8), np.arange(8)) / 14.0  # 0 at DC, 1 at the highest
-    luma = tables[0] * (1.0 + LUMA_TILT * (frequency - 0.5))
-    chroma = tables[1] * CHROMA_SCALE
-    return np.clip(np.round(np.stack([luma, chroma])), 1, 255).astype(np.uint16)
 
 
 def optimize_jpeg(data: bytes, keep_icc: bool = False) -> bytes:

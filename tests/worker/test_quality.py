@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pyjpegli
 import pytest
 from PIL import Image, JpegImagePlugin
@@ -13,7 +15,7 @@ from ssimulacra2 import compute_ssimulacra2
 from shared.errors import CannotFit
 from tests import images
 from tests.images import CORPUS
-from worker import codecs, quality
+from worker import codecs, jpeg, quality
 from worker.metric import Reference
 
 PHOTOS = sorted((CORPUS / "photos").glob("*.png"))[:3] if CORPUS.exists() else []
@@ -79,7 +81,7 @@ def test_auto_quality_jpeg_at_max_is_mozjpeg_on_the_reshaped_jpegli_tables() -> 
     source = crop(PHOTOS[0])
     choice = quality.for_target(source, "jpeg", quality.TARGETS["medium"], codecs.Metadata(), effort="max")
     assert choice.quality is not None
-    tables = codecs.jpeg_tables(codecs.table_quality("trellis", choice.quality))
+    tables = jpeg.jpeg_tables(jpeg.table_quality("trellis", choice.quality), "trellis")
     with Image.open(io.BytesIO(choice.data)) as output:
         assert output.info.get("progressive") and JpegImagePlugin.get_sampling(output) == 2  # 4:2:0
         # Pillow lists each table's 64 steps in natural order, like jpeg_tables.
@@ -95,7 +97,8 @@ def test_auto_quality_jpeg_at_max_is_mozjpeg_on_the_reshaped_jpegli_tables() -> 
 def test_fixed_quality_jpeg_is_libjpeg_turbo_on_the_reshaped_tables(effort: str) -> None:
     source = Image.effect_mandelbrot((160, 120), (-2, -1.2, 1, 1.2), 60).convert("RGB")
     data = codecs.encode(source, "jpeg", 80, codecs.Metadata(), effort)
-    tables = codecs.jpeg_tables(codecs.table_quality(codecs.EFFORTS[effort].jpeg, 80))
+    encoder = codecs.EFFORTS[effort].jpeg
+    tables = jpeg.jpeg_tables(jpeg.table_quality(encoder, 80), encoder)
     with Image.open(io.BytesIO(data)) as output:
         assert [list(output.quantization[k]) for k in (0, 1)] == [list(t.flatten()) for t in tables]
         assert JpegImagePlugin.get_sampling(output) == 2
@@ -103,21 +106,52 @@ def test_fixed_quality_jpeg_is_libjpeg_turbo_on_the_reshaped_tables(effort: str)
 
 
 def test_table_quality_rises_with_the_quality_number() -> None:
-    for encoder in codecs.TABLE_QUALITY:
-        levels = [codecs.table_quality(encoder, number) for number in range(1, 101)]
+    for encoder in jpeg.TABLE_QUALITY:
+        levels = [jpeg.table_quality(encoder, number) for number in range(1, 101)]
         assert levels == sorted(levels) and levels[-1] == 100 and levels[0] >= 1
 
 
-def test_jpeg_tables_are_jpeglis_tilted_and_baseline() -> None:
-    for level in (1, 50, 75, 100):
-        tables = codecs.jpeg_tables(level)
+def test_jpeg_tables_are_jpeglis_reshaped_and_baseline() -> None:
+    for encoder, level in itertools.product(jpeg.SHAPES, (1, 50, 75, 100)):
+        tables = jpeg.jpeg_tables(level, encoder)
         assert tables.shape == (2, 8, 8) and tables.min() >= 1 and tables.max() <= 255
     with Image.open(io.BytesIO(pyjpegli.encode(bytes(16 * 16 * 3), 16, 16, 75))) as probe:
         jpegli = [[probe.quantization[k][8 * row : 8 * row + 8] for row in range(8)] for k in (0, 1)]
-    luma, chroma = codecs.jpeg_tables(75).tolist()
-    # Below jpegli's steps at DC, above them at the highest frequency; chroma a little finer.
-    assert luma[0][0] < jpegli[0][0][0] and luma[7][7] > jpegli[0][7][7]
-    assert chroma[0][0] <= jpegli[1][0][0] and sum(map(sum, chroma)) < sum(map(sum, jpegli[1]))
+    for encoder in jpeg.SHAPES:
+        luma, chroma = jpeg.jpeg_tables(75, encoder).tolist()
+        # Finer than jpegli's steps at DC (luma and chroma), coarser at the highest luma frequency.
+        assert luma[0][0] < jpegli[0][0][0] and luma[7][7] > jpegli[0][7][7]
+        assert chroma[0][0] < jpegli[1][0][0]
+    assert (jpeg.jpeg_tables(75, "turbo") != jpeg.jpeg_tables(75, "trellis")).any()
+
+
+def test_blended_tables_lie_between_their_neighbours() -> None:
+    low, high = jpeg.jpeg_tables(60, "trellis"), jpeg.jpeg_tables(61, "trellis")
+    middle = jpeg.blended_tables(60.5, "trellis")
+    assert (np.minimum(low, high) <= middle).all() and (middle <= np.maximum(low, high)).all()
+    assert (jpeg.blended_tables(60.0, "trellis") == low).all()
+    assert (jpeg.blended_tables(100.0, "trellis") == jpeg.jpeg_tables(100, "trellis")).all()
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+@pytest.mark.parametrize("number", [50, 75, 90])
+def test_max_jpeg_scores_pillows_at_its_quality_number_in_fewer_bytes(tmp_path: Path, number: int) -> None:
+    for path in PHOTOS[:2]:
+        source = crop(path)
+        source.save(tmp_path / "source.png")
+        pillow = io.BytesIO()
+        source.save(pillow, "JPEG", quality=number)
+        (tmp_path / "pillow.jpg").write_bytes(pillow.getvalue())
+        data = codecs.encode(source, "jpeg", number, codecs.Metadata(), "max")
+        (tmp_path / "max.jpg").write_bytes(data)
+        scores = [
+            compute_ssimulacra2(str(tmp_path / "source.png"), str(tmp_path / n))
+            for n in ("pillow.jpg", "max.jpg")
+        ]
+        assert scores[1] >= scores[0], (path.name, scores)
+        assert len(data) < len(pillow.getvalue()), path.name
+        with Image.open(io.BytesIO(data)) as output:
+            assert output.info.get("progressive") and JpegImagePlugin.get_sampling(output) == 2  # 4:2:0
 
 
 @pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")

@@ -1,0 +1,184 @@
+"""JPEG encoding: the quantisation tables, the quality-number mapping and the encoders each
+`effort` names (docs/compression.md, "Effort")."""
+
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jpeglib
+import numpy as np
+import numpy.typing as npt
+import pyjpegli
+from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
+
+from worker.metric import Reference
+
+#: The libjpeg build of `jpeglib` that trellis JPEGs are written with: mozjpeg 4.0.3.
+MOZJPEG = "mozjpeg403"
+#: mozjpeg's switches: optimal Huffman codes, trellis quantisation of AC and DC coefficients,
+#: deringing of hard edges (its defaults too, named so that a change of default cannot creep in).
+#: Its default profile also makes the file progressive with a searched scan script.
+MOZJPEG_FLAGS = ["+OPTIMIZE_CODING", "+TRELLIS_QUANT", "+TRELLIS_QUANT_DC", "+OVERSHOOT_DERINGING"]
+#: jpegli's luma steps are scaled from 1 - LUMA_TILT/2 at DC to 1 + LUMA_TILT/2 at the highest
+#: frequency, and its chroma steps by CHROMA_SCALE; then each encoder's `SHAPES`.
+LUMA_TILT = 0.45
+CHROMA_SCALE = 0.9
+#: Frequency bands of an 8x8 table by row + column (0 is DC, 14 the highest frequency).
+BANDS = ((0, 0), (1, 1), (2, 2), (3, 4), (5, 6), (7, 9), (10, 14))
+#: Per encoder, the factor on the luma and the chroma steps of each band of `BANDS`: the
+#: factors that gave the fewest bytes at Pillow q75's SSIMULACRA2 on the tuning photos
+#: (coordinate descent in steps of 10-20 %). Both libjpeg-turbo encoders code the same
+#: coefficients; trellis quantisation drops costly coefficients itself and wants other steps.
+_TURBO_SHAPE = ((0.67, 1.0, 1.22, 1.22, 1.22, 1.22, 1.22), (0.55, 1.0, 1.0, 1.22, 1.22, 1.22, 1.0))
+SHAPES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "turbo": _TURBO_SHAPE,
+    "optimized": _TURBO_SHAPE,
+    "trellis": ((0.82, 0.82, 1.22, 1.22, 1.22, 1.22, 1.0), (0.82, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)),
+}
+#: Sampling factors (vertical, horizontal) of Y, Cb and Cr: chroma halved both ways (4:2:0).
+_SUBSAMPLED = np.array([[2, 2], [1, 1], [1, 1]])
+#: The table quality each encoder needs to score what Pillow's JPEG (libjpeg's scale, what
+#: users know) scores at a quality number, as (quality number, table quality) points joined by
+#: straight lines: the median of six tuning photos' own points (Kodak 01, 03, 05, wiki002, 004,
+#: 007), `scripts/calibrate_jpeg.py`.
+_TURBO_POINTS = (
+    (1, 1), (10, 1), (20, 6), (30, 16), (40, 23), (50, 32), (60, 44), (70, 62), (75, 68), (80, 76),
+    (85, 82), (90, 88), (95, 94), (98, 98), (100, 100),
+)  # fmt: skip
+TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
+    "turbo": _TURBO_POINTS,
+    "optimized": _TURBO_POINTS,
+    "trellis": (
+        (1, 1), (10, 1), (20, 10), (30, 20), (40, 30), (50, 45), (60, 54), (70, 67), (75, 72), (80, 78),
+        (85, 84), (90, 89), (95, 95), (98, 99), (100, 100),
+    ),
+}  # fmt: skip
+#: At `max`, a fixed quality number is matched per image: the search aims this far above the
+#: score of Pillow's JPEG at that number (our metric and the reference package differ in the
+#: third decimal), ...
+MATCH_MARGIN = 0.03
+#: ... stops once it knows the table quality within this many levels (~0.5 % of the bytes), ...
+MATCH_PRECISION = 0.2
+#: ... and spends at most this many encodes before climbing to a passing table quality.
+MATCH_TRIALS = 7
+
+
+def table_quality(encoder: str, quality: int) -> int:
+    """The quality of `jpeg_tables` that `encoder` uses for a quality number (`TABLE_QUALITY`)."""
+    points = TABLE_QUALITY[encoder]
+    for (q1, t1), (q2, t2) in itertools.pairwise(points):
+        if q1 <= quality <= q2:
+            return min(100, max(1, round(t1 + (t2 - t1) * (quality - q1) / (q2 - q1))))
+    return min(100, max(1, quality))
+
+
+@functools.lru_cache(maxsize=200)
+def jpeg_tables(quality: int, encoder: str = "turbo") -> npt.NDArray[np.uint16]:
+    """The luma and chroma quantisation tables (natural order) `encoder` uses at table quality
+    `quality` (1-100): jpegli's for that quality (they do not depend on the image: read from a
+    tiny encode), tilted, scaled and shaped (`SHAPES`), kept to baseline JPEG's 8-bit steps."""
+    return np.clip(np.round(_shaped(quality, encoder)), 1, 255).astype(np.uint16)
+
+
+def blended_tables(level: float, encoder: str) -> npt.NDArray[np.uint16]:
+    """Tables between two table qualities: each step the geometric blend of its two neighbours."""
+    low = min(99, max(1, math.floor(level)))
+    weight = min(1.0, max(0.0, level - low))
+    steps = np.exp((1 - weight) * np.log(_shaped(low, encoder)) + weight * np.log(_shaped(low + 1, encoder)))
+    return np.clip(np.round(steps), 1, 255).astype(np.uint16)
+
+
+@functools.lru_cache(maxsize=200)
+def _shaped(quality: int, encoder: str) -> npt.NDArray[np.float64]:
+    with JpegImageFile(io.BytesIO(bytes(pyjpegli.encode(bytes(8 * 8 * 3), 8, 8, quality)))) as probe:
+        # Pillow reads the DQT segments into natural (row-major) order.
+        luma, chroma = (np.array(probe.quantization[k], dtype=np.float64).reshape(8, 8) for k in (0, 1))
+    band = np.add.outer(np.arange(8), np.arange(8))
+    luma = luma * (1.0 + LUMA_TILT * (band / 14.0 - 0.5))
+    chroma = chroma * CHROMA_SCALE
+    for (first, last), luma_factor, chroma_factor in zip(BANDS, *SHAPES[encoder], strict=True):
+        inside = (band >= first) & (band <= last)
+        luma[inside] *= luma_factor
+        chroma[inside] *= chroma_factor
+    return np.stack([luma, chroma])
+
+
+def encode(rgb: Image.Image, quality: int, encoder: str, full_chroma: bool = False) -> bytes:
+    """A JPEG without metadata at a quality number: 4:2:0 on `jpeg_tables` by `encoder`
+    ("turbo": libjpeg-turbo, baseline; "optimized": the same with optimal Huffman codes;
+    "trellis": mozjpeg's trellis quantisation, progressive); with `full_chroma`, libjpeg-turbo
+    4:4:4 on its own tables, coded as `encoder` codes."""
+    if full_chroma:
+        return _turbo(rgb, encoder, quality=quality, subsampling="4:4:4")
+    if encoder == "trellis":
+        return mozjpeg(rgb, jpeg_tables(table_quality(encoder, quality), encoder))
+    tables = _qtables(table_quality(encoder, quality), encoder)
+    return _turbo(rgb, encoder, qtables=tables, subsampling="4:2:0")
+
+
+def _turbo(rgb: Image.Image, encoder: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    # Pillow writes the image's own comment unless told otherwise: an upload's payload must not pass.
+    params.update(optimize=encoder != "turbo", progressive=encoder == "trellis")
+    rgb.save(buffer, "JPEG", comment=b"", **params)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=100)
+def _qtables(level: int, encoder: str) -> list[list[int]]:
+    """`jpeg_tables` as the lists Pillow's `qtables` takes (natural order)."""
+    return [[int(step) for step in table.flatten()] for table in jpeg_tables(level, encoder)]
+
+
+def mozjpeg(rgb: Image.Image, tables: npt.NDArray[np.uint16]) -> bytes:
+    """mozjpeg's 4:2:0 encode with trellis quantisation on the given luma and chroma tables."""
+    picture = jpeglib.from_spatial(np.asarray(rgb))
+    picture.samp_factor = _SUBSAMPLED
+    # jpeglib writes only to a file (its C code opens the path itself).
+    with tempfile.TemporaryDirectory(prefix="imgpress-jpeg-") as folder, jpeglib.version(MOZJPEG):
+        path = Path(folder) / "out.jpg"
+        picture.write_spatial(str(path), qt=tables, flags=MOZJPEG_FLAGS)
+        return path.read_bytes()
+
+
+def matched(rgb: Image.Image, quality: int, reference: Reference | None = None) -> bytes:
+    """mozjpeg's trellis JPEG with the fewest bytes whose SSIMULACRA2 is at least what Pillow's
+    JPEG scores at `quality` on this image: a search over blended table qualities."""
+    reference = reference or Reference(rgb)
+    pillow = io.BytesIO()
+    rgb.save(pillow, "JPEG", quality=quality)
+    with Image.open(pillow) as decoded:
+        target = reference.score(decoded) + MATCH_MARGIN
+    tried: dict[float, tuple[float, bytes]] = {}
+
+    def measure(level: float) -> float:
+        data = mozjpeg(rgb, blended_tables(level, "trellis"))
+        with Image.open(io.BytesIO(data)) as decoded:
+            tried[level] = (reference.score(decoded), data)
+        return tried[level][0]
+
+    level, slope = float(table_quality("trellis", quality)), 0.5  # score points per level, typical
+    for _ in range(MATCH_TRIALS):
+        score = measure(level)
+        failing = max((lv for lv, (s, _) in tried.items() if s < target), default=0.0)
+        passing = min((lv for lv, (s, _) in tried.items() if s >= target), default=100.0)
+        if passing - failing <= MATCH_PRECISION or (failing >= 100.0 or passing <= 1.0):
+            break
+        near = sorted(tried, key=lambda lv: abs(tried[lv][0] - target))[:2]
+        if len(near) == 2 and tried[near[0]][0] != tried[near[1]][0]:
+            slope = max(0.05, (tried[near[0]][0] - tried[near[1]][0]) / (near[0] - near[1]))
+        step = level + (target - score) / slope
+        level = min(passing - MATCH_PRECISION / 2, max(failing + MATCH_PRECISION / 2, step))
+    while not any(s >= target for s, _ in tried.values()) and max(tried) < 100.0:
+        measure(min(100.0, max(tried) + 5.0))  # not met within the trials: climb until it is
+    passing_levels = [lv for lv, (s, _) in tried.items() if s >= target]
+    if not passing_levels:  # not even table quality 100 scores Pillow's: the best there is
+        return max(tried.values(), key=lambda item: item[0])[1]
+    return tried[min(passing_levels)][1]
