@@ -11,7 +11,6 @@ import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +161,10 @@ class S3Blobs:
         self.presign = presign
         # Parts go one after another from the calling thread: no pool of threads (each with its
         # own malloc arena) per process, and one large upload cannot take many connections.
+        #: boto3, for large uploads and presigned links (which carry the file's name and type).
+        #: Made now, at start-up: made by the first large upload, its ~14 MiB of service models
+        #: would count against that upload's memory.
+        self.s3: S3Client = client()
         self.transfer = TransferConfig(
             multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False
         )
@@ -222,11 +225,6 @@ class S3Blobs:
             found = obstore.get(self.store, self.key(job_id, kind))
         size = found.meta["size"]
         return Body(found, size), size
-
-    @cached_property
-    def s3(self) -> S3Client:
-        """boto3, for large uploads and presigned links (which carry the file's name and type)."""
-        return client()
 
     def link(self, job_id: str, kind: Kind, media_type: str, disposition: str) -> str | None:
         if not self.presign:
