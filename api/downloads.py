@@ -20,6 +20,8 @@ from shared.schema import Job
 SMALL_FILE_BYTES = 1024 * 1024
 #: Bytes read from the bucket at a time while a file is streamed to the client.
 CHUNK_BYTES = 256 * 1024
+#: Why a job's original cannot be downloaded once it is gone.
+INPUT_GONE = "This job no longer keeps its original (it failed or expired)."
 _UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -44,7 +46,7 @@ def etag(job: Job) -> str:
 def input_response(job: Job, store: Blobs) -> Response:
     """A job's original upload, as the allowlisted image type it was sniffed as, never rendered as a page.
 
-    Blocking (it asks the store whether the file is there): run it in a thread.
+    Blocking (it asks the store for the file): run it in a thread.
     """
     fallback, _ = download_name(job.input.filename, job.input.media_type)
     headers = {
@@ -53,25 +55,32 @@ def input_response(job: Job, store: Blobs) -> Response:
         "Cache-Control": "private, max-age=3600",
         "Content-Disposition": f'attachment; filename="{fallback}"',
     }
-    if not store.exists(job.id, "input"):
-        raise JobExpired("This job no longer keeps its original (it failed or expired).")
     path = store.local_path(job.id, "input")
     if path is not None:
+        if not path.exists():
+            raise JobExpired(INPUT_GONE)
         return FileResponse(path, media_type=job.input.media_type, headers=headers)
-    return stored_response(store, job.id, "input", job.input.media_type, headers)
+    return stored_response(store, job.id, "input", job.input.media_type, headers, INPUT_GONE)
 
 
 def stored_response(
-    store: Blobs, job_id: str, kind: Kind, media_type: str, headers: dict[str, str]
+    store: Blobs, job_id: str, kind: Kind, media_type: str, headers: dict[str, str], gone: str | None = None
 ) -> Response:
-    """A job's file from a remote store: a redirect to a presigned URL, or its bytes streamed."""
+    """A job's file from a remote store: a redirect to a presigned URL, or its bytes streamed.
+
+    JobExpired if the file is not there; given `gone` (its message), the file is looked for
+    before a link to it is made: a job's input goes when the job fails, its output only with
+    its record.
+    """
     link = store.link(job_id, kind, media_type, headers["Content-Disposition"])
     if link is not None:
+        if gone is not None and not store.exists(job_id, kind):
+            raise JobExpired(gone)
         return RedirectResponse(link, status_code=307, headers={"Cache-Control": "no-store"})
     try:
         body, size = store.open(job_id, kind)
     except FileNotFoundError:
-        raise JobExpired() from None
+        raise JobExpired(gone) from None
     if size <= SMALL_FILE_BYTES:
         # Read at once, as from the local disk: streaming costs a thread hop per piece.
         try:

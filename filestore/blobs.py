@@ -6,6 +6,7 @@ The S3 backend is in `filestore.s3`, imported only when IMGPRESS_STORAGE_URL nam
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from shared import storage
+from shared.errors import StorageFull
 from shared.settings import Settings
 
 #: Which of a job's two files: the upload or the compressed result.
@@ -37,6 +39,9 @@ class Blobs(Protocol):
 
     def publish(self, temp: Path, job_id: str, kind: Kind) -> None:
         """Store a finished local file as the job's input or output; the temp file is gone after."""
+
+    def save(self, data: bytes, job_id: str, kind: Kind) -> None:
+        """Store bytes held in memory (the worker's encoded output) as the job's input or output."""
 
     def local_copy(self, job_id: str, kind: Kind) -> AbstractContextManager[Path]:
         """A file on this host with the job's file's bytes, for as long as the block runs."""
@@ -76,6 +81,19 @@ class LocalBlobs:
 
     def publish(self, temp: Path, job_id: str, kind: Kind) -> None:
         storage.move_into_place(temp, self._path(job_id, kind))
+
+    def save(self, data: bytes, job_id: str, kind: Kind) -> None:
+        temp = storage.temp_path(self.data_dir)
+        try:
+            with os.fdopen(storage.create_private(temp), "wb") as file:
+                file.write(data)
+            storage.move_into_place(temp, self._path(job_id, kind))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull() from None
+            raise
+        finally:
+            temp.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path]:

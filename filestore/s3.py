@@ -5,12 +5,12 @@ imgpress errors in `translated()` only."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - the message is the point
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from obstore import BytesStream
+    from obstore import GetResult
     from obstore.store import ClientConfig, RetryConfig
 
 log = logging.getLogger("imgpress.storage")
@@ -161,6 +161,10 @@ class S3Blobs:
         self.presign = presign
         # Parts go one after another from the calling thread: no pool of threads (each with its
         # own malloc arena) per process, and one large upload cannot take many connections.
+        #: boto3, for large uploads and presigned links (which carry the file's name and type).
+        #: Made now, at start-up: made by the first large upload, its ~14 MiB of service models
+        #: would count against that upload's memory.
+        self.s3: S3Client = client()
         self.transfer = TransferConfig(
             multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False
         )
@@ -188,15 +192,27 @@ class S3Blobs:
         finally:
             temp.unlink(missing_ok=True)
 
+    def save(self, data: bytes, job_id: str, kind: Kind) -> None:
+        key = self.key(job_id, kind)
+        with translated():
+            if len(data) <= SMALL_BYTES:
+                obstore.put(self.store, key, data, use_multipart=False)
+            else:
+                # The bytes are in memory already; boto3 sends them in parts and aborts on failure.
+                self.s3.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self.transfer)
+
     @contextlib.contextmanager
     def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path]:
         temp = storage.temp_path(self.data_dir)
         try:
             with translated():
-                chunks = obstore.get(self.store, self.key(job_id, kind)).stream(CHUNK_BYTES)
+                found = obstore.get(self.store, self.key(job_id, kind))
                 with os.fdopen(storage.create_private(temp), "wb") as file:
-                    for chunk in chunks:
-                        file.write(chunk)
+                    if found.meta["size"] <= SMALL_BYTES:
+                        file.write(found.bytes())  # in one call: each piece streamed is a thread hop
+                    else:
+                        for chunk in found.stream(CHUNK_BYTES):
+                            file.write(chunk)
             yield temp
         finally:
             temp.unlink(missing_ok=True)
@@ -208,12 +224,7 @@ class S3Blobs:
         with translated():
             found = obstore.get(self.store, self.key(job_id, kind))
         size = found.meta["size"]
-        return Body(found.stream(CHUNK_BYTES), size), size
-
-    @cached_property
-    def s3(self) -> S3Client:
-        """boto3, for large uploads and presigned links (which carry the file's name and type)."""
-        return client()
+        return Body(found, size), size
 
     def link(self, job_id: str, kind: Kind, media_type: str, disposition: str) -> str | None:
         if not self.presign:
@@ -259,10 +270,11 @@ class S3Blobs:
 
 
 class Body:
-    """An object's body being read, in the pieces obstore hands over."""
+    """An object's body being read: whole in one call, or in the pieces obstore hands over."""
 
-    def __init__(self, chunks: BytesStream, size: int) -> None:
-        self._chunks: Iterator[bytes] = chunks
+    def __init__(self, found: GetResult, size: int) -> None:
+        self._found: GetResult | None = found
+        self._chunks: Iterator[bytes] = iter(())
         self._held = memoryview(b"")
         self.size = size
 
@@ -270,9 +282,15 @@ class Body:
         """Up to `size` bytes (the rest if negative); b"" at the end."""
         with translated():
             if size < 0:
+                if self._found is not None:  # nothing read yet: the body in one call
+                    data = bytes(self._found.bytes())
+                    self._found = None
+                    return data
                 data = bytes(self._held) + b"".join(self._chunks)
                 self._held = memoryview(b"")
                 return data
+            if self._found is not None:
+                self._chunks, self._found = self._found.stream(CHUNK_BYTES), None
             if not self._held:
                 self._held = memoryview(next(self._chunks, b""))
         piece, self._held = self._held[:size], self._held[size:]
@@ -280,5 +298,6 @@ class Body:
 
     def close(self) -> None:
         """Drop the rest of the body (its connection is closed if it was not all read)."""
+        self._found = None
         self._chunks = iter(())
         self._held = memoryview(b"")

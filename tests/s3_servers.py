@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import subprocess
 import sysconfig
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -89,3 +93,56 @@ def object_keys(endpoint: str, bucket: str) -> list[str]:
     """Every key in the bucket."""
     pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@contextmanager
+def refusing_proxy(endpoint: str, refuse: Callable[[str, str], bool]) -> Iterator[str]:
+    """An HTTP proxy on loopback in front of the S3 server that answers 503 SlowDown to the
+    requests `refuse(method, path_and_query)` picks and passes the rest on (Host and
+    signature untouched); its URL until the block ends."""
+    target = urlsplit(endpoint)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_one_request(self) -> None:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline or not self.parse_request():
+                self.close_connection = True
+                return
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if refuse(self.command, self.path):
+                answer = b"<Error><Code>SlowDown</Code><Message>refused by the test</Message></Error>"
+                self.send_response(503)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                return
+            upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+            try:
+                upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+                reply = upstream.getresponse()
+                content = reply.read()
+                self.send_response(reply.status)
+                for name, value in reply.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+            finally:
+                upstream.close()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -45,12 +45,18 @@ class Limits:
 def compress(source: Path, destination: Path, temp: Path, options: Options, limits: Limits) -> OutputInfo:
     """Re-encode `source` as `options` ask into `destination`; `temp` is the scratch file."""
     try:
-        with decoding_errors(), _checked(source, limits, options) as (image, frames):
-            fmt, choice, size = _compress_image(source, image, frames, options, limits)
-        _publish(choice.data, temp, destination)
+        output, data = encode(source, options, limits)
+        _publish(data, temp, destination)
     finally:
         temp.unlink(missing_ok=True)
-    return OutputInfo(
+    return output
+
+
+def encode(source: Path, options: Options, limits: Limits) -> tuple[OutputInfo, bytes]:
+    """Re-encode `source` as `options` ask: what the output is, and its bytes (for a bucket)."""
+    with decoding_errors(), _checked(source, limits, options) as (image, frames):
+        fmt, choice, size = _compress_image(source, image, frames, options, limits)
+    output = OutputInfo(
         media_type=codecs.OUTPUTS[fmt][1],
         bytes=len(choice.data),
         width=size[0],
@@ -58,6 +64,7 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
         quality=choice.quality,
         format=fmt,
     )
+    return output, choice.data
 
 
 @functools.cache

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
@@ -25,6 +26,8 @@ from shared.settings import Settings
 from worker import handoff, lease, memory, pipeline, recovery, webhooks
 
 log = logging.getLogger("imgpress.jobs")
+
+T = TypeVar("T")
 
 WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped unexpectedly.")
 
@@ -148,30 +151,31 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
 def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
     """Run the pipeline on a job's files within its memory budget (IMGPRESS_WORKER_MEMORY_MB).
 
-    From a bucket, the input is first copied to a local temp file and the output is written to
-    one, then uploaded; both temp files are gone after.
+    From a bucket, the input is first copied to a local temp file (gone after) and the output
+    goes up from memory, where the encoder left it.
     """
     store = blobs.store_for(config)
     with store.local_copy(job_id, "input") as source:
         direct = store.local_path(job_id, "output")
-        destination = direct or storage.temp_path(config.data_dir)
-        try:
-            output = _compress_capped(config, source, destination, options)
-            if direct is None:
-                store.publish(destination, job_id, "output")
-            return output
-        finally:
-            if direct is None:
-                destination.unlink(missing_ok=True)
+        if direct is not None:
+            temp = storage.temp_path(config.data_dir)
+            return _capped(
+                config, source, lambda limits: pipeline.compress(source, direct, temp, options, limits)
+            )
+        output, data = _capped(config, source, lambda limits: pipeline.encode(source, options, limits))
+    store.save(data, job_id, "output")
+    return output
 
 
-def _compress_capped(config: Settings, source: Path, destination: Path, options: Options) -> OutputInfo:
-    """Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
+def _capped(config: Settings, source: Path, work: Callable[[pipeline.Limits], T]) -> T:
+    """`work` on `source` within the job's memory budget (IMGPRESS_WORKER_MEMORY_MB).
+
+    Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
     image that decodes with twice the budget is `too_large`."""
     limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
     try:
         with memory.capped(config.worker_memory_mb):
-            return pipeline.compress(source, destination, storage.temp_path(config.data_dir), options, limits)
+            return work(limits)
     except CorruptImage:
         if config.worker_memory_mb <= 0:
             raise

@@ -17,7 +17,7 @@ from filestore.s3 import S3Blobs
 from shared import storage
 from shared.errors import StorageFull, StorageUnavailable
 from tests.ports import free_port
-from tests.s3_servers import object_keys, s3_client
+from tests.s3_servers import object_keys, refusing_proxy, s3_client
 
 
 def _temp(data_dir: Path, content: bytes) -> Path:
@@ -56,6 +56,21 @@ def test_a_published_file_reads_back_and_is_deleted_twice_harmlessly(store: Blob
     assert not store.exists(job_id, "input")
     with pytest.raises(FileNotFoundError):
         store.open(job_id, "input")
+
+
+@pytest.mark.parametrize("size", [1000, blobs_s3.SMALL_BYTES + 1])
+def test_bytes_saved_from_memory_read_back(store: Blobs, tmp_path: Path, size: int) -> None:
+    job_id = storage.new_job_id()
+    content = os.urandom(size)
+    store.save(content, job_id, "output")
+    body, stored = store.open(job_id, "output")
+    try:
+        assert stored == size and body.read() == content
+    finally:
+        body.close()
+    with store.local_copy(job_id, "output") as copy:
+        assert copy.read_bytes() == content
+    assert [p for p in storage.tmp_dir(tmp_path / "data").iterdir()] == []
 
 
 def test_copies_made_for_the_worker_are_gone_after_use(store: Blobs, tmp_path: Path) -> None:
@@ -113,6 +128,28 @@ def test_a_large_file_goes_up_streamed_and_comes_back_whole(
     with store.local_copy(job_id, "input") as copy:
         assert copy.read_bytes() == content
     assert object_keys(s3_endpoint, s3_bucket) == [f"p/jobs/{job_id}/input"]
+
+
+@pytest.mark.parametrize("way", ["publish", "save"])
+def test_a_failed_multipart_upload_is_aborted(
+    s3_endpoint: str, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    # The bucket refuses the second part (and every retry of it); the first one got through.
+    with refusing_proxy(s3_endpoint, lambda method, path: "partNumber=2" in path) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy)
+        store = S3Blobs.from_url(f"s3://{s3_bucket}/p", tmp_path, presign=False)
+        content = os.urandom(blobs_s3.PART_BYTES * 2 + 1)
+        job_id = storage.new_job_id()
+        temp = _temp(tmp_path, content)
+        with pytest.raises(StorageUnavailable):
+            if way == "publish":
+                store.publish(temp, job_id, "input")
+            else:
+                store.save(content, job_id, "output")
+    s3 = s3_client(s3_endpoint)
+    assert s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert object_keys(s3_endpoint, s3_bucket) == []
+    assert not temp.exists() or way == "save"
 
 
 def test_the_sweep_leaves_multipart_uploads_in_progress_alone(
