@@ -362,7 +362,8 @@ function addFiles(files) {
   }
 }
 
-async function sendBatch(group, options, section) {
+// zip: whether the drop's section offers the batch's archive (not for one file sent again).
+async function sendBatch(group, options, section, zip = true) {
   let delay = FIRST_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     const form = new FormData();
@@ -401,7 +402,7 @@ async function sendBatch(group, options, section) {
       group[item.index].progress = null;
       setState(group[item.index], "failed", `Not accepted: ${item.error.message}`);
     }
-    if (batch.jobs.length) addZip(section, batch);
+    if (zip && batch.jobs.length) addZip(section, batch);
     watchBatch(batch.id);
     return;
   }
@@ -441,13 +442,16 @@ async function retry(row) {
       }
     }
   }
-  if (!row.file) return;
-  // Otherwise send the file again.
+  if (row.file) resend(row);
+}
+
+// Send a row's file again, with the options the form has now.
+function resend(row) {
   if (row.job) byJob.delete(row.job.id);
   row.job = null;
   setState(row, "waiting", "Waiting to upload");
   const section = row.element.closest(".batch");
-  uploads = uploads.then(() => sendBatch([row], chosenOptions(), section)).catch(fail);
+  uploads = uploads.then(() => sendBatch([row], chosenOptions(), section, false)).catch(fail);
 }
 
 // --- compare ---------------------------------------------------------------------------------
@@ -463,6 +467,7 @@ function compare(row) {
 
 handlers.compare = compare;
 handlers.retry = (row) => retry(row).catch(fail);
+handlers.again = resend;
 handlers.fail = fail;
 
 // --- adding files: the whole window is the drop target ---------------------------------------

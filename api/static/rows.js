@@ -9,8 +9,10 @@ const $ = (id) => document.getElementById(id);
 export const rows = []; // every row in the order shown
 export const byJob = new Map(); // job id -> row
 const STATUS_WORDS = { queued: "Waiting in the queue", started: "Compressing…", finished: "Done" };
-// What the row buttons do, set by the page: compare(row), retry(row), fail(error).
-export const handlers = { compare: null, retry: null, fail: null };
+// What the row buttons do, set by the page: compare(row), retry(row), again(row), fail(error).
+export const handlers = { compare: null, retry: null, again: null, fail: null };
+// Failures the file itself causes: sending it again, with any options, fails the same way.
+const FILE_FAULTS = new Set(["corrupt_image", "unsupported_media"]);
 
 export function isPending(row) {
   return ["uploading", "waiting", "queued", "started"].includes(row.state);
@@ -85,6 +87,9 @@ function render(row) {
     );
   } else if (row.state === "lost") {
     actions.append(button("Retry", () => handlers.retry(row), `Retry ${row.name}`));
+  } else if (row.state === "failed" && row.file && job?.error && !FILE_FAULTS.has(job.error.code)) {
+    // e.g. a size it cannot fit: change the options above, then send the file again.
+    actions.append(button("Try again", () => handlers.again(row), `Try ${row.name} again with the options above`));
   }
 }
 

@@ -396,3 +396,33 @@ def test_the_key_is_asked_for_and_used_as_typed(
             expect(rows(page).first).to_have_attribute("data-state", "finished")
         finally:
             page.context.close()
+
+
+def test_a_file_that_failed_on_its_options_is_tried_again_with_new_ones(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    page.locator("#quality-auto").uncheck()
+    page.locator("#quality").fill("90")
+    page.locator("#max-kb").fill("1")  # no JPEG of this photo fits in 1 KB
+    noise = images.encode(Image.effect_noise((400, 300), 80).convert("RGB"), "JPEG", quality=95)
+    drop_files(page, [("noisy photo.jpg", "image/jpeg", noise)])
+    row = rows(page).first
+    expect(row).to_have_attribute("data-state", "failed")
+    first = api_job(stack, row.get_attribute("data-job"))
+    assert first["error"]["code"] == "cannot_fit"
+    again = row.get_by_role("button", name="Try noisy photo.jpg again with the options above")
+    expect(again).to_be_visible()
+
+    page.locator("#max-kb").fill("")
+    again.click()
+    expect(row).to_have_attribute("data-state", "finished")
+    second = api_job(stack, row.get_attribute("data-job"))
+    assert second["id"] != first["id"] and second["options"]["max_bytes"] is None
+    # The row stays where it was; the drop still offers one archive.
+    assert rows(page).count() == 1
+    expect(page.locator(".batch").first.get_by_role("button", name="Download all (ZIP)")).to_have_count(1)
+
+    # A file that is itself at fault gets no such button: no option would change its answer.
+    drop_files(page, [("notes.jpg", "image/jpeg", NOT_AN_IMAGE)])
+    refused = rows(page).first
+    expect(refused).to_have_attribute("data-state", "failed")
+    expect(refused.get_by_role("button")).to_have_count(0)
