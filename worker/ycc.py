@@ -55,7 +55,8 @@ def _stripe(rgb: Array) -> npt.NDArray[np.uint8]:
         slope = _linear_slope(decoded) @ _LUMINANCE
         luma = np.clip(luma - error / np.maximum(slope, 1e-5), 0.0, 255.0)
     ycc[..., 0] = luma
-    return np.clip(np.rint(ycc), 0, 255).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = np.clip(np.rint(ycc), 0, 255).astype(np.uint8)
+    return out
 
 
 def _down_up(plane: Array) -> Array:
@@ -63,7 +64,7 @@ def _down_up(plane: Array) -> Array:
     back to full size as libjpeg's decoder does: 3/4 of the nearer sample, 1/4 of the next."""
     height, width = plane.shape
     padded = np.pad(plane, ((0, height % 2), (0, width % 2)), mode="edge")
-    blocks = (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) / 4
+    blocks = (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) * np.float32(0.25)
     return _up(_up(blocks, 0), 1)[:height, :width]
 
 
