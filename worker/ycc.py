@@ -64,7 +64,8 @@ def _down_up(plane: Array) -> Array:
     back to full size as libjpeg's decoder does: 3/4 of the nearer sample, 1/4 of the next."""
     height, width = plane.shape
     padded = np.pad(plane, ((0, height % 2), (0, width % 2)), mode="edge")
-    blocks = (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) * np.float32(0.25)
+    quarter = np.float32(0.25)
+    blocks = (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) * quarter
     return _up(_up(blocks, 0), 1)[:height, :width]
 
 
