@@ -17,12 +17,13 @@ import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker import jpeg
+from worker import jpeg, ycc
 from worker.metric import Reference
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -58,9 +59,11 @@ def main() -> None:
         image = Image.open(path).convert("RGB")
         reference = Reference(image)
 
-        def encode(level: int, image: Image.Image = image) -> bytes:
-            if encoder == "trellis":
-                return jpeg.mozjpeg(image, jpeg.jpeg_tables(level, encoder))
+        pixels = ycc.compensated(image) if encoder == "trellis" else None
+
+        def encode(level: int, image: Image.Image = image, pixels: Any = pixels) -> bytes:
+            if pixels is not None:
+                return jpeg.mozjpeg(pixels, jpeg.jpeg_tables(level, encoder))
             buffer = io.BytesIO()
             tables = [[int(s) for s in t.flatten()] for t in jpeg.jpeg_tables(level, encoder)]
             image.save(buffer, "JPEG", qtables=tables, subsampling="4:2:0")

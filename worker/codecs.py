@@ -137,7 +137,7 @@ def trial_encoder(
     """
     if fmt == "jpeg":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return lambda quality: jpeg.encode(rgb, quality, EFFORTS[effort].jpeg, full_chroma)
+        return jpeg.trials(rgb, EFFORTS[effort].jpeg, full_chroma)
     if fmt == "avif":
         return lambda quality: encode(image, fmt, quality, metadata, effort, speed=AVIF_PROBE_SPEED)
     return lambda quality: encode(image, fmt, quality, metadata, effort)

@@ -8,6 +8,7 @@ import io
 import itertools
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pyjpegli
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
+from worker import ycc
 from worker.metric import Reference
 
 #: The libjpeg build of `jpeglib` that trellis JPEGs are written with: mozjpeg 4.0.3.
@@ -30,17 +32,23 @@ MOZJPEG_FLAGS = ["+OPTIMIZE_CODING", "+TRELLIS_QUANT", "+TRELLIS_QUANT_DC", "+OV
 #: frequency, and its chroma steps by CHROMA_SCALE; then each encoder's `SHAPES`.
 LUMA_TILT = 0.45
 CHROMA_SCALE = 0.9
-#: Frequency bands of an 8x8 table by row + column (0 is DC, 14 the highest frequency).
-BANDS = ((0, 0), (1, 1), (2, 2), (3, 4), (5, 6), (7, 9), (10, 14))
-#: Per encoder, the factor on the luma and the chroma steps of each band of `BANDS`: the
-#: factors that gave the fewest bytes at Pillow q75's SSIMULACRA2 on the tuning photos
-#: (coordinate descent in steps of 10-20 %). Both libjpeg-turbo encoders code the same
-#: coefficients; trellis quantisation drops costly coefficients itself and wants other steps.
-_TURBO_SHAPE = ((0.67, 1.0, 1.22, 1.22, 1.22, 1.22, 1.22), (0.55, 1.0, 1.0, 1.22, 1.22, 1.22, 1.0))
+#: Per encoder, the factor on the luma and on the chroma steps of each frequency band, a band
+#: being the row + column of the step in the 8x8 table (0 is DC, 14 the highest frequency):
+#: the factors that gave the fewest bytes at Pillow q75's SSIMULACRA2 on the tuning photos
+#: (coordinate descent in steps of 4-10 %, on single bands and on runs of them). Both
+#: libjpeg-turbo encoders code the same coefficients; trellis quantisation drops costly
+#: coefficients itself and wants other steps.
+_TURBO_SHAPE = (
+    (0.737, 1.0, 1.22, 1.396, 1.269, 1.269, 1.269, 1.269, 1.396, 1.535, 1.423, 1.423, 1.423, 1.423, 1.423),
+    (0.55, 1.0, 0.909, 1.22, 1.22, 1.269, 1.269, 1.269, 1.269, 1.269, 1.166, 1.166, 1.166, 1.166, 1.166),
+)
 SHAPES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "turbo": _TURBO_SHAPE,
     "optimized": _TURBO_SHAPE,
-    "trellis": ((0.82, 0.82, 1.22, 1.22, 1.22, 1.22, 1.0), (0.82, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)),
+    "trellis": (
+        (0.82, 0.82, 1.342, 1.342, 1.342, 1.22, 1.22, 1.22, 1.22, 1.22, 1.0, 1.0, 1.0, 1.0, 1.0),
+        (0.82, 1.0, 1.0, 1.1, 1.1, 1.1, 1.1, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ),
 }
 #: Sampling factors (vertical, horizontal) of Y, Cb and Cr: chroma halved both ways (4:2:0).
 _SUBSAMPLED = np.array([[2, 2], [1, 1], [1, 1]])
@@ -49,15 +57,15 @@ _SUBSAMPLED = np.array([[2, 2], [1, 1], [1, 1]])
 #: straight lines: the median of six tuning photos' own points (Kodak 01, 03, 05, wiki002, 004,
 #: 007), `scripts/calibrate_jpeg.py`.
 _TURBO_POINTS = (
-    (1, 1), (10, 1), (20, 6), (30, 16), (40, 23), (50, 32), (60, 44), (70, 62), (75, 68), (80, 76),
-    (85, 82), (90, 88), (95, 94), (98, 98), (100, 100),
+    (1, 1), (10, 1), (20, 7), (30, 17), (40, 24), (50, 34), (60, 48), (70, 64), (75, 70), (80, 78),
+    (85, 84), (90, 89), (95, 95), (98, 99), (100, 100),
 )  # fmt: skip
 TABLE_QUALITY: dict[str, tuple[tuple[int, int], ...]] = {
     "turbo": _TURBO_POINTS,
     "optimized": _TURBO_POINTS,
     "trellis": (
-        (1, 1), (10, 1), (20, 10), (30, 20), (40, 30), (50, 45), (60, 54), (70, 67), (75, 72), (80, 78),
-        (85, 84), (90, 89), (95, 95), (98, 99), (100, 100),
+        (1, 1), (10, 1), (20, 10), (30, 21), (40, 32), (50, 46), (60, 56), (70, 68), (75, 73), (80, 80),
+        (85, 84), (90, 90), (95, 95), (98, 98), (100, 100),
     ),
 }  # fmt: skip
 #: At `max`, a fixed quality number is matched per image: the search aims this far above the
@@ -100,13 +108,10 @@ def _shaped(quality: int, encoder: str) -> npt.NDArray[np.float64]:
     with JpegImageFile(io.BytesIO(bytes(pyjpegli.encode(bytes(8 * 8 * 3), 8, 8, quality)))) as probe:
         # Pillow reads the DQT segments into natural (row-major) order.
         luma, chroma = (np.array(probe.quantization[k], dtype=np.float64).reshape(8, 8) for k in (0, 1))
-    band = np.add.outer(np.arange(8), np.arange(8))
-    luma = luma * (1.0 + LUMA_TILT * (band / 14.0 - 0.5))
-    chroma = chroma * CHROMA_SCALE
-    for (first, last), luma_factor, chroma_factor in zip(BANDS, *SHAPES[encoder], strict=True):
-        inside = (band >= first) & (band <= last)
-        luma[inside] *= luma_factor
-        chroma[inside] *= chroma_factor
+    band = np.add.outer(np.arange(8), np.arange(8))  # row + column of each step
+    luma_shape, chroma_shape = (np.array(factors) for factors in SHAPES[encoder])
+    luma = luma * (1.0 + LUMA_TILT * (band / 14.0 - 0.5)) * luma_shape[band]
+    chroma = chroma * CHROMA_SCALE * chroma_shape[band]
     return np.stack([luma, chroma])
 
 
@@ -137,9 +142,21 @@ def _qtables(level: int, encoder: str) -> list[list[int]]:
     return [[int(step) for step in table.flatten()] for table in jpeg_tables(level, encoder)]
 
 
-def mozjpeg(rgb: Image.Image, tables: npt.NDArray[np.uint16]) -> bytes:
-    """mozjpeg's 4:2:0 encode with trellis quantisation on the given luma and chroma tables."""
-    picture = jpeglib.from_spatial(np.asarray(rgb))
+def trials(rgb: Image.Image, encoder: str, full_chroma: bool = False) -> Callable[[int], bytes]:
+    """`encode` at any quality number for one image, the work shared between encodes done once."""
+    if encoder == "trellis" and not full_chroma:
+        pixels = ycc.compensated(rgb)
+        return lambda quality: mozjpeg(pixels, jpeg_tables(table_quality(encoder, quality), encoder))
+    return lambda quality: encode(rgb, quality, encoder, full_chroma)
+
+
+def mozjpeg(rgb: Image.Image | npt.NDArray[np.uint8], tables: npt.NDArray[np.uint16]) -> bytes:
+    """mozjpeg's 4:2:0 encode with trellis quantisation on the given luma and chroma tables, of
+    an image or of its `ycc.compensated` YCbCr (computed here if not given)."""
+    pixels = ycc.compensated(rgb) if isinstance(rgb, Image.Image) else rgb
+    # The pixels are already JPEG's YCbCr: mozjpeg only averages the chroma.
+    picture = jpeglib.from_spatial(pixels, jpeglib.JCS_YCbCr)
+    picture.jpeg_color_space = jpeglib.JCS_YCbCr
     picture.samp_factor = _SUBSAMPLED
     # jpeglib writes only to a file (its C code opens the path itself).
     with tempfile.TemporaryDirectory(prefix="imgpress-jpeg-") as folder, jpeglib.version(MOZJPEG):
@@ -157,9 +174,10 @@ def matched(rgb: Image.Image, quality: int, reference: Reference | None = None) 
     with Image.open(pillow) as decoded:
         target = reference.score(decoded) + MATCH_MARGIN
     tried: dict[float, tuple[float, bytes]] = {}
+    pixels = ycc.compensated(rgb)
 
     def measure(level: float) -> float:
-        data = mozjpeg(rgb, blended_tables(level, "trellis"))
+        data = mozjpeg(pixels, blended_tables(level, "trellis"))
         with Image.open(io.BytesIO(data)) as decoded:
             tried[level] = (reference.score(decoded), data)
         return tried[level][0]
