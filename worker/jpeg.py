@@ -76,6 +76,11 @@ MATCH_MARGIN = 0.03
 MATCH_PRECISION = 0.2
 #: ... and spends at most this many encodes before climbing to a passing table quality.
 MATCH_TRIALS = 7
+#: A larger image is matched on a sample (tiles from across it, about this many pixels) and
+#: then encoded once at the table quality found, so the match costs the same at any size.
+MATCH_SAMPLE_PIXELS = 1_000_000
+#: The side of the sample's square tiles, in pixels (whole 16-pixel blocks of 4:2:0).
+SAMPLE_TILE = 256
 
 
 def table_quality(encoder: str, quality: int) -> int:
@@ -165,10 +170,40 @@ def mozjpeg(rgb: Image.Image | npt.NDArray[np.uint8], tables: npt.NDArray[np.uin
         return path.read_bytes()
 
 
-def matched(rgb: Image.Image, quality: int, reference: Reference | None = None) -> bytes:
+def matched(rgb: Image.Image, quality: int) -> bytes:
     """mozjpeg's trellis JPEG with the fewest bytes whose SSIMULACRA2 is at least what Pillow's
-    JPEG scores at `quality` on this image: a search over blended table qualities."""
-    reference = reference or Reference(rgb)
+    JPEG scores at `quality` on this image: a search over blended table qualities (on a sample
+    of a large image, whose table quality then serves the whole)."""
+    if rgb.width * rgb.height <= MATCH_SAMPLE_PIXELS * 3 // 2:
+        return _search(rgb, quality)[1]
+    level, _ = _search(sample(rgb), quality)
+    return mozjpeg(ycc.compensated(rgb), blended_tables(level, "trellis"))
+
+
+def sample(rgb: Image.Image) -> Image.Image:
+    """About MATCH_SAMPLE_PIXELS of an image: a mosaic of square tiles spread evenly over it."""
+    width, height = rgb.size
+    tile = max(16, min(SAMPLE_TILE, width, height) // 16 * 16)
+    wanted = max(1, MATCH_SAMPLE_PIXELS // (tile * tile))
+    down = max(1, min(height // tile, math.isqrt(wanted * height // width)))
+    across = max(1, min(width // tile, wanted // down))
+    mosaic = Image.new(rgb.mode, (across * tile, down * tile))
+    for row in range(down):
+        top = _spread(row, down, height - tile)
+        for column in range(across):
+            left = _spread(column, across, width - tile)
+            mosaic.paste(rgb.crop((left, top, left + tile, top + tile)), (column * tile, row * tile))
+    return mosaic
+
+
+def _spread(index: int, count: int, room: int) -> int:
+    """The offset of the index-th of `count` tiles spread over `room` pixels, on the block grid."""
+    return room * (2 * index + 1) // (2 * count) // 16 * 16
+
+
+def _search(rgb: Image.Image, quality: int) -> tuple[float, bytes]:
+    """`matched`'s search on the whole of `rgb`: the table quality found and its encode."""
+    reference = Reference(rgb)
     pillow = io.BytesIO()
     rgb.save(pillow, "JPEG", quality=quality)
     with Image.open(pillow) as decoded:
@@ -198,5 +233,6 @@ def matched(rgb: Image.Image, quality: int, reference: Reference | None = None) 
         measure(min(100.0, max(tried) + 5.0))  # not met within the trials: climb until it is
     passing_levels = [lv for lv, (s, _) in tried.items() if s >= target]
     if not passing_levels:  # not even table quality 100 scores Pillow's: the best there is
-        return max(tried.values(), key=lambda item: item[0])[1]
-    return tried[min(passing_levels)][1]
+        best = max(tried, key=lambda lv: tried[lv][0])
+        return best, tried[best][1]
+    return min(passing_levels), tried[min(passing_levels)][1]

@@ -168,3 +168,31 @@ def test_more_effort_gives_fewer_bytes_at_the_same_target() -> None:
             for e in ("max", "balanced", "fast")
         ]
         assert sizes == sorted(sizes), (path.name, sizes)
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_max_matches_a_large_photo_on_a_sample_and_encodes_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Image.open(PHOTOS[0]) as photo:
+        source = photo.convert("RGB").resize((photo.width * 2, photo.height * 2), Image.Resampling.LANCZOS)
+    mosaic = jpeg.sample(source)
+    assert jpeg.MATCH_SAMPLE_PIXELS * 0.6 <= mosaic.width * mosaic.height <= jpeg.MATCH_SAMPLE_PIXELS
+    # The tiles are the photo's own pixels, taken from across it.
+    assert mosaic.crop((0, 0, 16, 16)).tobytes() in {
+        source.crop((x, y, x + 16, y + 16)).tobytes() for x in range(0, 512, 16) for y in range(0, 256, 16)
+    }
+    encodes: list[tuple[int, int]] = []
+    real = jpeg.mozjpeg
+
+    def counted(pixels: object, tables: object) -> bytes:
+        encodes.append(np.asarray(pixels).shape[:2])
+        return real(pixels, tables)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jpeg, "mozjpeg", counted)
+    data = jpeg.matched(source, 75)
+    assert encodes.count((source.height, source.width)) == 1 and len(encodes) > 1
+    pillow = io.BytesIO()
+    source.save(pillow, "JPEG", quality=75)
+    reference = Reference(source)
+    with Image.open(io.BytesIO(data)) as ours, Image.open(pillow) as theirs:
+        assert reference.score(ours) >= reference.score(theirs) - 0.5
+    assert len(data) < 0.9 * len(pillow.getvalue())
