@@ -172,9 +172,10 @@ def for_size(
     low, high = 1, ceiling
     found: Choice | None = None
     trials = 0
+    encode = _sized_encoder(image, fmt, metadata, effort)
     while low <= high:
         quality = (low + high) // 2
-        data = codecs.encode(image, fmt, quality, metadata, effort)
+        data = encode(quality)
         trials += 1
         if len(data) <= max_bytes:
             found = Choice(data, quality, trials=trials)
@@ -187,3 +188,15 @@ def for_size(
             "a smaller width/height, or another format."
         )
     return found
+
+
+def _sized_encoder(
+    image: Image.Image | codecs.Animation, fmt: str, metadata: codecs.Metadata, effort: str
+) -> Callable[[int], bytes]:
+    """The output at a quality for `for_size`. A still JPEG is made by the search's trial encoder
+    (its pixels prepared once; at `max` not matched to Pillow's score per trial, since the
+    search already moves over quality numbers), with its metadata, which counts in the size."""
+    if fmt == "jpeg" and isinstance(image, Image.Image):
+        trial = codecs.trial_encoder(image, fmt, metadata, effort)
+        return lambda quality: codecs.finish_jpeg(trial(quality), metadata)
+    return lambda quality: codecs.encode(image, fmt, quality, metadata, effort)

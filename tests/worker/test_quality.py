@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyjpegli
 import pytest
-from PIL import Image, JpegImagePlugin
+from PIL import Image, ImageCms, JpegImagePlugin
 from ssimulacra2 import compute_ssimulacra2
 
 from shared.errors import CannotFit
@@ -56,6 +56,19 @@ def test_max_bytes_gives_the_largest_output_that_fits() -> None:
     above = codecs.encode(source, "jpeg", best.quality + 1, codecs.Metadata())
     assert best.quality == 100 or len(above) > 3000
     Image.open(io.BytesIO(best.data)).load()
+
+
+def test_max_bytes_at_max_counts_the_metadata_and_matches_no_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> bytes:
+        raise AssertionError("a max_bytes trial ran the per-image match")
+
+    monkeypatch.setattr(jpeg, "matched", refuse)
+    source = Image.effect_mandelbrot((320, 240), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    best = quality.for_size(source, "jpeg", 9000, 100, codecs.Metadata(icc_profile=profile), effort="max")
+    assert len(best.data) <= 9000 and best.quality is not None and best.quality < 100
+    with Image.open(io.BytesIO(best.data)) as output:
+        assert output.info.get("icc_profile") == profile and output.info.get("progressive")
 
 
 def test_max_bytes_too_small_raises_cannot_fit() -> None:
