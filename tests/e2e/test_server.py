@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -265,3 +266,18 @@ def test_an_argument_is_a_usage_error_naming_the_variables() -> None:
         [sys.executable, "-m", "api", "--help"], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert help_text.returncode == 0 and "IMGPRESS_PORT" in help_text.stdout
+
+
+def test_a_sigterm_then_a_ctrl_c_still_shuts_the_app_down(
+    redis_databases: DatabasePool, tmp_path: Path
+) -> None:
+    """At a Ctrl-C, scripts/run sends the API a SIGTERM that may come before the terminal's SIGINT:
+    that SIGINT is no second Ctrl-C, so the app still shuts down, without a traceback."""
+    for stack in api_stack(redis_databases, tmp_path):
+        api = stack.processes["api"]
+        api.send_signal(signal.SIGTERM)
+        time.sleep(0.05)  # handled alone, before the SIGINT (both at once are taken SIGINT first)
+        api.send_signal(signal.SIGINT)
+        assert api.wait(timeout=30) == 0
+        log = (tmp_path / "api.log").read_text()
+        assert "Application shutdown complete." in log and "Traceback" not in log, log
