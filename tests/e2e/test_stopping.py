@@ -129,6 +129,7 @@ def test_busy_service_with_its_private_redis_finishes_the_job(tmp_path: Path) ->
     assert status == JobStatus.FINISHED
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(("how", "busy"), [("group", False), ("each", True)])
 def test_stops_whole_on_a_loaded_machine(
     tmp_path: Path, redis_url: str, busy_cpus: None, how: str, busy: bool
