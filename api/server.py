@@ -8,6 +8,8 @@ import asyncio
 import dataclasses
 import logging
 import resource
+import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -131,6 +133,22 @@ def config(settings: Settings) -> uvicorn.Config:
     )
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, which skips the app's shutdown only at a second Ctrl-C.
+
+    uvicorn takes any SIGINT after a first stop signal for a second Ctrl-C; but at a Ctrl-C
+    scripts/run sends the API a SIGTERM, which may be handled before the terminal's SIGINT.
+    """
+
+    interrupted = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        forced = self.force_exit or (sig == signal.SIGINT and self.interrupted)
+        self.interrupted = self.interrupted or sig == signal.SIGINT
+        super().handle_exit(sig, frame)
+        self.force_exit = forced
+
+
 def serve(settings: Settings) -> None:
     """Serve until stopped."""
-    uvicorn.Server(config(settings)).run()
+    Server(config(settings)).run()

@@ -3,6 +3,7 @@ after), settings on a private data dir, the app, workers."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -122,6 +123,21 @@ def quick_stock_listener(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, min(sleep_time, LISTENER_WAKE_SECONDS), *args, **kwargs)
 
     monkeypatch.setattr(PubSub, "run_in_thread", run_in_thread)
+
+
+@pytest.fixture(autouse=True)
+def one_heavy_test_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A test marked heavy holds a lock that every pytest-xdist worker of the run shares, so two
+    heavy tests never load the machine at once (a worker waits for the other's to end)."""
+    if request.node.get_closest_marker("heavy") is None or "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    # Each worker's base temp is a folder of the run's own.
+    with open(tmp_path_factory.getbasetemp().parent / "heavy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(autouse=True)

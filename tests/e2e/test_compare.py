@@ -15,7 +15,7 @@ from tests.browser import api_job, chromium, drop_files, open_page, record_figur
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect

@@ -13,7 +13,7 @@ from tests.browser import chromium
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

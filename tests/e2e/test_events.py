@@ -157,6 +157,7 @@ async def follow(
 STREAMS = 500
 
 
+@pytest.mark.heavy
 def test_five_hundred_streams_all_open_and_all_end(stack: Stack, http: httpx.Client) -> None:
     job_id = upload(http, images.jpeg())
 

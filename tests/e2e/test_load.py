@@ -11,7 +11,7 @@ from tests.processes import bench_load
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 
 @pytest.fixture

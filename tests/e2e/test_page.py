@@ -35,7 +35,7 @@ from tests.browser import (
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect

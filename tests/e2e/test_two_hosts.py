@@ -55,6 +55,7 @@ def hosts(redis_databases: DatabasePool, s3_bucket: str, tmp_path: Path) -> Iter
             second.stop()
 
 
+@pytest.mark.heavy
 def test_two_hosts_lose_nothing_and_leave_nothing(
     hosts: tuple[Stack, Stack], s3_endpoint: str, s3_bucket: str
 ) -> None:
@@ -126,7 +127,12 @@ def test_a_worker_host_that_dies_mid_job_leaves_no_object_behind(
 ) -> None:
     with redis_databases.database() as url:
         shared = replace(
-            Settings.from_env({}), redis_url=url, storage_url=f"s3://{s3_bucket}", retention_seconds=60
+            Settings.from_env({}),
+            redis_url=url,
+            storage_url=f"s3://{s3_bucket}",
+            retention_seconds=60,
+            # The sweep that finds the lapsed lease runs each second, not each 30 s.
+            sweep_interval_seconds=1,
         )
         front, doomed_host, spare = (host(shared, tmp_path, name) for name in ("front", "b", "c"))
         try:

@@ -37,10 +37,21 @@ def test_test_modules_sit_in_the_folder_of_what_they_test() -> None:
     assert folders == {"api", "worker", "shared", "screening", "filestore", "client", "e2e", "project"}
 
 
+def module_marks(path: Path) -> set[str]:
+    """The names of the marks in a module's `pytestmark` (one mark or a list of them)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and [ast.unparse(target) for target in node.targets] == [
+            "pytestmark"
+        ]:
+            marks = node.value.elts if isinstance(node.value, ast.List) else [node.value]
+            return {ast.unparse(mark).removeprefix("pytest.mark.") for mark in marks}
+    return set()
+
+
 def test_every_end_to_end_module_is_marked_e2e() -> None:
     # `pytest -m "not e2e"` (scripts/check) must leave out every test that starts real processes.
     for module in sorted((TESTS / "e2e").glob("test_*.py")):
-        assert "\npytestmark = pytest.mark.e2e\n" in module.read_text(), module.name
+        assert "e2e" in module_marks(module), module.name
 
 
 def test_the_edit_loop_and_the_whole_suite_have_their_scripts() -> None:

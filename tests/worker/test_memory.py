@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests import images
@@ -40,6 +41,7 @@ with memory.capped(300):
     assert out == "capped"
 
 
+@pytest.mark.heavy
 def test_a_valid_image_short_of_memory_is_too_large_never_corrupt(tmp_path: Path) -> None:
     # The same valid photo under budgets from far too small to enough, one after the other in
     # one worker process (set up as a worker is): each job either finishes or says the image
