@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from types import FrameType
@@ -10,6 +11,10 @@ from types import FrameType
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    os._exit(0)
 
 
 # Until uvicorn installs its own handlers, a stop exits at once, without a traceback.
@@ -35,4 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    finally:
+        # Served and shut down: a stop signal while the interpreter winds down (its threads
+        # joined) ends the process at once, with no traceback from inside that wait.
+        signal.signal(signal.SIGINT, _exit_now)
+        signal.signal(signal.SIGTERM, _exit_now)
+    sys.exit(status)

@@ -151,4 +151,8 @@ class Server(uvicorn.Server):
 
 def serve(settings: Settings) -> None:
     """Serve until stopped."""
+    # uvicorn takes over the stop signals as it starts and, once it has shut down, raises the
+    # ones it caught again for the handlers it found: nothing is left to stop by then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     Server(config(settings)).run()
