@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -159,7 +160,10 @@ class Service:
             redis = self.children().get("redis")
             for pid in descendants(self.pid) - {redis}:
                 if not command_line(pid).startswith(("sleep", "curl")):
-                    os.kill(pid, signum)
+                    # One signalled before may have stopped another already (the script its
+                    # children): stopping what has ended is a no-op, as for Docker.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
 
     def wait_stopped(self, seconds: float) -> float:
         """Seconds until the script and every process it started are gone (fails past `seconds`)."""
