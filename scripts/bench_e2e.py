@@ -23,13 +23,9 @@ import argparse
 import io
 import itertools
 import json
-import multiprocessing
-import os
 import queue
-import resource
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,12 +39,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import latency_summary, listening_pid  # noqa: E402
+from measure import latency_summary, listening_pid, usage, worker_pids  # noqa: E402
+from rawlimit import Encode, run_raw  # noqa: E402
 
-from shared.options import EFFORTS, Options  # noqa: E402
-from worker import pipeline  # noqa: E402
+from shared.options import EFFORTS  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 DEFAULT_IMAGES = ROOT.parent / "shared" / "corpus" / "photos"
 
 
@@ -72,101 +67,6 @@ def load_images(folder: Path, megapixels: float | None, limit: int) -> list[byte
     if not found:
         raise SystemExit(f"no images in {folder}")
     return found
-
-
-# ---------------------------------------------------------------- /proc accounting
-
-
-@dataclass
-class Usage:
-    cpu_seconds: float
-    #: The part of cpu_seconds spent in the kernel (system calls, page faults).
-    system_seconds: float
-    peak_rss_mib: float
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(_stat(int(entry.name))[1]) == pid:
-                    found.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-    return found
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and every live process below it."""
-    found, stack = [pid], [pid]
-    while stack:
-        for child in _children(stack.pop()):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def usage(pids: list[int]) -> Usage:
-    """CPU (own + reaped children) and summed peak RSS of these process trees."""
-    cpu = system = 0.0
-    rss_kib = 0
-    for root in pids:
-        for pid in tree(root):
-            try:
-                fields = _stat(pid)
-                status = Path(f"/proc/{pid}/status").read_text()
-            except FileNotFoundError:
-                continue
-            # utime, stime (own) and cutime, cstime (reaped children, e.g. RQ's work-horses):
-            # fields 14-17 of /proc/pid/stat. Live descendants count their own time only.
-            user, kernel = int(fields[11]), int(fields[12])
-            if pid == root:
-                user, kernel = user + int(fields[13]), kernel + int(fields[14])
-            cpu += (user + kernel) / TICKS
-            system += kernel / TICKS
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    rss_kib += int(line.split()[1])
-    return Usage(cpu, system, rss_kib / 1024)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def _environment(pid: int) -> str | None:
-    """The process's IMGPRESS_REDIS_URL, if it can be read."""
-    try:
-        variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except (FileNotFoundError, PermissionError, ProcessLookupError):
-        return None
-    for variable in variables:
-        if variable.startswith(b"IMGPRESS_REDIS_URL="):
-            return variable.split(b"=", 1)[1].decode(errors="replace")
-    return None
-
-
-def worker_pids(redis_url: str) -> list[int]:
-    """Top-level compression workers using this Redis: `rq worker ... --url URL`, or imgpress's
-    `python -m worker` (scripts/run) with the URL in its environment; webhook workers are left out."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            line = _cmdline(int(entry.name))
-            if ("rq worker" in line or "rqworker" in line or "rq worker-pool" in line) and redis_url in line:
-                found.append(int(entry.name))
-            elif line.strip().endswith("-m worker") and _environment(int(entry.name)) == redis_url:
-                found.append(int(entry.name))
-    # Keep roots only: the pool's or worker's own children are counted through their parent.
-    return [pid for pid in found if int(_stat(pid)[1]) not in found]
 
 
 # ---------------------------------------------------------------- the service run
@@ -261,83 +161,6 @@ def run_service(
     with ThreadPoolExecutor(len(clients)) as pool:
         trips = list(pool.map(task, range(count)))
     return time.perf_counter() - started, trips
-
-
-# ---------------------------------------------------------------- the raw limit
-
-
-@dataclass(frozen=True)
-class Encode:
-    """One raw encode: its CPU seconds, the kernel's part of them, and its wall-clock seconds."""
-
-    cpu: float
-    kernel: float
-    wall: float
-
-
-def _pillow_one(args: tuple[bytes, int, str]) -> tuple[Encode, int]:
-    """What the tutorial app does with one upload, timed: Pillow's decode and JPEG encode."""
-    data, quality, _ = args
-    clock, started = time.perf_counter(), time.process_time()
-    kernel = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-    output = io.BytesIO()
-    Image.open(io.BytesIO(data)).save(output, "JPEG", quality=quality)
-    spent = Encode(
-        time.process_time() - started,
-        resource.getrusage(resource.RUSAGE_SELF).ru_stime - kernel,
-        time.perf_counter() - clock,
-    )
-    return spent, len(output.getvalue())
-
-
-def _raw_one(args: tuple[bytes, int, str]) -> tuple[Encode, int]:
-    """One run of imgpress's own pipeline, timed."""
-    data, quality, effort = args
-    with tempfile.TemporaryDirectory() as folder:
-        source = Path(folder) / "input"
-        source.write_bytes(data)
-        clock, started = time.perf_counter(), time.process_time()
-        kernel = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-        output = pipeline.compress(
-            source,
-            Path(folder) / "output",
-            Path(folder) / "temp",
-            Options.parse({"quality": str(quality), "effort": effort}),
-            pipeline.Limits(max_pixels=200_000_000, max_frames=1000),
-        )
-        spent = Encode(
-            time.process_time() - started,
-            resource.getrusage(resource.RUSAGE_SELF).ru_stime - kernel,
-            time.perf_counter() - clock,
-        )
-        return spent, output.bytes
-
-
-#: The images of the raw run in hand: set before the pool forks, so no image crosses a pipe.
-_RAW_IMAGES: list[bytes] = []
-
-
-def _raw_share(args: tuple[range, int, str, bool]) -> list[tuple[Encode, int]]:
-    """One process's share of a raw run, encoded one after another."""
-    indexes, quality, effort, pillow = args
-    function = _pillow_one if pillow else _raw_one
-    return [function((_RAW_IMAGES[i % len(_RAW_IMAGES)], quality, effort)) for i in indexes]
-
-
-def run_raw(
-    images: list[bytes], count: int, quality: int, effort: str, pillow: bool = False
-) -> tuple[float, list[Encode], list[int]]:
-    """Wall seconds for `count` encodes in 2 processes, each encode, and each output's size:
-    Pillow's (`pillow`) or imgpress's own pipeline at `effort`. Each process loops over its half
-    with the images already in memory, so nothing but the encodes is timed: the raw limit."""
-    global _RAW_IMAGES
-    _RAW_IMAGES = images
-    shares = [(range(start, count, 2), quality, effort, pillow) for start in (0, 1)]
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        pool.map(_raw_share, [(range(start, 2), quality, effort, pillow) for start in (0, 1)])  # warm up
-        started = time.perf_counter()
-        results = [item for share in pool.map(_raw_share, shares, chunksize=1) for item in share]
-        return time.perf_counter() - started, [r[0] for r in results], [r[1] for r in results]
 
 
 def split(count: int, rounds: int) -> list[int]:

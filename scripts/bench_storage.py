@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from bench_e2e import DEFAULT_IMAGES, Way, load_images, run_service, split, usage
-from measure import listening_pid, print_report
+from bench_e2e import DEFAULT_IMAGES, Way, load_images, run_service, split
+from measure import listening_pid, print_report, usage
 
 
 def worker_roots(redis_url: str) -> list[int]:

@@ -12,7 +12,7 @@ Each side sends the photos (as scripts/bench_e2e.py loads them) at concurrency C
 - `imgpress fast` / `imgpress balanced`: imgpress's own way, one `POST /v1/jobs?wait=` with
   `Accept: image/*` (bench_e2e's upload) at that effort.
 Every output is checked to be an image. Reports images/s, against Pillow's decode + encode of the
-same images in 2 processes (the raw limit, bench_e2e.run_raw) and against the tutorial app, mean
+same images in 2 processes (the raw limit, rawlimit.run_raw) and against the tutorial app, mean
 output bytes and latency. Prints a markdown table, then one JSON line.
 """
 
@@ -29,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
-from bench_e2e import DEFAULT_IMAGES, Way, load_images, one, run_raw, split
+from bench_e2e import DEFAULT_IMAGES, Way, load_images, one, split
 from measure import latency_summary
 from PIL import Image
+from rawlimit import run_raw
 
 #: Give up on one image after this long (seconds).
 PATIENCE = 60.0
