@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import images
-from tests.browser import api_job, chromium, drop_files, open_page, record_figure, rows, scan, shot
+from tests.browser import api_job, drop_files, record_figure, rows, scan, shot
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
@@ -26,18 +26,6 @@ PHOTO = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "photos" / "
 @pytest.fixture(scope="module")
 def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(redis_databases, tmp_path_factory.mktemp("compare"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from chromium()
-
-
-@pytest.fixture
-def page(browser: Any, stack: Stack) -> Iterator[Any]:
-    opened = open_page(browser, stack)
-    yield opened
-    opened.context.close()
 
 
 def test_compare_zoom_pan_divider_and_live_reencode(page: Any, stack: Stack) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser import chromium
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
@@ -23,11 +22,6 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "docs"
 @pytest.fixture(scope="module")
 def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(redis_databases, tmp_path_factory.mktemp("docs"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    yield from chromium()
 
 
 def test_docs_page_reads_as_a_page(browser: sync_api.Browser, stack: Stack) -> None:

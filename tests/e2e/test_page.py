@@ -6,10 +6,9 @@ Screenshots of the main states are saved under test-output/page/ for a person to
 from __future__ import annotations
 
 import os
-import signal
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from tests.browser import (
     DESKTOP,
     PHONE,
     api_job,
-    chromium,
     drop_copies,
     drop_files,
     open_page,
@@ -50,18 +48,6 @@ CHANGED_NAMES = ["cafe\u0301.png", 'say "cheese".jpg', "back\\slash.jpg", "long-
 @pytest.fixture(scope="module")
 def stack(redis_databases: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(redis_databases, tmp_path_factory.mktemp("page"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from chromium()
-
-
-@pytest.fixture
-def page(browser: Any, stack: Stack) -> Iterator[Any]:
-    opened = open_page(browser, stack)
-    yield opened
-    opened.context.close()
 
 
 def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path) -> None:
@@ -216,81 +202,6 @@ def test_each_file_shows_its_upload_progress(page: Any) -> None:
     expect(bars.first).to_be_hidden()
 
 
-def test_a_lost_server_is_said_and_work_resumes(page: Any, stack: Stack) -> None:
-    page.goto("/")
-    worker = stack.processes["worker"]
-    every_row = page.locator(".row")
-    os.killpg(worker.pid, signal.SIGSTOP)
-    try:
-        # Five drops: three followed by streams, two read now and then (a browser's six connections).
-        for n in range(5):
-            drop_files(page, [(f"wait-{n}.jpg", "image/jpeg", images.jpeg())])
-        for position in range(5):
-            expect(every_row.nth(position)).to_have_attribute("data-state", "queued")
-        restart_api_while(page, stack, lambda: None)
-
-        # A drop while the server is away waits for it, and so does a reload.
-        def away() -> None:
-            drop_files(page, [("later.jpg", "image/jpeg", images.jpeg())])
-            expect(rows(page).first.locator(".status")).to_contain_text("Waiting for the server")
-
-        restart_api_while(page, stack, away)
-    finally:
-        os.killpg(worker.pid, signal.SIGCONT)
-    expect(page.locator("#connection")).to_be_hidden(timeout=30_000)
-    # A server that hangs without closing anything (stopped, not killed) is said within 5 s too.
-    os.killpg(worker.pid, signal.SIGSTOP)
-    api = stack.processes["api"]
-    try:
-        drop_files(page, [("hung.jpg", "image/jpeg", images.jpeg())])
-        expect(rows(page).first).to_have_attribute("data-state", "queued")
-        os.kill(api.pid, signal.SIGSTOP)
-        hung_at = time.monotonic()
-        expect(page.locator("#connection")).to_contain_text("Lost contact with the server", timeout=5000)
-        assert time.monotonic() - hung_at < 5
-    finally:
-        os.kill(api.pid, signal.SIGCONT)
-        os.killpg(worker.pid, signal.SIGCONT)
-    expect(page.locator("#connection")).to_be_hidden(timeout=30_000)
-    expect(every_row).to_have_count(7)
-    for position in range(7):
-        expect(every_row.nth(position)).to_have_attribute("data-state", "finished", timeout=30_000)
-    ids = sorted(every_row.nth(n).get_attribute("data-job") for n in range(7))
-
-    # A reload while the API does not answer (Redis away, say): results wait, never forgotten.
-    page.route("**/v1/batches/*", lambda route: route.abort())
-    page.reload()
-    expect(page.locator("#connection")).to_contain_text("Lost contact with the server")
-    page.unroute("**/v1/batches/*")
-    expect(every_row).to_have_count(7)
-    assert sorted(every_row.nth(n).get_attribute("data-job") for n in range(7)) == ids
-    expect(page.locator("#connection")).to_be_hidden()
-
-
-def restart_api_while(page: Any, stack: Stack, meanwhile: Callable[[], None]) -> None:
-    """Kill the API, check the page says so within 5 s, run `meanwhile`, start the API again."""
-    stack.processes["api"].kill()
-    stack.processes["api"].wait()
-    lost_at = time.monotonic()
-    expect(page.locator("#connection")).to_contain_text("Lost contact with the server", timeout=5000)
-    assert time.monotonic() - lost_at < 5
-    shot(page, "05-lost")
-    meanwhile()
-    stack.start_api()
-    stack.wait_ready_api()
-
-
-def test_an_unreachable_api_is_retried(page: Any) -> None:
-    page.goto("/")
-    page.route("**/v1/batches", lambda route: route.abort())
-    drop_files(page, [("photo.jpg", "image/jpeg", images.jpeg())])
-    expect(page.locator("#connection")).to_contain_text("Lost contact with the server")
-    expect(rows(page).first.locator(".status")).to_contain_text("Waiting for the server")
-    page.unroute("**/v1/batches")
-    expect(rows(page).first).to_have_attribute("data-state", "finished")
-    expect(page.locator("#connection")).to_be_hidden()
-
-
 def test_a_drop_of_120_stays_smooth_survives_a_reload_and_clears(page: Any, stack: Stack) -> None:
     page.add_init_script(
         """window.longTasks = [];
@@ -372,57 +283,3 @@ def test_phone_and_dark_mode(browser: Any, stack: Stack) -> None:
             assert scan(page) == []
         finally:
             page.context.close()
-
-
-def test_the_key_is_asked_for_and_used_as_typed(
-    browser: Any, redis_databases: DatabasePool, tmp_path: Path
-) -> None:
-    key = "page-test-key-0123456789"
-    for keyed in running_stack(redis_databases, tmp_path, api_keys=(key,)):
-        page = open_page(browser, keyed)
-        try:
-            page.goto("/")
-            expect(page.locator("#limits")).to_contain_text("Up to 50 MB")  # no key needed for them
-            drop_files(page, [("one.jpg", "image/jpeg", images.jpeg())])
-            expect(rows(page).first.locator(".status")).to_contain_text("needs an API key")
-            expect(page.locator("#api-key")).to_be_focused()
-            page.keyboard.type("wrong-key-wrong-key")
-            drop_files(page, [("two.jpg", "image/jpeg", images.jpeg())])
-            expect(rows(page).first.locator(".status")).to_contain_text("refused this API key")
-            # The key counts from the keystroke: the field never lost focus.
-            page.locator("#api-key").fill(key)
-            expect(page.locator("#api-key")).to_be_focused()
-            drop_files(page, [("three.jpg", "image/jpeg", images.jpeg())])
-            expect(rows(page).first).to_have_attribute("data-state", "finished")
-        finally:
-            page.context.close()
-
-
-def test_a_file_that_failed_on_its_options_is_tried_again_with_new_ones(page: Any, stack: Stack) -> None:
-    page.goto("/")
-    page.locator("#quality-auto").uncheck()
-    page.locator("#quality").fill("90")
-    page.locator("#max-kb").fill("1")  # no JPEG of this photo fits in 1 KB
-    noise = images.encode(Image.effect_noise((400, 300), 80).convert("RGB"), "JPEG", quality=95)
-    drop_files(page, [("noisy photo.jpg", "image/jpeg", noise)])
-    row = rows(page).first
-    expect(row).to_have_attribute("data-state", "failed")
-    first = api_job(stack, row.get_attribute("data-job"))
-    assert first["error"]["code"] == "cannot_fit"
-    again = row.get_by_role("button", name="Try noisy photo.jpg again with the options above")
-    expect(again).to_be_visible()
-
-    page.locator("#max-kb").fill("")
-    again.click()
-    expect(row).to_have_attribute("data-state", "finished")
-    second = api_job(stack, row.get_attribute("data-job"))
-    assert second["id"] != first["id"] and second["options"]["max_bytes"] is None
-    # The row stays where it was; the drop still offers one archive.
-    assert rows(page).count() == 1
-    expect(page.locator(".batch").first.get_by_role("button", name="Download all (ZIP)")).to_have_count(1)
-
-    # A file that is itself at fault gets no such button: no option would change its answer.
-    drop_files(page, [("notes.jpg", "image/jpeg", NOT_AN_IMAGE)])
-    refused = rows(page).first
-    expect(refused).to_have_attribute("data-state", "failed")
-    expect(refused.get_by_role("button")).to_have_count(0)
