@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
@@ -18,16 +17,23 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from filestore import blobs
-from shared import jobs, logs, metrics, schedules, storage
-from shared.errors import CorruptImage, ImgpressError, JobExpired, JobNotFound, StorageUnavailable, TooLarge
+from screening.imaging import NO_ROOM
+from shared import jobs, logs, metrics, schedules
+from shared.errors import (
+    CorruptImage,
+    ImgpressError,
+    JobExpired,
+    JobNotFound,
+    StorageFull,
+    StorageUnavailable,
+    TooLarge,
+)
 from shared.options import Options
 from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
 from worker import handoff, lease, memory, pipeline, recovery, webhooks
 
 log = logging.getLogger("imgpress.jobs")
-
-T = TypeVar("T")
 
 WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped unexpectedly.")
 
@@ -149,33 +155,29 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
 
 
 def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
-    """Run the pipeline on a job's files within its memory budget (IMGPRESS_WORKER_MEMORY_MB).
-
-    From a bucket, the input is first copied to a local temp file (gone after) and the output
-    goes up from memory, where the encoder left it.
+    """Run the pipeline on a job's input within its memory budget (IMGPRESS_WORKER_MEMORY_MB) and
+    store its output from memory, where the encoder left it (from a bucket, the input is first
+    copied to a local temp file, gone after).
     """
     store = blobs.store_for(config)
     with store.local_copy(job_id, "input") as source:
-        direct = store.local_path(job_id, "output")
-        if direct is not None:
-            temp = storage.temp_path(config.data_dir)
-            return _capped(
-                config, source, lambda limits: pipeline.compress(source, direct, temp, options, limits)
-            )
-        output, data = _capped(config, source, lambda limits: pipeline.encode(source, options, limits))
-    store.save(data, job_id, "output")
+        output, data = _capped(config, source, options)
+    try:
+        store.save(data, job_id, "output")
+    except StorageFull:
+        raise StorageFull(NO_ROOM) from None
     return output
 
 
-def _capped(config: Settings, source: Path, work: Callable[[pipeline.Limits], T]) -> T:
-    """`work` on `source` within the job's memory budget (IMGPRESS_WORKER_MEMORY_MB).
+def _capped(config: Settings, source: Path, options: Options) -> tuple[OutputInfo, bytes]:
+    """`pipeline.encode` of `source` within the job's memory budget.
 
     Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an
     image that decodes with twice the budget is `too_large`."""
     limits = pipeline.Limits(max_pixels=config.max_pixels, max_frames=config.max_frames)
     try:
         with memory.capped(config.worker_memory_mb):
-            return work(limits)
+            return pipeline.encode(source, options, limits)
     except CorruptImage:
         if config.worker_memory_mb <= 0:
             raise
