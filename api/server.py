@@ -147,6 +147,16 @@ class Server(uvicorn.Server):
         self.interrupted = self.interrupted or sig == signal.SIGINT
         super().handle_exit(sig, frame)
         self.force_exit = forced
+        if forced:
+            # Quitting at once cancels the requests in flight and the app's lifespan: not errors.
+            logging.getLogger("uvicorn.error").addFilter(not_cancelled)
+
+
+def not_cancelled(record: logging.LogRecord) -> bool:
+    """Whether a record is about something other than a task cancelled by a forced exit."""
+    if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+        return False  # "Exception in ASGI application" for a request in flight
+    return "asyncio.exceptions.CancelledError" not in record.getMessage()  # the lifespan's traceback
 
 
 def serve(settings: Settings) -> None:

@@ -4,10 +4,12 @@ bookkeeping in fewer round trips (docs/design.md, "The worker class")."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from rq.executions import Execution
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.queue import Queue
 from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
@@ -44,6 +46,8 @@ class ImgpressWorker(SimpleWorker):
     _signals_released = False
     #: Whether a job is in hand, from its preparation to its end (see `_shutdown`).
     _in_job = False
+    #: Whether a cold stop (a second Ctrl-C) is ending the worker (see `handle_exception`).
+    _stopping_at_once = False
     #: What the job in hand shares with this worker (`worker.handoff`); a new one per job.
     _handoff = handoff.Handoff(carried=False)
 
@@ -197,6 +201,20 @@ class ImgpressWorker(SimpleWorker):
             self._running_checked = False
             return
         super().check_for_suspension(burst)
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's cold stop (a second Ctrl-C), which raises SystemExit in the job in hand."""
+        self._stopping_at_once = True
+        super().request_force_stop(signum, frame)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ's report of a job's exception, but one line for the job a cold stop ended: the
+        stop was asked for, and its traceback would only say where the job was."""
+        if not (self._stopping_at_once and exc_info and exc_info[0] is SystemExit):
+            super().handle_exception(job, *exc_info)
+            return
+        self.log.warning("Worker %s: job %s stopped at once", self.name, job.id)
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """Note the job's end; its heartbeat is written with its result unless callbacks run first.

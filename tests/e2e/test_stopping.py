@@ -3,10 +3,12 @@ running or registered in Redis, no traceback is printed, and a job in hand is fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -168,6 +170,17 @@ def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) ->
     assert len(requests) >= 3
 
 
+def upload_and_wait(url: str) -> None:
+    """Upload an image and wait for its job, as long as the service lets the request live."""
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(
+            f"{url}/v1/jobs?wait=30",
+            content=images.jpeg(),
+            headers={"content-type": "image/jpeg"},
+            timeout=40,
+        )
+
+
 def warm_stop_logged(service: Service, job_id: str, seconds: float = 30) -> float:
     """When (epoch seconds) the worker running `job_id` logged that it will stop after it."""
     deadline = time.monotonic() + seconds
@@ -181,9 +194,11 @@ def warm_stop_logged(service: Service, job_id: str, seconds: float = 30) -> floa
 
 
 def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_url: str) -> None:
-    """Ctrl-C twice stops the job in hand at once; started again, the service fails it as
-    `worker_lost` (as for a killed worker) instead of showing it as started for ever."""
+    """Ctrl-C twice stops the job in hand at once, and the upload waiting for its turn, with no
+    traceback; started again, the service fails the job as `worker_lost` (as for a killed
+    worker) instead of showing it as started for ever."""
     service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1", IMGPRESS_SWEEP_INTERVAL_SECONDS="1")
+    waiting = threading.Thread(target=upload_and_wait, args=(service.url,), daemon=True)
     try:
         service.start()
         with httpx.Client(base_url=service.url, timeout=30) as http:
@@ -193,6 +208,10 @@ def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_ur
             while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
+            waiting.start()  # queued behind the job in hand: the API holds its request
+            while http.get("/metrics").text.count('imgpress_queue_depth{queue="imgpress"} 1.0') == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
         service.signal("group", signal.SIGINT)
         # RQ ignores a stop signal that comes within 1 s of the first (the pool's and the
         # terminal's): the second Ctrl-C comes 1.1 s after the worker took the first.
@@ -200,6 +219,7 @@ def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_ur
         time.sleep(max(0.0, took_first + 1.1 - time.time()))
         service.signal("group", signal.SIGINT)
         service.wait_stopped(IDLE_SECONDS)
+        assert "Traceback" not in service.output(), service.output()
         said = [r["message"] for r in service.log_records() if r["logger"] == "imgpress.run"]
         assert [m for m in said if str(m).startswith("stopping:")] == [
             "stopping: no new uploads; the workers finish the jobs in hand (Ctrl-C again stops them at once)"
