@@ -116,6 +116,13 @@ def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path)
     with page.expect_download() as one:
         drop.nth(7).get_by_role("button", name="Download rotated.jpg").click()
     assert one.value.suggested_filename == "rotated.jpg"
+    # The others as the user named them (accents, quotes, a long name): not an ASCII stand-in.
+    # (Chromium itself turns a quote in a file name into "_".)
+    kept = ("café.jpg", "say _cheese_.jpg", "long-" + "x" * 191 + ".jpg")
+    for position, name in zip((0, 1, 4), kept, strict=True):
+        with page.expect_download() as named:
+            drop.nth(position).locator(".actions button", has_text="Download").click()
+        assert named.value.suggested_filename == name
     saved = tmp_path / "rotated.jpg"
     one.value.save_as(saved)
     with Image.open(saved) as image:
