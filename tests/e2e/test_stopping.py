@@ -170,15 +170,71 @@ def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) ->
     assert len(requests) >= 3
 
 
-def upload_and_wait(url: str) -> None:
-    """Upload an image and wait for its job, as long as the service lets the request live."""
+def upload_and_wait(url: str, answers: list[tuple[float, httpx.Response]] | None = None) -> None:
+    """Upload an image and wait for its job, as long as the service lets the request live; note
+    when the answer came, and the answer, in `answers`."""
     with contextlib.suppress(httpx.HTTPError):
-        httpx.post(
+        answer = httpx.post(
             f"{url}/v1/jobs?wait=30",
             content=images.jpeg(),
             headers={"content-type": "image/jpeg"},
             timeout=40,
         )
+        if answers is not None:
+            answers.append((time.monotonic(), answer))
+
+
+def follow_events(url: str, job_id: str, ended: list[tuple[float, list[str]]]) -> None:
+    """Read a job's event stream to its end; note when the first event came, then when the
+    stream ended, with the events' names."""
+    names: list[str] = []
+    with httpx.stream("GET", f"{url}/v1/jobs/{job_id}/events", timeout=40) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                names.append(line.partition(":")[2].strip())
+                ended.append((time.monotonic(), list(names)))
+    ended.append((time.monotonic(), names))
+
+
+def test_ctrl_c_answers_waiting_uploads_at_once(tmp_path: Path, redis_url: str) -> None:
+    """A waiting upload (`?wait=30`) or event stream does not hold the API up at a Ctrl-C: the
+    upload is answered 202 with its job as it is, to follow on the next start, and the stream
+    ends (an EventSource reconnects), while the worker finishes the job in hand."""
+    service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1")
+    answers: list[tuple[float, httpx.Response]] = []
+    waiting = threading.Thread(target=upload_and_wait, args=(service.url, answers), daemon=True)
+    ended: list[tuple[float, list[str]]] = []
+    try:
+        service.start()
+        with httpx.Client(base_url=service.url, timeout=30) as http:
+            posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
+            job_id = posted.json()["id"]
+            deadline = time.monotonic() + 60
+            while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            waiting.start()  # queued behind the job in hand: the API holds its request
+            while 'imgpress_queue_depth{queue="imgpress"} 1.0' not in http.get("/metrics").text:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        following = threading.Thread(target=follow_events, args=(service.url, job_id, ended), daemon=True)
+        following.start()
+        while not ended:  # its first event came: the stream waits for the next
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        signalled = time.monotonic()
+        service.signal("group", signal.SIGINT)
+        waiting.join(IDLE_SECONDS)
+        following.join(IDLE_SECONDS)
+        [(answered, answer)] = answers
+        assert answered - signalled < 3, answered - signalled
+        assert ended[-1][0] - signalled < 3 and ended[-1][1] == ["started"], ended
+        assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
+        assert answer.headers["location"] == f"/v1/jobs/{answer.json()['id']}"
+        service.wait_stopped(BUSY_SECONDS)
+        assert "Traceback" not in service.output(), service.output()
+    finally:
+        service.kill()
 
 
 def warm_stop_logged(service: Service, job_id: str, seconds: float = 30) -> float:
