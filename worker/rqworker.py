@@ -3,10 +3,12 @@ bookkeeping in fewer round trips (docs/design.md, "The worker class")."""
 
 from __future__ import annotations
 
+import signal
 import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.executions import Execution
 from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers
@@ -163,6 +165,32 @@ class ImgpressWorker(SimpleWorker):
         if replies[0]:  # someone else queued jobs that wait for this one
             queue.enqueue_dependents(job)
         release_slot(job)
+
+    def teardown(self) -> None:
+        """RQ's end of the worker (deregistered, unsubscribed), which a further stop signal must
+        not cut short: the worker is stopping already."""
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, signal.SIG_IGN)
+        super().teardown()  # type: ignore[no-untyped-call]
+
+    def register_death(self) -> None:
+        """RQ's record of the worker's end, skipped with a warning when Redis cannot be reached:
+        the worker's keys expire by themselves, and the stop goes on without a traceback."""
+        try:
+            super().register_death()  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            self.log.warning("Worker %s: Redis cannot be reached (%s); not deregistered", self.name, exc)
+
+    def unsubscribe(self) -> None:
+        """RQ's end of the command-channel subscription; without Redis, its listener just stops."""
+        try:
+            super().unsubscribe()  # type: ignore[no-untyped-call]
+        except RedisConnectionError:
+            if self.pubsub_thread is not None:
+                self.pubsub_thread.stop()
+                self.pubsub_thread.join(timeout=LISTENER_WAKE_SECONDS + 1)
+            if self.pubsub is not None:
+                self.pubsub.close()
 
     def subscribe(self) -> None:
         """RQ's subscription to the worker's command channel. Its listener thread leaves stop

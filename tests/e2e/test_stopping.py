@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -52,10 +53,12 @@ def after_stop(service: Service, external_url: str | None) -> redis.Redis:
     return redis.Redis(port=port)
 
 
-def check_stopped_cleanly(service: Service, connection: redis.Redis) -> None:
+def check_stopped_cleanly(service: Service, connection: redis.Redis, how: str) -> None:
     assert connection.smembers("rq:workers") == set()
     output = service.output()
     assert "Traceback" not in output, output
+    if how != "each":  # a stop of the script is no process dying on its own
+        assert "exited (status" not in output, output
     service.log_records()  # every line is JSON
 
 
@@ -79,7 +82,7 @@ def run_case(
         seconds = service.wait_stopped(BUSY_SECONDS if busy else IDLE_SECONDS)
         connection = after_stop(service, external_url)
         try:
-            check_stopped_cleanly(service, connection)
+            check_stopped_cleanly(service, connection, how)
             status = jobs.load(connection, job_id).status if job_id else None
         finally:
             connection.close()
@@ -182,6 +185,18 @@ def upload_and_wait(url: str, answers: list[tuple[float, httpx.Response]] | None
         )
         if answers is not None:
             answers.append((time.monotonic(), answer))
+
+
+def test_a_process_that_dies_is_named_and_the_rest_stop(tmp_path: Path) -> None:
+    service = Service(tmp_path, None)
+    try:
+        service.start()
+        os.kill(service.children()["redis"], signal.SIGKILL)
+        service.wait_stopped(IDLE_SECONDS)
+        warnings = [r["message"] for r in service.log_records() if r["level"] == "warning"]
+        assert "the private Redis exited (status 137); stopping the others" in warnings, warnings
+    finally:
+        service.kill()
 
 
 def follow_events(url: str, job_id: str, ended: list[tuple[float, list[str]]]) -> None:
