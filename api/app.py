@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
             settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30
         )
         events = JobEvents(pubsub_redis)
+        app.state.job_events = events  # for the server to release waiting requests as it stops
         listener = asyncio.create_task(events.run(), name="imgpress-job-events")
         try:
             schedules.register_sweep(redis, settings)

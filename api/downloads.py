@@ -22,6 +22,8 @@ SMALL_FILE_BYTES = 1024 * 1024
 CHUNK_BYTES = 256 * 1024
 #: Why a job's original cannot be downloaded once it is gone.
 INPUT_GONE = "This job no longer keeps its original (it failed or expired)."
+#: The longest download name, in bytes of UTF-8: what common file systems take.
+NAME_BYTES = 255
 _UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -34,7 +36,22 @@ def download_name(filename: str, media_type: str) -> tuple[str, str]:
     )
     ascii_stem = ascii_stem.strip(" ._") or "image"
     extension = EXTENSIONS.get(media_type, "")
-    return f"{ascii_stem[:100]}{extension}", f"{stem[:100]}{extension}"
+    return _fitted(ascii_stem, extension), _fitted(stem, extension)
+
+
+def _fitted(stem: str, extension: str) -> str:
+    """The name cut to NAME_BYTES of UTF-8, between characters, keeping its extension."""
+    room = NAME_BYTES - len(extension.encode())
+    return stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .") + extension
+
+
+def content_disposition(filename: str, media_type: str) -> str:
+    """An attachment header naming the file both ways: ASCII for old clients, UTF-8 (RFC 6266)."""
+    fallback, unicode_name = download_name(filename, media_type)
+    value = f'attachment; filename="{fallback}"'
+    if unicode_name != fallback:
+        value += f"; filename*=UTF-8''{quote(unicode_name, safe='')}"
+    return value
 
 
 def etag(job: Job) -> str:
@@ -48,12 +65,11 @@ def input_response(job: Job, store: Blobs) -> Response:
 
     Blocking (it asks the store for the file): run it in a thread.
     """
-    fallback, _ = download_name(job.input.filename, job.input.media_type)
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "private, max-age=3600",
-        "Content-Disposition": f'attachment; filename="{fallback}"',
+        "Content-Disposition": content_disposition(job.input.filename, job.input.media_type),
     }
     path = store.local_path(job.id, "input")
     if path is not None:
@@ -111,11 +127,7 @@ def result_response(request: Request, job: Job, store: Blobs) -> Response:
     headers = {"ETag": tag, "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
     if tag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    fallback, unicode_name = download_name(job.input.filename, job.output.media_type)
-    disposition = f'attachment; filename="{fallback}"'
-    if unicode_name != fallback:
-        disposition += f"; filename*=UTF-8''{quote(unicode_name, safe='')}"
-    headers["Content-Disposition"] = disposition
+    headers["Content-Disposition"] = content_disposition(job.input.filename, job.output.media_type)
     path = store.local_path(job.id, "output")
     if path is None:
         return stored_response(store, job.id, "output", job.output.media_type, headers)

@@ -74,8 +74,8 @@ async def job_events(request: Request, job_id: str) -> AsyncIterator[ServerSentE
             if job.status is not last:
                 last = job.status
                 yield _event(job.status.value, job_resource(job), f"{job_id}:{job.status.value}")
-            if job.status.is_terminal:
-                return
+            if job.status.is_terminal or found.events.closed:
+                return  # an EventSource reconnects by itself, to a server that runs
             await changed.wait()
             changed.clear()
 
@@ -102,7 +102,7 @@ async def batch_events(request: Request, batch: batches.Batch) -> AsyncIterator[
             summary = batch_resource(batch, members)
             del summary["jobs"]  # sent one by one above
             yield _event("batch", summary, f"{batch.id}:{summary['status']}")
-            if summary["status"] == "finished":
+            if summary["status"] == "finished" or found.events.closed:
                 return
             await changed.wait()
             changed.clear()

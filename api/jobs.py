@@ -117,7 +117,7 @@ async def wait_for_job(
     with found.events.watch(job_id) as changed:
         job = await (first if first is not None else load_job(request, job_id))
         deadline = time.monotonic() + seconds
-        while not job.status.is_terminal:
+        while not job.status.is_terminal and not found.events.closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

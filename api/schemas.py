@@ -65,11 +65,13 @@ def dataclass_schema(cls: type, extra: Iterable[str] = ()) -> JSON:
 
 
 def stored_options_schema() -> JSON:
-    """The options as a job resource shows them: the Options dataclass's own types (None = unset/auto)."""
+    """The options as a job resource shows them: the Options dataclass's own types (None = unset),
+    but `quality`, which is 1-100 or "auto"."""
     hints = typing.get_type_hints(Options)
     properties = {
         name: {**type_schema(hints[name]), "description": spec.description} for name, spec in FIELDS.items()
     }
+    properties["quality"]["anyOf"] = [{"type": "integer", "minimum": 1, "maximum": 100}, {"const": "auto"}]
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 

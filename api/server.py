@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import resource
 import signal
+import socket
 from types import FrameType
 from typing import Any
 
@@ -16,6 +17,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.app import create_app
+from api.waiting import JobEvents
 from shared import logs
 from shared.settings import Settings
 
@@ -134,11 +136,19 @@ def config(settings: Settings) -> uvicorn.Config:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, which skips the app's shutdown only at a second Ctrl-C.
+    """uvicorn's server, which skips the app's shutdown only at a second Ctrl-C, and answers the
+    requests waiting for jobs (`?wait=`, event streams) as it starts to stop, not after them.
 
     uvicorn takes any SIGINT after a first stop signal for a second Ctrl-C; but at a Ctrl-C
     scripts/run sends the API a SIGTERM, which may be handled before the terminal's SIGINT.
     """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.app
+        events = getattr(getattr(app, "state", None), "job_events", None)
+        if isinstance(events, JobEvents):
+            events.close()  # each waiting upload gets its job as it is (202), to follow elsewhere
+        await super().shutdown(sockets)
 
     interrupted = False
 
@@ -147,6 +157,16 @@ class Server(uvicorn.Server):
         self.interrupted = self.interrupted or sig == signal.SIGINT
         super().handle_exit(sig, frame)
         self.force_exit = forced
+        if forced:
+            # Quitting at once cancels the requests in flight and the app's lifespan: not errors.
+            logging.getLogger("uvicorn.error").addFilter(not_cancelled)
+
+
+def not_cancelled(record: logging.LogRecord) -> bool:
+    """Whether a record is about something other than a task cancelled by a forced exit."""
+    if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+        return False  # "Exception in ASGI application" for a request in flight
+    return "asyncio.exceptions.CancelledError" not in record.getMessage()  # the lifespan's traceback
 
 
 def serve(settings: Settings) -> None:

@@ -26,6 +26,8 @@ MAX_FIELDS = 32
 MAX_FIELD_BYTES = 4096
 #: Room for multipart headers and option fields on top of the file itself.
 _ENVELOPE_BYTES = MAX_FIELDS * MAX_FIELD_BYTES
+#: The longest display name kept of a user's file name, in characters.
+MAX_NAME_CHARS = 200
 _NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -54,7 +56,18 @@ def clean_filename(raw: str) -> str:
     """The user's file name reduced to a display name: last path part, no control characters."""
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
     name = _NAME_CHARS.sub("", name).strip().lstrip(".")
-    return name[:200] or "image"
+    if len(name) > MAX_NAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        keep = dot + extension if dot and len(extension) <= 10 else ""  # cut the name, not its type
+        name = name[: MAX_NAME_CHARS - len(keep)].rstrip(" .") + keep if keep else name[:MAX_NAME_CHARS]
+    return name or "image"
+
+
+def form_filename(raw: bytes) -> str:
+    """A multipart part's file name as the user had it: browsers send `"`, CR and LF in it as
+    %22, %0D and %0A (the HTML standard's form encoding), which are undone here."""
+    name = raw.decode("utf-8", "replace")
+    return name.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
 class _Sink:
@@ -210,7 +223,7 @@ class _MultipartReceiver:
                 self.refused[len(self.files)] = TooLarge(
                     f"A batch takes at most {self.max_files} files; send this one in another batch."
                 )
-            filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            filename = form_filename(params.get(b"filename", b""))
             self.files.append((_Sink(self.data_dir, self.limit), filename))
             if len(self.files) - 1 in self.refused:
                 self.files[-1][0].discard()

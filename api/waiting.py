@@ -50,6 +50,13 @@ class JobEvents:
     def __init__(self, connection: Redis) -> None:
         self._connection = connection
         self._waiters: defaultdict[str, set[Watch]] = defaultdict(set)
+        #: Whether the server is stopping: waiters answer with what they have, streams end.
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every waiter for good: the server stops, and its clients follow their jobs elsewhere."""
+        self.closed = True
+        self._notify_all()
 
     @contextmanager
     def watch(self, *job_ids: str) -> Iterator[Watch]:

@@ -27,6 +27,8 @@ def job_resource(job: Job) -> dict[str, Any]:
     data = job.to_dict()
     for name in PRIVATE_FIELDS:
         del data[name]
+    if data["options"]["quality"] is None:
+        data["options"]["quality"] = "auto"  # as the client asked for it
     data["links"] = job_links(job.id)
     return data
 

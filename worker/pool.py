@@ -3,8 +3,11 @@ stopped as one: a stop reaches each worker once, and a worker never outlives its
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import signal
+import time
 from collections.abc import Iterable
 from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
@@ -13,13 +16,24 @@ from typing import Any
 
 from redis import ConnectionPool, Redis
 from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.worker_pool import WorkerPool
 
 from shared import logs, names
 from worker import pipeline
 from worker.rqworker import ImgpressWorker
-from worker.stopping import die_with_parent, hold_stop_signals, stop_quietly_until_ready, stop_signals_held
+from worker.stopping import (
+    die_with_parent,
+    hold_stop_signals,
+    release_stop_signals,
+    stop_quietly_until_ready,
+    stop_signals_held,
+)
 
+log = logging.getLogger(__name__)
+
+#: Seconds between a starting worker's attempts to reach Redis.
+REDIS_RETRY_SECONDS = 1.0
 #: The queues a pool can take, by the name `python -m worker --queues` gives.
 QUEUES = {
     "compression": names.COMPRESSION_QUEUES,
@@ -50,8 +64,26 @@ def _run(
     # In each worker, not before the fork: encoders start thread pools a forked child lacks.
     pipeline.warm_up()
     connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
+    _wait_for_redis(connection)
     worker = ImgpressWorker(queue_names, name=name, connection=connection)
     worker.work(burst=burst, logging_level=logging_level)
+
+
+def _wait_for_redis(connection: Redis) -> None:
+    """Return once Redis answers (a worker registers itself as it starts), saying once that it
+    waits; meanwhile a stop ends the process at once: it holds nothing yet."""
+    release_stop_signals()
+    try:
+        for attempt in itertools.count():
+            try:
+                connection.ping()
+                return
+            except RedisConnectionError as exc:
+                if attempt == 0:
+                    log.warning("Redis cannot be reached (%s); the worker starts once it can", exc)
+                time.sleep(REDIS_RETRY_SECONDS)
+    finally:
+        hold_stop_signals()
 
 
 class Pool(WorkerPool):

@@ -3,11 +3,15 @@ bookkeeping in fewer round trips (docs/design.md, "The worker class")."""
 
 from __future__ import annotations
 
+import signal
 import time
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.executions import Execution
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.queue import Queue
 from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
@@ -44,6 +48,8 @@ class ImgpressWorker(SimpleWorker):
     _signals_released = False
     #: Whether a job is in hand, from its preparation to its end (see `_shutdown`).
     _in_job = False
+    #: Whether a cold stop (a second Ctrl-C) is ending the worker (see `handle_exception`).
+    _stopping_at_once = False
     #: What the job in hand shares with this worker (`worker.handoff`); a new one per job.
     _handoff = handoff.Handoff(carried=False)
 
@@ -160,6 +166,32 @@ class ImgpressWorker(SimpleWorker):
             queue.enqueue_dependents(job)
         release_slot(job)
 
+    def teardown(self) -> None:
+        """RQ's end of the worker (deregistered, unsubscribed), which a further stop signal must
+        not cut short: the worker is stopping already."""
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, signal.SIG_IGN)
+        super().teardown()  # type: ignore[no-untyped-call]
+
+    def register_death(self) -> None:
+        """RQ's record of the worker's end, skipped with a warning when Redis cannot be reached:
+        the worker's keys expire by themselves, and the stop goes on without a traceback."""
+        try:
+            super().register_death()  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            self.log.warning("Worker %s: Redis cannot be reached (%s); not deregistered", self.name, exc)
+
+    def unsubscribe(self) -> None:
+        """RQ's end of the command-channel subscription; without Redis, its listener just stops."""
+        try:
+            super().unsubscribe()  # type: ignore[no-untyped-call]
+        except RedisConnectionError:
+            if self.pubsub_thread is not None:
+                self.pubsub_thread.stop()
+                self.pubsub_thread.join(timeout=LISTENER_WAKE_SECONDS + 1)
+            if self.pubsub is not None:
+                self.pubsub.close()
+
     def subscribe(self) -> None:
         """RQ's subscription to the worker's command channel. Its listener thread leaves stop
         signals to the main thread and checks each second whether to end: redis-py's `stop()`
@@ -197,6 +229,20 @@ class ImgpressWorker(SimpleWorker):
             self._running_checked = False
             return
         super().check_for_suspension(burst)
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's cold stop (a second Ctrl-C), which raises SystemExit in the job in hand."""
+        self._stopping_at_once = True
+        super().request_force_stop(signum, frame)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ's report of a job's exception, but one line for the job a cold stop ended: the
+        stop was asked for, and its traceback would only say where the job was."""
+        if not (self._stopping_at_once and exc_info and exc_info[0] is SystemExit):
+            super().handle_exception(job, *exc_info)
+            return
+        self.log.warning("Worker %s: job %s stopped at once", self.name, job.id)
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """Note the job's end; its heartbeat is written with its result unless callbacks run first.

@@ -104,7 +104,7 @@ function chosenOptions() {
   } else {
     options.quality = $("quality").value;
   }
-  if ($("max-kb").value) options.max_bytes = String(Math.round(Number($("max-kb").value) * 1024));
+  if ($("max-kb").value) options.max_bytes = String(Math.round(Number($("max-kb").value) * 1000));
   // width/height with the default fit (scale-down) are maximums: never enlarged.
   if ($("max-width").value) options.width = $("max-width").value;
   if ($("max-height").value) options.height = $("max-height").value;

@@ -114,15 +114,27 @@ export async function follow(path, onEvent, signal) {
   }
 }
 
+// The file name a Content-Disposition gives: its UTF-8 form (filename*) if any, else the ASCII one.
+export function attachmentName(disposition) {
+  const encoded = /filename\*=UTF-8''([^;]+)/i.exec(disposition);
+  if (encoded) {
+    try {
+      return decodeURIComponent(encoded[1]);
+    } catch {
+      // a malformed escape: the ASCII name below
+    }
+  }
+  const plain = /filename="([^"]+)"/.exec(disposition);
+  return plain ? plain[1] : "";
+}
+
 // Fetch a file with the key and hand it to the browser as a download.
 export async function download(path, fallbackName) {
   const response = await request(path);
-  const disposition = response.headers.get("Content-Disposition") || "";
-  const match = /filename="([^"]+)"/.exec(disposition);
   const url = URL.createObjectURL(await response.blob());
   const link = document.createElement("a");
   link.href = url;
-  link.download = match ? match[1] : fallbackName;
+  link.download = attachmentName(response.headers.get("Content-Disposition") || "") || fallbackName;
   document.body.append(link);
   link.click();
   link.remove();

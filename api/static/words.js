@@ -10,14 +10,16 @@ const ALPHA_TYPES = new Set(["image/png", "image/webp", "image/gif", "image/avif
 const ANIMATED_TYPES = new Set(["image/gif", "image/webp"]);
 const STILL_OUTPUTS = new Set(["image/jpeg", "image/avif"]);
 
+// Sizes in decimal units (1 kB = 1000 bytes), as the CLI and most systems show them.
 export function bytes(count) {
-  if (count < 1024) return `${count} B`;
-  if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KB`;
-  return `${(count / 1024 / 1024).toFixed(2)} MB`;
+  if (count < 1000) return `${count} B`;
+  if (count < 1000 ** 2) return `${(count / 1000).toFixed(1)} kB`;
+  if (count < 1000 ** 3) return `${(count / 1000 ** 2).toFixed(1)} MB`;
+  return `${(count / 1000 ** 3).toFixed(1)} GB`;
 }
 
 export function megabytes(count) {
-  const value = count / 1024 / 1024;
+  const value = count / 1000 ** 2;
   return `${Number.isInteger(value) ? value : value.toFixed(1)} MB`;
 }
 

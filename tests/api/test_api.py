@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -115,6 +116,32 @@ def test_download_name_gets_the_output_extension_and_unicode_form(
     disposition = client.get(f"/v1/jobs/{job['id']}/result").headers["content-disposition"]
     assert disposition.startswith('attachment; filename="Fete d_ete.jpg"')
     assert "filename*=UTF-8''F%C3%AAte%20d%27%C3%A9t%C3%A9.jpg" in disposition
+
+
+def test_a_browser_form_keeps_quotes_in_the_file_name(client: TestClient) -> None:
+    # Browsers send `"` in a form's file name as %22 (the HTML standard's multipart encoding).
+    body = (
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="it\'s a %22quoted%22 name.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + images.jpeg() + b"\r\n--XyZ--\r\n"
+    )
+    response = client.post(
+        "/v1/jobs", content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["input"]["filename"] == 'it\'s a "quoted" name.jpg'
+
+
+def test_long_download_names_fit_a_file_system(client: TestClient, run_jobs: RunJobs) -> None:
+    whole = upload(client, images.jpeg(), name="a" * 196 + ".jpg")  # the longest name kept: 200
+    accented = upload(client, images.jpeg(), name="é" * 250 + ".jpg")  # kept: 196 of them
+    assert accented["input"]["filename"] == "é" * 196 + ".jpg"
+    run_jobs()
+    for job, expected in ((whole, "a" * 196 + ".jpg"), (accented, "é" * 125 + ".jpg")):
+        for link in ("result", "input"):
+            disposition = client.get(f"/v1/jobs/{job['id']}/{link}").headers["content-disposition"]
+            encoded = disposition.partition("filename*=UTF-8''")[2] or disposition.split('"')[1]
+            assert unquote(encoded) == expected and len(expected.encode()) <= 255
 
 
 def test_corrupt_jpeg_fails_with_corrupt_image(
@@ -297,7 +324,7 @@ def test_a_variant_recompresses_the_stored_upload(
     # Either may go first: each job holds its own link to the upload.
     assert client.delete(f"/v1/jobs/{first['id']}").status_code == 204
     again = client.post(f"/v1/jobs/{variant['id']}/variants?quality=auto")
-    assert again.status_code == 202 and again.json()["options"]["quality"] is None
+    assert again.status_code == 202 and again.json()["options"]["quality"] == "auto"
     assert client.post(f"/v1/jobs/{first['id']}/variants").status_code == 410
     assert client.post(f"/v1/jobs/{variant['id']}/variants", data={"quality": "0"}).status_code == 400
     assert client.post(f"/v1/jobs/{'0' * 32}/variants").status_code == 404

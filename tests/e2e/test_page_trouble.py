@@ -114,7 +114,7 @@ def test_the_key_is_asked_for_and_used_as_typed(
         page = open_page(browser, keyed)
         try:
             page.goto("/")
-            expect(page.locator("#limits")).to_contain_text("Up to 50 MB")  # no key needed for them
+            expect(page.locator("#limits")).to_contain_text("Up to 52.4 MB")  # no key needed for them
             drop_files(page, [("one.jpg", "image/jpeg", images.jpeg())])
             expect(rows(page).first.locator(".status")).to_contain_text("needs an API key")
             expect(page.locator("#api-key")).to_be_focused()
@@ -134,7 +134,7 @@ def test_a_file_that_failed_on_its_options_is_tried_again_with_new_ones(page: An
     page.goto("/")
     page.locator("#quality-auto").uncheck()
     page.locator("#quality").fill("90")
-    page.locator("#max-kb").fill("1")  # no JPEG of this photo fits in 1 KB
+    page.locator("#max-kb").fill("1")  # no JPEG of this photo fits in 1 kB
     noise = images.encode(Image.effect_noise((400, 300), 80).convert("RGB"), "JPEG", quality=95)
     drop_files(page, [("noisy photo.jpg", "image/jpeg", noise)])
     row = rows(page).first

@@ -3,10 +3,13 @@ running or registered in Redis, no traceback is printed, and a job in hand is fi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -50,10 +53,12 @@ def after_stop(service: Service, external_url: str | None) -> redis.Redis:
     return redis.Redis(port=port)
 
 
-def check_stopped_cleanly(service: Service, connection: redis.Redis) -> None:
+def check_stopped_cleanly(service: Service, connection: redis.Redis, how: str) -> None:
     assert connection.smembers("rq:workers") == set()
     output = service.output()
     assert "Traceback" not in output, output
+    if how != "each":  # a stop of the script is no process dying on its own
+        assert "exited (status" not in output, output
     service.log_records()  # every line is JSON
 
 
@@ -77,7 +82,7 @@ def run_case(
         seconds = service.wait_stopped(BUSY_SECONDS if busy else IDLE_SECONDS)
         connection = after_stop(service, external_url)
         try:
-            check_stopped_cleanly(service, connection)
+            check_stopped_cleanly(service, connection, how)
             status = jobs.load(connection, job_id).status if job_id else None
         finally:
             connection.close()
@@ -168,6 +173,85 @@ def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) ->
     assert len(requests) >= 3
 
 
+def upload_and_wait(url: str, answers: list[tuple[float, httpx.Response]] | None = None) -> None:
+    """Upload an image and wait for its job, as long as the service lets the request live; note
+    when the answer came, and the answer, in `answers`."""
+    with contextlib.suppress(httpx.HTTPError):
+        answer = httpx.post(
+            f"{url}/v1/jobs?wait=30",
+            content=images.jpeg(),
+            headers={"content-type": "image/jpeg"},
+            timeout=40,
+        )
+        if answers is not None:
+            answers.append((time.monotonic(), answer))
+
+
+def test_a_process_that_dies_is_named_and_the_rest_stop(tmp_path: Path) -> None:
+    service = Service(tmp_path, None)
+    try:
+        service.start()
+        os.kill(service.children()["redis"], signal.SIGKILL)
+        service.wait_stopped(IDLE_SECONDS)
+        warnings = [r["message"] for r in service.log_records() if r["level"] == "warning"]
+        assert "the private Redis exited (status 137); stopping the others" in warnings, warnings
+    finally:
+        service.kill()
+
+
+def follow_events(url: str, job_id: str, ended: list[tuple[float, list[str]]]) -> None:
+    """Read a job's event stream to its end; note when the first event came, then when the
+    stream ended, with the events' names."""
+    names: list[str] = []
+    with httpx.stream("GET", f"{url}/v1/jobs/{job_id}/events", timeout=40) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                names.append(line.partition(":")[2].strip())
+                ended.append((time.monotonic(), list(names)))
+    ended.append((time.monotonic(), names))
+
+
+def test_ctrl_c_answers_waiting_uploads_at_once(tmp_path: Path, redis_url: str) -> None:
+    """A waiting upload (`?wait=30`) or event stream does not hold the API up at a Ctrl-C: the
+    upload is answered 202 with its job as it is, to follow on the next start, and the stream
+    ends (an EventSource reconnects), while the worker finishes the job in hand."""
+    service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1")
+    answers: list[tuple[float, httpx.Response]] = []
+    waiting = threading.Thread(target=upload_and_wait, args=(service.url, answers), daemon=True)
+    ended: list[tuple[float, list[str]]] = []
+    try:
+        service.start()
+        with httpx.Client(base_url=service.url, timeout=30) as http:
+            posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
+            job_id = posted.json()["id"]
+            deadline = time.monotonic() + 60
+            while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            waiting.start()  # queued behind the job in hand: the API holds its request
+            while 'imgpress_queue_depth{queue="imgpress"} 1.0' not in http.get("/metrics").text:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        following = threading.Thread(target=follow_events, args=(service.url, job_id, ended), daemon=True)
+        following.start()
+        while not ended:  # its first event came: the stream waits for the next
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        signalled = time.monotonic()
+        service.signal("group", signal.SIGINT)
+        waiting.join(IDLE_SECONDS)
+        following.join(IDLE_SECONDS)
+        [(answered, answer)] = answers
+        assert answered - signalled < 3, answered - signalled
+        assert ended[-1][0] - signalled < 3 and ended[-1][1] == ["started"], ended
+        assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
+        assert answer.headers["location"] == f"/v1/jobs/{answer.json()['id']}"
+        service.wait_stopped(BUSY_SECONDS)
+        assert "Traceback" not in service.output(), service.output()
+    finally:
+        service.kill()
+
+
 def warm_stop_logged(service: Service, job_id: str, seconds: float = 30) -> float:
     """When (epoch seconds) the worker running `job_id` logged that it will stop after it."""
     deadline = time.monotonic() + seconds
@@ -181,9 +265,11 @@ def warm_stop_logged(service: Service, job_id: str, seconds: float = 30) -> floa
 
 
 def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_url: str) -> None:
-    """Ctrl-C twice stops the job in hand at once; started again, the service fails it as
-    `worker_lost` (as for a killed worker) instead of showing it as started for ever."""
+    """Ctrl-C twice stops the job in hand at once, and the upload waiting for its turn, with no
+    traceback; started again, the service fails the job as `worker_lost` (as for a killed
+    worker) instead of showing it as started for ever."""
     service = Service(tmp_path, redis_url, IMGPRESS_WORKERS="1", IMGPRESS_SWEEP_INTERVAL_SECONDS="1")
+    waiting = threading.Thread(target=upload_and_wait, args=(service.url,), daemon=True)
     try:
         service.start()
         with httpx.Client(base_url=service.url, timeout=30) as http:
@@ -193,6 +279,10 @@ def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_ur
             while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
+            waiting.start()  # queued behind the job in hand: the API holds its request
+            while http.get("/metrics").text.count('imgpress_queue_depth{queue="imgpress"} 1.0') == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
         service.signal("group", signal.SIGINT)
         # RQ ignores a stop signal that comes within 1 s of the first (the pool's and the
         # terminal's): the second Ctrl-C comes 1.1 s after the worker took the first.
@@ -200,6 +290,7 @@ def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_ur
         time.sleep(max(0.0, took_first + 1.1 - time.time()))
         service.signal("group", signal.SIGINT)
         service.wait_stopped(IDLE_SECONDS)
+        assert "Traceback" not in service.output(), service.output()
         said = [r["message"] for r in service.log_records() if r["logger"] == "imgpress.run"]
         assert [m for m in said if str(m).startswith("stopping:")] == [
             "stopping: no new uploads; the workers finish the jobs in hand (Ctrl-C again stops them at once)"
