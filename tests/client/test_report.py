@@ -68,12 +68,33 @@ def test_json_is_one_document() -> None:
         "ok": 1,
         "skipped": 0,
         "failed": 1,
+        "ignored": 0,
         "bytes_in": 2000,
         "bytes_out": 500,
         "saved_bytes": 1500,
     }
     assert document["files"][0]["saved_ratio"] == 0.75
-    assert document["error"] is None
+    assert document["error"] is None and document["ignored"] == []
+
+
+def test_files_ignored_in_folders_are_counted() -> None:
+    stream = io.StringIO()
+    report = Report(Output(stream))
+    report.ignored = {
+        "p/notes.txt": "not matching --include",
+        "p/a.min.jpg": "named like an output (--suffix)",
+        "p/scan.bmp": "not matching --include",
+    }
+    outcomes(report)
+    assert stream.getvalue().splitlines()[-1] == (
+        "1 written, 0 skipped, 1 failed; 3 other files in folders ignored "
+        "(2 not matching --include, 1 named like an output (--suffix))"
+    )
+    as_json = io.StringIO()
+    outcomes(Report(Output(as_json), as_json=True, ignored={"p/notes.txt": "not matching --include"}))
+    document = json.loads(as_json.getvalue())
+    assert document["totals"]["ignored"] == 1
+    assert document["ignored"] == [{"path": "p/notes.txt", "reason": "not matching --include"}]
 
 
 def test_sizes_and_durations_read_well() -> None:

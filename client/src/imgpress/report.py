@@ -98,6 +98,8 @@ class Report:
     started: float = field(default_factory=time.monotonic)
     current: str = ""
     error: dict[str, str] | None = None
+    #: Files found in folders and left alone, with why (plan.NOT_INCLUDED or plan.AN_OUTPUT).
+    ignored: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_run(cls, to_stdout: bool, as_json: bool, quiet: bool) -> Report:
@@ -164,6 +166,7 @@ class Report:
             "ok": len(written),
             "skipped": sum(1 for o in self.outcomes if o.status == "skipped"),
             "failed": sum(1 for o in self.outcomes if o.status in ("failed", "not_started")),
+            "ignored": len(self.ignored),
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
             "saved_bytes": bytes_in - bytes_out,
@@ -205,6 +208,7 @@ class Report:
             document = {
                 "files": [o.to_dict() for o in self.outcomes],
                 "totals": self.totals(),
+                "ignored": [{"path": path, "reason": reason} for path, reason in self.ignored.items()],
                 "error": self.error,
             }
             self.stream.write(json.dumps(document, indent=2) + "\n")
@@ -214,6 +218,15 @@ class Report:
         if self.quiet or not self.outcomes:
             return
         self.table()
+
+    def ignored_text(self) -> str:
+        """The end of the count line: how many files in folders were left alone, and why."""
+        if not self.ignored:
+            return ""
+        reasons = list(self.ignored.values())
+        counts = ", ".join(f"{reasons.count(reason)} {reason}" for reason in dict.fromkeys(reasons))
+        files = "file" if len(reasons) == 1 else "files"
+        return f"; {len(reasons)} other {files} in folders ignored ({counts})"
 
     def table(self) -> None:
         """Before and after sizes of every file, and the totals."""
@@ -237,5 +250,6 @@ class Report:
                 cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
             ]
             text.append("  ".join(cells).rstrip())
-        text.append(f"{totals['ok']} written, {totals['skipped']} skipped, {totals['failed']} failed")
+        counts = f"{totals['ok']} written, {totals['skipped']} skipped, {totals['failed']} failed"
+        text.append(counts + self.ignored_text())
         self.stream.write("\n".join(text) + "\n")
