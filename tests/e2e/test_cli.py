@@ -177,7 +177,9 @@ def test_no_server_exits_3_and_json_still_prints_one_document(tmp_path: Path) ->
     url = f"http://127.0.0.1:{free_port()}"
     run = imgpress("compress", str(tmp_path / "a.jpg"), "--server", url, "--retries", "0")
     assert run.returncode == 3
-    assert b"cannot be reached" in run.stderr and b"Traceback" not in run.stderr
+    # One clear line instead of a table of `not sent` rows totalling "0 B 0 B 0.0%".
+    assert run.stdout == b"" and len(run.stderr.splitlines()) == 1, run.stderr
+    assert b"cannot be reached" in run.stderr and run.stderr.endswith(b"; 1 file not compressed\n")
     as_json = imgpress("compress", str(tmp_path / "a.jpg"), "--server", url, "--retries", "0", "--json")
     assert as_json.returncode == 3
     document = json.loads(as_json.stdout)
