@@ -74,6 +74,21 @@ class OutputInfo:
     format: str | None = None
 
 
+class JobFailure(enum.StrEnum):
+    """Codes of a failed job's error that no exception in `shared.errors` carries: the worker's own.
+
+    A failed job's code is one of these or the code of one of those exceptions; the client
+    keeps a class for every one (tests/client/test_client.py).
+    """
+
+    #: The image took longer than IMGPRESS_JOB_TIMEOUT_SECONDS to process.
+    TIMEOUT = "timeout"
+    #: The worker processing it stopped (killed, out of memory) before it recorded an end.
+    WORKER_LOST = "worker_lost"
+    #: Compressing it raised an exception imgpress does not expect (a bug; it is logged).
+    INTERNAL_ERROR = "internal_error"
+
+
 @dataclass(frozen=True)
 class JobError:
     """Why a job failed: a stable code and a short message for humans."""

@@ -78,3 +78,8 @@ def rotated_jpeg() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6
     return jpeg(exif=exif.tobytes())
+
+
+def mpo() -> bytes:
+    """A two-picture MPO (a JPEG with a second picture after it, as stereo cameras write)."""
+    return encode(photo(), "MPO", quality=95, save_all=True, append_images=[photo(160, 120)])

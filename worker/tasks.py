@@ -29,13 +29,13 @@ from shared.errors import (
     TooLarge,
 )
 from shared.options import Options
-from shared.schema import Job, JobError, JobStatus, OutputInfo, to_timestamp
+from shared.schema import Job, JobError, JobFailure, JobStatus, OutputInfo, to_timestamp
 from shared.settings import Settings
 from worker import handoff, lease, memory, pipeline, recovery, webhooks
 
 log = logging.getLogger("imgpress.jobs")
 
-WORKER_LOST = JobError("worker_lost", "The worker processing this image stopped unexpectedly.")
+WORKER_LOST = JobError(JobFailure.WORKER_LOST, "The worker processing this image stopped unexpectedly.")
 
 
 @cache
@@ -95,7 +95,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
             error = failure_for(exc, config)
             fail(connection, config, job, error, claim, shared)
             record_end(job, None, error, seconds)
-            if error.code == "internal_error":
+            if error.code == JobFailure.INTERNAL_ERROR:
                 log.exception("job %s: unexpected error", job_id)
                 raise
             return {"status": "failed", "code": error.code}
@@ -193,9 +193,9 @@ def failure_for(exc: Exception, config: Settings) -> JobError:
         return JobError(exc.code, exc.message)
     if isinstance(exc, JobTimeoutException):
         return JobError(
-            "timeout", f"The image took longer than {config.job_timeout_seconds} seconds to process."
+            JobFailure.TIMEOUT, f"The image took longer than {config.job_timeout_seconds} seconds to process."
         )
-    return JobError("internal_error", "The image could not be processed.")
+    return JobError(JobFailure.INTERNAL_ERROR, "The image could not be processed.")
 
 
 def fail(

@@ -16,11 +16,15 @@ SERVER = os.environ.get("IMGPRESS_URL", "http://127.0.0.1:8000")
 
 
 def one(path: Path) -> None:
-    """Compress one file to WebP and write it next to the original."""
+    """Compress one file to WebP and save it next to the original, unless that name is taken."""
     with Client(SERVER) as imgpress:
         result = imgpress.compress(path, quality=70, format="webp", effort="fast")
-        path.with_name(result.filename).write_bytes(result.data)
-        print(f"{path.name}: {result.job.input.bytes} -> {len(result.data)} bytes ({result.filename})")
+        try:
+            saved = result.save(path.parent)  # a .webp input's output would be its own name
+        except FileExistsError as exc:
+            print(f"{path.name}: not saved: {exc}")
+            return
+        print(f"{path.name}: {result.job.input.bytes} -> {len(result.data)} bytes ({saved})")
 
 
 def batch(paths: list[Path]) -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from imgpress import cli, plan
+from screening import imaging
 from tests import images
 
 
 def planned(tmp_path: Path, *args: str) -> tuple[argparse.Namespace, list[plan.Task]]:
     parsed = cli.parser().parse_args(["compress", *args])
-    return parsed, plan.plan(parsed, cli.server_options(parsed).get("format"))
+    return parsed, plan.plan(parsed, cli.server_options(parsed).get("format")).tasks
 
 
 def test_sizes_take_units() -> None:
@@ -83,6 +84,34 @@ def test_a_folder_with_an_empty_suffix_finds_its_files_and_the_default_takes_avi
     ]
     _, tasks = planned(tmp_path, str(tmp_path))
     assert "e.min.jpg" not in {Path(task.label).name for task in tasks}
+
+
+def test_the_default_include_is_every_type_the_server_accepts() -> None:
+    assert set(plan.ACCEPTED_EXTENSIONS) == set(imaging.SNIFFED)
+    # Pillow formats the server takes as one of its own (an MPO is a JPEG) have extensions too.
+    for alias in imaging._ALIASES:
+        assert f".{alias.lower()}" in plan.IMAGE_SUFFIXES, alias
+    assert {f"*{suffix}" for suffix in plan.IMAGE_SUFFIXES} == set(plan.DEFAULT_INCLUDE)
+
+
+def test_a_folder_gives_apng_and_mpo_and_counts_what_it_ignores(tmp_path: Path) -> None:
+    (tmp_path / "a.apng").write_bytes(images.palette_apng())
+    (tmp_path / "b.MPO").write_bytes(images.mpo())
+    (tmp_path / "c.jfif").write_bytes(images.jpeg())
+    for name in ("e.min.jpg", "notes.txt", "scan.bmp"):
+        (tmp_path / name).write_bytes(b"x")
+    parsed = cli.parser().parse_args(["compress", str(tmp_path)])
+    planned = plan.plan(parsed, None)
+    assert [task.destination for task in planned.tasks] == [
+        tmp_path / "a.min.png",
+        tmp_path / "b.min.jpg",
+        tmp_path / "c.min.jpg",
+    ]
+    assert planned.ignored == {
+        str(tmp_path / "e.min.jpg"): plan.AN_OUTPUT,
+        str(tmp_path / "notes.txt"): plan.NOT_INCLUDED,
+        str(tmp_path / "scan.bmp"): plan.NOT_INCLUDED,
+    }
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,25 @@ def test_every_server_error_code_is_a_client_class_of_the_same_name() -> None:
         assert mapped.__name__ in {base.__name__ for base in cls.__mro__}, cls.__name__
 
 
+def test_every_job_error_code_is_a_client_class() -> None:
+    # A failed job's code is an exception's from shared.errors (above) or one of the worker's own.
+    assert {"timeout", "worker_lost", "internal_error"} <= set(schema.JobFailure)
+    for code in schema.JobFailure:
+        failed = client_errors.error_for(code, f"about {code}")
+        assert not isinstance(failed, UnexpectedResponse), f"job error {code} is not in the client's CODES"
+        assert (failed.code, failed.message) == (code, f"about {code}")
+    assert isinstance(client_errors.error_for("worker_lost"), client_errors.WorkerLost)
+    assert isinstance(client_errors.error_for("timeout"), client_errors.JobTimedOut)
+
+
+def test_no_client_error_of_its_own_reuses_a_servers_code() -> None:
+    own = subclasses(client_errors.ImgpressError) - set(client_errors.CODES.values())
+    # JobFailed takes the failed job's code; UnknownOption is a BadOption named more closely.
+    own -= {client_errors.UnknownOption}
+    for cls in own:
+        assert cls.code not in client_errors.CODES, f"{cls.__name__} uses the server's code {cls.code}"
+
+
 def test_options_are_checked_before_anything_is_sent() -> None:
     assert models.check_options({"quality": 60, "format": "webp", "width": None}) == {
         "quality": "60",

@@ -84,6 +84,22 @@ def test_a_folder_with_bad_files_reports_each_and_exits_1(stack: Stack, tmp_path
         pytest.skip(f"only the made-up images were compressed: no corpus photos under {CORPUS / 'photos'}")
 
 
+def test_apng_and_mpo_in_a_folder_are_compressed_and_others_counted(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "wave.apng").write_bytes(images.palette_apng())
+    (folder / "stereo.mpo").write_bytes(images.mpo())
+    (folder / "notes.txt").write_text("not an image")
+    run = imgpress("compress", str(folder), "--server", stack.url)
+    assert run.returncode == 0, run.stderr
+    text = run.stdout.decode()
+    assert f"ok {folder / 'wave.apng'} -> {folder / 'wave.min.png'} " in text
+    assert f"ok {folder / 'stereo.mpo'} -> {folder / 'stereo.min.jpg'} " in text
+    assert text.splitlines()[-1] == (
+        "2 written, 0 skipped, 0 failed; 1 other file in folders ignored (1 not matching --include)"
+    )
+
+
 def test_out_folder_is_never_overwritten_without_the_flag(stack: Stack, tmp_path: Path) -> None:
     source = tmp_path / "in.jpg"
     source.write_bytes(images.jpeg())
@@ -161,7 +177,9 @@ def test_no_server_exits_3_and_json_still_prints_one_document(tmp_path: Path) ->
     url = f"http://127.0.0.1:{free_port()}"
     run = imgpress("compress", str(tmp_path / "a.jpg"), "--server", url, "--retries", "0")
     assert run.returncode == 3
-    assert b"cannot be reached" in run.stderr and b"Traceback" not in run.stderr
+    # One clear line instead of a table of `not sent` rows totalling "0 B 0 B 0.0%".
+    assert run.stdout == b"" and len(run.stderr.splitlines()) == 1, run.stderr
+    assert b"cannot be reached" in run.stderr and run.stderr.endswith(b"; 1 file not compressed\n")
     as_json = imgpress("compress", str(tmp_path / "a.jpg"), "--server", url, "--retries", "0", "--json")
     assert as_json.returncode == 3
     document = json.loads(as_json.stdout)

@@ -120,3 +120,20 @@ def test_an_empty_suffix_on_a_folder_writes_every_file(stack: Stack, tmp_path: P
     )
     assert code == 0 and document["totals"]["ok"] == 2
     assert (tmp_path / "out" / "a.jpg").exists() and (tmp_path / "out" / "nested" / "b.png").exists()
+
+
+def test_a_long_name_is_cut_in_the_table_and_whole_in_json(stack: Stack, tmp_path: Path) -> None:
+    long_name = "holiday " * 25 + "beach.jpg"
+    (tmp_path / long_name).write_bytes(images.jpeg())
+    run = imgpress("compress", str(tmp_path / long_name), "--server", stack.url, "--out", str(tmp_path / "a"))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.decode().splitlines()
+    table = lines[next(index for index, line in enumerate(lines) if line.startswith("file ")) :]
+    # The name column is 60 characters: the start of the path, an ellipsis, the end of the name.
+    assert max(len(line) for line in table) < 100
+    assert table[1].startswith(str(tmp_path)[:20]) and "iday holiday beach.jpg  " in table[1]
+    assert "…" in table[1]
+    code, document = run_json(
+        "compress", str(tmp_path / long_name), "--server", stack.url, "--out", str(tmp_path / "b")
+    )
+    assert code == 0 and document["files"][0]["input"] == str(tmp_path / long_name)

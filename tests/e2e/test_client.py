@@ -55,6 +55,23 @@ def test_compress_round_trip_and_job_calls(stack: Stack, tmp_path: Path) -> None
             imgpress.result("0" * 32)
 
 
+def test_a_unicode_name_comes_back_whole_and_save_keeps_the_original(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "café crème.jpg"
+    source.write_bytes(images.jpeg())
+    original = source.read_bytes()
+    with Client(stack.url) as imgpress:
+        result = imgpress.compress(source, quality=60)
+        download = imgpress.download(result.job.id)
+    assert result.filename == download.filename == "café crème.jpg"
+    with pytest.raises(FileExistsError):
+        result.save(tmp_path)
+    assert source.read_bytes() == original
+    small = tmp_path / "small"
+    small.mkdir()
+    assert result.save(small) == small / "café crème.jpg"
+    assert (small / "café crème.jpg").read_bytes() == result.data
+
+
 def test_server_errors_arrive_as_the_shared_tree(stack: Stack, tmp_path: Path) -> None:
     with Client(stack.url) as imgpress:
         with pytest.raises(errors.BadOption):

@@ -153,16 +153,23 @@ def test_the_readmes_example_and_the_examples_file_run_against_a_real_stack(
     code = readme_example().replace("http://127.0.0.1:8000", stack.url)
     done = python(venv, code, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"\d+ -> \d+ photo\.webp\n", done.stdout), done.stdout
-    assert (tmp_path / "photo.webp").read_bytes()[8:12] == b"WEBP"
+    original = (tmp_path / "photo.jpg").read_bytes()
+    assert re.fullmatch(r"\d+ -> \d+ small/photo\.jpg\n", done.stdout), done.stdout
+    assert (tmp_path / "photo.jpg").read_bytes() == original
+    assert 0 < len((tmp_path / "small" / "photo.jpg").read_bytes()) < len(original)
+    # Run again, it replaces nothing: the output it saved before stays, and it says why.
+    (tmp_path / "small" / "photo.jpg").write_bytes(b"saved before")
+    done = python(venv, code, tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("not saved: small/photo.jpg exists"), done.stdout
+    assert (tmp_path / "small" / "photo.jpg").read_bytes() == b"saved before"
     # A text file named like a photo: the example says why in one line, with no traceback.
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "photo.jpg").write_text("not an image at all\n")
     done = python(venv, code, notes)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("not compressed: This file type is not supported."), done.stdout
-    assert done.stderr == "" and not (notes / "photo.webp").exists()
+    assert done.stdout.startswith("not saved: This file type is not supported."), done.stdout
+    assert done.stderr == "" and not (notes / "small").exists()
     example = ROOT / "client" / "examples" / "quickstart.py"
     done = subprocess.run(
         [str(venv / "bin" / "python"), str(example), "photo.jpg", "other.png"],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
-from email.message import Message
+from pathlib import Path
 
 import httpx
 
@@ -17,6 +18,7 @@ from imgpress.errors import (
     from_response,
 )
 from imgpress.models import Batch, Job
+from imgpress.saving import disposition_filename, save
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,15 @@ class Download:
     data: bytes
     filename: str
 
+    def save(self, where: str | os.PathLike[str] = ".", *, overwrite: bool = False) -> Path:
+        """Write the output into a folder (as `filename`) or to a file path; the path written.
+
+        - where: an existing folder (default: the current one), a folder to make (a string
+          ending in `/`), or the file to write.
+        - overwrite: replace a file already there; otherwise FileExistsError, nothing written.
+        """
+        return save(self.data, self.filename, where, overwrite)
+
 
 @dataclass(frozen=True)
 class Result:
@@ -33,8 +44,19 @@ class Result:
 
     job: Job
     data: bytes
-    #: The server's name for the output, with the output format's extension.
+    #: The server's name for the output: the upload's name with the output format's extension,
+    #: so often the name of the file uploaded; save() never replaces a file unless asked to.
     filename: str
+
+    def save(self, where: str | os.PathLike[str] = ".", *, overwrite: bool = False) -> Path:
+        """Write the output into a folder (as `filename`) or to a file path; the path written.
+
+        - where: an existing folder (default: the current one), a folder to make (a string
+          ending in `/`), or the file to write.
+        - overwrite: replace a file already there (the uploaded photo, say); otherwise
+          FileExistsError, and nothing is written.
+        """
+        return save(self.data, self.filename, where, overwrite)
 
     @property
     def saved_bytes(self) -> int:
@@ -66,9 +88,8 @@ def download_from(response: httpx.Response) -> Download:
     """The output in a result answer, or the error the answer stands for."""
     if not response.is_success:
         raise from_response(response)
-    header = Message()
-    header["content-disposition"] = response.headers.get("content-disposition", "")
-    return Download(response.content, header.get_filename() or "")
+    filename = disposition_filename(response.headers.get("content-disposition", ""))
+    return Download(response.content, filename)
 
 
 def output_or_job(response: httpx.Response) -> Result | Job:

@@ -24,7 +24,7 @@ from imgpress.base import RetryPolicy
 from imgpress.errors import BadOption, ImgpressError, ServerUnreachable, Unauthorized
 from imgpress.models import CHOICES, OPTION_NAMES, check_options
 from imgpress.outputs import Existing, write_output
-from imgpress.plan import DEFAULT_INCLUDE, Task, UsageError, find_collisions, plan, skip_reason
+from imgpress.plan import DEFAULT_INCLUDE, Plan, Task, UsageError, find_collisions, plan, skip_reason
 from imgpress.report import FileOutcome, Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CANCELLED = 0, 1, 2, 3, 130
@@ -303,11 +303,12 @@ class Run:
         return EXIT_FAILED if failed else EXIT_OK
 
 
-async def compress(args: argparse.Namespace, tasks: list[Task], options: dict[str, str]) -> int:
+async def compress(args: argparse.Namespace, planned: Plan, options: dict[str, str]) -> int:
     """The `compress` command."""
-    to_stdout = any(task.destination is None for task in tasks)
+    to_stdout = any(task.destination is None for task in planned.tasks)
     report = Report.for_run(to_stdout, args.json, args.quiet)
-    run = Run(args, tasks, report, options)
+    report.ignored = planned.ignored
+    run = Run(args, planned.tasks, report, options)
     try:
         return await run.execute()
     finally:
@@ -333,11 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         options = server_options(args)
-        tasks = plan(args, options.get("format"))
+        planned = plan(args, options.get("format"))
     except (UsageError, BadOption) as exc:
         return usage_failure(str(exc), as_json)
     try:
-        return asyncio.run(compress(args, tasks, options))
+        return asyncio.run(compress(args, planned, options))
     except KeyboardInterrupt:
         return EXIT_CANCELLED
 

@@ -5,6 +5,7 @@ ImgpressError                     catch this for "anything imgpress"
 │   └── UnknownOption             an option name the API does not have (also a TypeError)
 ├── UnsupportedMedia, TooLarge, CorruptImage, CannotFit, JobNotFound, JobExpired,
 │   JobNotFinished, JobFailed, StorageFull, RequestTimeout, RateLimited
+├── JobTimedOut, WorkerLost      a job that ran too long, or whose worker stopped
 ├── ServiceUnavailable            (QueueFull, Overloaded)
 ├── Unauthorized                  no API key, or a wrong one
 ├── ServerError                   500 or another 5xx
@@ -110,6 +111,20 @@ class JobFailed(ImgpressError):
         self.code = code
 
 
+class JobTimedOut(ImgpressError):
+    """The job took longer than the server allows for one image (IMGPRESS_JOB_TIMEOUT_SECONDS)."""
+
+    code = "timeout"
+    default_message = "The image took too long to process."
+
+
+class WorkerLost(ImgpressError):
+    """The worker compressing the job stopped before it ended (killed, out of memory); send it again."""
+
+    code = "worker_lost"
+    default_message = "The worker processing this image stopped unexpectedly."
+
+
 class StorageFull(ImgpressError):
     """The server has no room for the upload."""
 
@@ -198,11 +213,12 @@ class ServerUnreachable(ImgpressError):
 class RequestTimedOut(ServerUnreachable):
     """The server did not answer within the client's timeout."""
 
-    code = "timeout"
+    # Not `timeout`: that is a job's code, for an image that took the server too long (JobTimedOut).
+    code = "client_timeout"
     default_message = "The imgpress server did not answer in time."
 
 
-#: Every code the server sends, to the class the client raises for it.
+#: Every code the server sends (in an error body or a failed job), to the class the client raises.
 CODES: dict[str, type[ImgpressError]] = {
     cls.code: cls
     for cls in (
@@ -215,6 +231,8 @@ CODES: dict[str, type[ImgpressError]] = {
         JobExpired,
         JobNotFinished,
         JobFailed,
+        JobTimedOut,
+        WorkerLost,
         StorageFull,
         RequestTimeout,
         RateLimited,

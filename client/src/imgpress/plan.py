@@ -13,15 +13,32 @@ from pathlib import Path
 
 from imgpress.report import FileOutcome
 
-#: Every type the server accepts.
-DEFAULT_INCLUDE = ["*.jpg", "*.jpeg", "*.png", "*.gif", "*.webp", "*.avif", "*.heic", "*.heif"]
+#: File name extensions of every type the server accepts, by the media type it sniffs (an MPO
+#: is a JPEG with more pictures; GET /v1/limits lists the types, APNG and HEIF as PNG and HEIC).
+ACCEPTED_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"),
+    "image/png": (".png",),
+    "image/apng": (".apng",),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+    "image/avif": (".avif",),
+    "image/heic": (".heic",),
+    "image/heif": (".heif",),
+}
 #: File name extensions of images: the part of a name an output's extension replaces.
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".avif", ".heic", ".heif"}
-)
+IMAGE_SUFFIXES = frozenset(suffix for suffixes in ACCEPTED_EXTENSIONS.values() for suffix in suffixes)
+#: The files a folder gives when --include is not given: every type the server accepts.
+DEFAULT_INCLUDE = [f"*{suffix}" for suffixes in ACCEPTED_EXTENSIONS.values() for suffix in suffixes]
 #: The extension of each output format the server writes.
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "avif": ".avif"}
 STDIN = "-"
+
+
+#: Why a file in a folder is ignored: its name matches no --include pattern (by default: it has
+#: no extension of a type the server accepts).
+NOT_INCLUDED = "not matching --include"
+#: Why a file in a folder is ignored: its name ends in --suffix, like the outputs of a run.
+AN_OUTPUT = "named like an output (--suffix)"
 
 
 class UsageError(Exception):
@@ -83,11 +100,13 @@ def stem_of(name: str) -> str:
     return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else name
 
 
-def matches(path: Path, patterns: Sequence[str], suffix: str) -> bool:
-    """True if a file found in a folder should be compressed (and is not one of our outputs)."""
-    name = path.name.lower()
-    ours = bool(suffix) and stem_of(path.name).endswith(suffix)
-    return any(fnmatch.fnmatch(name, p.lower()) for p in patterns) and not ours
+def ignore_reason(path: Path, patterns: Sequence[str], suffix: str) -> str | None:
+    """Why a file found in a folder is not compressed (not included, or one of our outputs), if so."""
+    if not any(fnmatch.fnmatch(path.name.lower(), p.lower()) for p in patterns):
+        return NOT_INCLUDED
+    if suffix and stem_of(path.name).endswith(suffix):
+        return AN_OUTPUT
+    return None
 
 
 def read_head(path: Path) -> bytes:
@@ -104,9 +123,19 @@ def destination_for(name: str, folder: Path, extension: str | None, suffix: str)
     return folder / f"{stem_of(name)}{suffix}{extension or ''}", extension is not None
 
 
-def plan(args: argparse.Namespace, format_option: str | None) -> list[Task]:
+@dataclass
+class Plan:
+    """A run's inputs with their destinations, and the files in its folders it leaves alone."""
+
+    tasks: list[Task]
+    #: Each file found in a folder and not compressed, with why (NOT_INCLUDED or AN_OUTPUT).
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def plan(args: argparse.Namespace, format_option: str | None) -> Plan:
     """Every input named on the command line, with its destination; UsageError if one is missing."""
     tasks: list[Task] = []
+    ignored: dict[str, str] = {}
     patterns = args.include or DEFAULT_INCLUDE
     out: Path | None = args.out
     for raw in args.paths:
@@ -122,7 +151,13 @@ def plan(args: argparse.Namespace, format_option: str | None) -> list[Task]:
             continue
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p, patterns, args.suffix))
+            found = []
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                reason = ignore_reason(file, patterns, args.suffix)
+                if reason is None:
+                    found.append(file)
+                else:
+                    ignored[str(file)] = reason
             for file in found:
                 folder = file.parent if out is None else out / file.parent.relative_to(path)
                 extension = output_extension(format_option, read_head(file))
@@ -137,7 +172,7 @@ def plan(args: argparse.Namespace, format_option: str | None) -> list[Task]:
             raise UsageError(f"no such file or folder: {raw}")
     if not tasks:
         raise UsageError("no files to compress (check --include)")
-    return tasks
+    return Plan(tasks, ignored)
 
 
 def path_key(path: Path) -> str:

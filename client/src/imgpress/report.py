@@ -14,6 +14,8 @@ from typing import Any, TextIO
 #: Statuses a file can end with; `planned` is a dry run's.
 ENDED = ("ok", "skipped", "failed", "planned", "not_started")
 CLEAR_LINE = "\r\x1b[K"
+#: The widest the table's file column gets; longer names lose their middle (--json has them whole).
+NAME_WIDTH = 60
 
 
 @dataclass
@@ -50,6 +52,14 @@ def size_text(count: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def cut_middle(text: str, width: int) -> str:
+    """The text if it fits in `width` characters, else its start and end around an ellipsis."""
+    if len(text) <= width:
+        return text
+    tail = width // 2
+    return text[: width - tail - 1] + "…" + text[len(text) - tail :]
 
 
 def duration_text(seconds: float) -> str:
@@ -98,6 +108,8 @@ class Report:
     started: float = field(default_factory=time.monotonic)
     current: str = ""
     error: dict[str, str] | None = None
+    #: Files found in folders and left alone, with why (plan.NOT_INCLUDED or plan.AN_OUTPUT).
+    ignored: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_run(cls, to_stdout: bool, as_json: bool, quiet: bool) -> Report:
@@ -164,6 +176,7 @@ class Report:
             "ok": len(written),
             "skipped": sum(1 for o in self.outcomes if o.status == "skipped"),
             "failed": sum(1 for o in self.outcomes if o.status in ("failed", "not_started")),
+            "ignored": len(self.ignored),
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
             "saved_bytes": bytes_in - bytes_out,
@@ -205,37 +218,57 @@ class Report:
             document = {
                 "files": [o.to_dict() for o in self.outcomes],
                 "totals": self.totals(),
+                "ignored": [{"path": path, "reason": reason} for path, reason in self.ignored.items()],
                 "error": self.error,
             }
             self.stream.write(json.dumps(document, indent=2) + "\n")
             return
+        unsent = sum(1 for o in self.outcomes if o.status == "not_started")
         if self.error is not None:
-            Output(sys.stderr).write(f"imgpress: {self.error['message']}\n")
-        if self.quiet or not self.outcomes:
+            files = f"; {unsent} {'file' if unsent == 1 else 'files'} not compressed" if unsent else ""
+            Output(sys.stderr).write(f"imgpress: {self.error['message']}{files}\n")
+        # A run stopped before any file ended has no table to show: the error line says it all.
+        if self.quiet or unsent == len(self.outcomes):
             return
         self.table()
 
+    def ignored_text(self) -> str:
+        """The end of the count line: how many files in folders were left alone, and why."""
+        if not self.ignored:
+            return ""
+        reasons = list(self.ignored.values())
+        counts = ", ".join(f"{reasons.count(reason)} {reason}" for reason in dict.fromkeys(reasons))
+        files = "file" if len(reasons) == 1 else "files"
+        return f"; {len(reasons)} other {files} in folders ignored ({counts})"
+
     def table(self) -> None:
-        """Before and after sizes of every file, and the totals."""
+        """Before and after sizes of every file, and the totals of those written."""
         rows = [("file", "before", "after", "saved")]
         for o in self.outcomes:
+            name = cut_middle(o.input, NAME_WIDTH)
+            before = size_text(o.bytes_in)
             if o.status == "ok" and o.bytes_out is not None:
-                rows.append(
-                    (o.input, size_text(o.bytes_in), size_text(o.bytes_out), f"{o.saved_ratio or 0:.1%}")
-                )
+                rows.append((name, before, size_text(o.bytes_out), f"{o.saved_ratio or 0:.1%}"))
+            elif o.status == "not_started":
+                # Cut off by the run's error: never uploaded, or uploaded and then cancelled.
+                rows.append((name, before, "-", "not sent" if o.job_id is None else "not done"))
             else:
-                rows.append((o.input, size_text(o.bytes_in), "-", o.status))
+                rows.append((name, before, "-", o.status))
         totals = self.totals()
         ratio = totals["saved_bytes"] / totals["bytes_in"] if totals["bytes_in"] else 0.0
-        rows.append(("total", size_text(totals["bytes_in"]), size_text(totals["bytes_out"]), f"{ratio:.1%}"))
+        if totals["ok"]:
+            rows.append(
+                ("total", size_text(totals["bytes_in"]), size_text(totals["bytes_out"]), f"{ratio:.1%}")
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         text = []
         for index, row in enumerate(rows):
-            if index == len(rows) - 1:
+            if totals["ok"] and index == len(rows) - 1:
                 text.append("  ".join("-" * w for w in widths))
             cells = [row[0].ljust(widths[0])] + [
                 cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
             ]
             text.append("  ".join(cells).rstrip())
-        text.append(f"{totals['ok']} written, {totals['skipped']} skipped, {totals['failed']} failed")
+        counts = f"{totals['ok']} written, {totals['skipped']} skipped, {totals['failed']} failed"
+        text.append(counts + self.ignored_text())
         self.stream.write("\n".join(text) + "\n")
