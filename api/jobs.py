@@ -263,5 +263,7 @@ async def delete_job(request: Request) -> Response:
     """DELETE /v1/jobs/{id}: delete the job's files and record now."""
     found = services(request)
     job = await load_job(request, request.path_params["job_id"])
-    await run_in_threadpool(jobs.delete, found.redis, blobs.store_for(found.settings), job.id)
+    await run_in_threadpool(
+        functools.partial(jobs.delete, asked=True), found.redis, blobs.store_for(found.settings), job.id
+    )
     return Response(status_code=204)

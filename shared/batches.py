@@ -93,9 +93,10 @@ def load(connection: Redis, batch_id: str) -> Batch:
     """The batch with this id; BatchExpired if it was deleted, BatchNotFound if it never was."""
     raw = connection.get(names.batch_key(batch_id)) if storage.is_job_id(batch_id) else None
     if raw is None:
-        if storage.is_job_id(batch_id) and connection.exists(names.batch_gone_key(batch_id)):
-            raise BatchExpired()
-        raise BatchNotFound()
+        gone = connection.get(names.batch_gone_key(batch_id)) if storage.is_job_id(batch_id) else None
+        if gone is None:
+            raise BatchNotFound()
+        raise BatchExpired("This batch was deleted.") if gone == b"deleted" else BatchExpired()
     return Batch.from_dict(json.loads(raw))
 
 
@@ -118,10 +119,13 @@ def is_done(connection: Redis, batch: Batch) -> bool:
 
 
 def delete(connection: Redis, store: storage.JobFiles, batch: Batch) -> None:
-    """Delete every job of the batch and its record now; harmless if run twice."""
+    """Delete every job of the batch and its record now (DELETE); harmless if run twice."""
     for job_id in batch.job_ids:
-        jobs.delete(connection, store, job_id)
-    connection.delete(names.batch_key(batch.id))
+        jobs.delete(connection, store, job_id, asked=True)
+    with connection.pipeline() as pipe:
+        pipe.delete(names.batch_key(batch.id))
+        pipe.set(names.batch_gone_key(batch.id), "deleted", ex=names.GONE_SECONDS)
+        pipe.execute()
 
 
 def new_batch_id() -> str:

@@ -19,6 +19,10 @@ from shared.schema import Job
 from shared.settings import Settings
 
 
+#: Why a job deleted with DELETE /v1/jobs/{id} (or its batch's) has no record.
+DELETED = "This job was deleted."
+
+
 def submit(connection: Redis, settings: Settings, job: Job) -> None:
     """Store a new job's record and enqueue it for compression.
 
@@ -66,9 +70,9 @@ def load(connection: Redis, job_id: str) -> Job:
         raise JobNotFound()
     with connection.pipeline(transaction=False) as pipe:
         pipe.get(names.job_key(job_id))
-        pipe.exists(names.gone_key(job_id))
+        pipe.get(names.gone_key(job_id))
         raw, gone = pipe.execute()
-    return from_lookup(raw, bool(gone))
+    return from_lookup(raw, gone)
 
 
 async def load_async(connection: AsyncRedis, job_id: str) -> Job:
@@ -77,15 +81,18 @@ async def load_async(connection: AsyncRedis, job_id: str) -> Job:
         raise JobNotFound()
     async with connection.pipeline(transaction=False) as pipe:
         pipe.get(names.job_key(job_id))
-        pipe.exists(names.gone_key(job_id))
+        pipe.get(names.gone_key(job_id))
         raw, gone = await pipe.execute()
-    return from_lookup(raw, bool(gone))
+    return from_lookup(raw, gone)
 
 
-def from_lookup(raw: bytes | str | None, gone: bool) -> Job:
-    """The job from its stored record, or the error saying why there is none."""
+def from_lookup(raw: bytes | str | None, gone: bytes | str | None) -> Job:
+    """The job from its stored record, or the error saying why there is none (`gone`: the
+    marker `delete` left, if any)."""
     if raw is None:
-        raise JobExpired() if gone else JobNotFound()
+        if gone is None:
+            raise JobNotFound()
+        raise JobExpired(DELETED) if gone in (b"deleted", "deleted") else JobExpired()
     return parse(raw)
 
 
@@ -106,8 +113,9 @@ def stage_update(pipe: Pipeline, job: Job, expires_at_epoch: float | None = None
     pipe.publish(names.EVENTS_CHANNEL, record)
 
 
-def delete(connection: Redis, store: storage.JobFiles, job_id: str) -> None:
-    """Delete a job's files and record now, leaving a marker so it reads as gone (410).
+def delete(connection: Redis, store: storage.JobFiles, job_id: str, *, asked: bool = False) -> None:
+    """Delete a job's files and record now, leaving a marker so it reads as gone (410): deleted
+    by its owner if `asked`, else expired.
 
     Harmless if run twice. RQ's copy of the job (its arguments hold the record: file name,
     options, callback URL) is deleted too, and taken out of its queue if it still waits.
@@ -116,7 +124,7 @@ def delete(connection: Redis, store: storage.JobFiles, job_id: str) -> None:
     with connection.pipeline() as pipe:
         pipe.delete(names.job_key(job_id))
         pipe.zrem(names.EXPIRY_KEY, job_id)
-        pipe.set(names.gone_key(job_id), "1", ex=names.GONE_SECONDS)
+        pipe.set(names.gone_key(job_id), "deleted" if asked else "expired", ex=names.GONE_SECONDS)
         pipe.publish(names.EVENTS_CHANNEL, json.dumps({"id": job_id, "status": "deleted"}))
         pipe.execute()
     try:

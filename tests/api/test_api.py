@@ -198,7 +198,8 @@ def test_delete_removes_files_and_record(client: TestClient, settings: Settings,
     run_jobs()
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert leftover_files(settings) == []
-    assert client.get(f"/v1/jobs/{job['id']}").status_code == 410
+    gone = client.get(f"/v1/jobs/{job['id']}")
+    assert gone.status_code == 410 and gone.json()["error"]["message"] == "This job was deleted."
     assert client.get(f"/v1/jobs/{job['id']}/result").status_code == 410
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 410
 

@@ -148,7 +148,8 @@ def test_delete_removes_the_batch_its_jobs_and_files(
     run_jobs()
     assert leftover_files(settings) != []
     assert client.delete(f"/v1/batches/{batch['id']}").status_code == 204
-    assert client.get(f"/v1/batches/{batch['id']}").status_code == 410
+    gone = client.get(f"/v1/batches/{batch['id']}")
+    assert gone.status_code == 410 and gone.json()["error"]["message"] == "This batch was deleted."
     assert all(client.get(f"/v1/jobs/{job['id']}").status_code == 410 for job in batch["jobs"])
     assert leftover_files(settings) == []
     assert client.delete(f"/v1/batches/{batch['id']}").status_code == 410

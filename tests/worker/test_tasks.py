@@ -58,7 +58,9 @@ def test_expire_task_deletes_files_and_record(
     run_jobs()
     assert not storage.job_dir(settings.data_dir, job_id).exists()
     assert not jobs.exists(connection, job_id)
-    assert client.get(f"/v1/jobs/{job_id}").status_code == 410
+    gone = client.get(f"/v1/jobs/{job_id}")
+    assert gone.status_code == 410
+    assert gone.json()["error"]["message"] == "This job's files were deleted after the retention period."
 
 
 def test_sweep_expires_overdue_jobs_and_orphans(
