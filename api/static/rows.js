@@ -71,7 +71,9 @@ function render(row) {
   const { element, job } = row;
   element.dataset.state = row.state;
   if (job) element.dataset.job = job.id;
-  element.querySelector(".status").textContent = row.words;
+  const status = element.querySelector(".status");
+  status.textContent = row.words;
+  status.title = row.words;
   const bar = element.querySelector(".bar");
   bar.hidden = row.progress === null;
   if (row.progress !== null) bar.value = Math.round(row.progress * 100);

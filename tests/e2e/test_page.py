@@ -136,6 +136,18 @@ def test_every_file_keeps_its_own_truth(page: Any, stack: Stack, tmp_path: Path)
     assert failed_requests == []  # no favicon 404, no refused request
 
 
+def test_a_long_drop_still_says_in_full_why_a_file_failed(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    small = images.encode(images.photo(96, 64), "PNG")
+    good = [(f"photo-{n:02}.png", "image/png", small) for n in range(11)]
+    drop_files(page, [*good, ("notes.jpg", "image/jpeg", NOT_AN_IMAGE)])
+    expect(page.locator(".rows.compact .row")).to_have_count(12)
+    failed = page.locator('.row[data-state="failed"] .status')
+    expect(failed).to_contain_text("This file type is not supported. Upload a JPEG, PNG, GIF, WebP")
+    assert failed.get_attribute("title") == failed.text_content()
+    assert failed.evaluate("e => e.scrollWidth <= e.clientWidth")  # nothing cut off
+
+
 def test_options_as_the_server_has_them(page: Any, stack: Stack) -> None:
     page.goto("/")
     expect(page.locator("#request-preview")).to_have_text("quality=auto target=medium")
