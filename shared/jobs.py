@@ -18,7 +18,6 @@ from shared.errors import JobExpired, JobNotFound
 from shared.schema import Job
 from shared.settings import Settings
 
-
 #: Why a job deleted with DELETE /v1/jobs/{id} (or its batch's) has no record.
 DELETED = "This job was deleted."
 

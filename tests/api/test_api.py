@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import os
 import time
-from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import replace
+from urllib.parse import unquote
 
 import pytest
 import redis
