@@ -39,7 +39,9 @@ export function sizes(job) {
   if (!job.output) return bytes(job.input.bytes);
   const change = Math.round((1 - job.output.bytes / job.input.bytes) * 100);
   const word = change >= 0 ? `${change}% smaller` : `${-change}% larger`;
-  return `${bytes(job.input.bytes)} → ${bytes(job.output.bytes)} (${word}) · ${encoding(job.output)}`;
+  // The effort, when not the default, tells drops made with different ones apart.
+  const effort = job.options?.effort && job.options.effort !== "balanced" ? `, effort ${job.options.effort}` : "";
+  return `${bytes(job.input.bytes)} → ${bytes(job.output.bytes)} (${word}) · ${encoding(job.output)}${effort}`;
 }
 
 // What a user should know about a finished job beyond "done", in words.
