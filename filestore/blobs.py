@@ -43,8 +43,9 @@ class Blobs(Protocol):
     def save(self, data: bytes, job_id: str, kind: Kind) -> None:
         """Store bytes held in memory (the worker's encoded output) as the job's input or output."""
 
-    def local_copy(self, job_id: str, kind: Kind) -> AbstractContextManager[Path]:
-        """A file on this host with the job's file's bytes, for as long as the block runs."""
+    def local_copy(self, job_id: str, kind: Kind) -> AbstractContextManager[Path | bytes]:
+        """The job's file's bytes on this host, for as long as the block runs: a file, or the bytes
+        themselves when they came from elsewhere and are few (up to 1 MiB)."""
 
     def local_path(self, job_id: str, kind: Kind) -> Path | None:
         """The file itself when it sits on this host's disk (served with sendfile), else None."""
@@ -96,7 +97,7 @@ class LocalBlobs:
             temp.unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path]:
+    def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path | bytes]:
         yield self._path(job_id, kind)
 
     def local_path(self, job_id: str, kind: Kind) -> Path | None:

@@ -202,17 +202,20 @@ class S3Blobs:
                 self.s3.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self.transfer)
 
     @contextlib.contextmanager
-    def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path]:
+    def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path | bytes]:
+        with translated():
+            found = obstore.get(self.store, self.key(job_id, kind))
+            # In one call (each piece streamed is a thread hop), and kept in memory: a temp file
+            # written, read back and deleted costs ~0.15 ms of CPU for a photo.
+            data = bytes(found.bytes()) if found.meta["size"] <= SMALL_BYTES else None
+        if data is not None:
+            yield data
+            return
         temp = storage.temp_path(self.data_dir)
         try:
-            with translated():
-                found = obstore.get(self.store, self.key(job_id, kind))
-                with os.fdopen(storage.create_private(temp), "wb") as file:
-                    if found.meta["size"] <= SMALL_BYTES:
-                        file.write(found.bytes())  # in one call: each piece streamed is a thread hop
-                    else:
-                        for chunk in found.stream(CHUNK_BYTES):
-                            file.write(chunk)
+            with translated(), os.fdopen(storage.create_private(temp), "wb") as file:
+                for chunk in found.stream(CHUNK_BYTES):
+                    file.write(chunk)
             yield temp
         finally:
             temp.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ one place Pillow's and libmagic's errors become imgpress errors; the API and the
 from __future__ import annotations
 
 import errno
+import io
 import struct
 import zlib
 from collections.abc import Iterator
@@ -132,14 +133,15 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise TooLarge(f"The image is {width}x{height} pixels; the limit is {max_pixels:,} pixels in all.")
 
 
-def open_image(path: Path, max_pixels: int, max_frames: int | None = None) -> ImageFile.ImageFile:
-    """Open an allowed image lazily (header only) and check its structure and size; call inside
-    decoding_errors(). `max_frames`, for a caller that decodes: a PNG's every chunk and a GIF's
-    every frame are walked too (Pillow reads them in Python as it decodes and counts frames)."""
+def open_image(source: Path | bytes, max_pixels: int, max_frames: int | None = None) -> ImageFile.ImageFile:
+    """Open an allowed image (a file, or its bytes) lazily (header only) and check its structure
+    and size; call inside decoding_errors(). `max_frames`, for a caller that decodes: a PNG's
+    every chunk and a GIF's every frame are walked too (Pillow reads them in Python as it decodes
+    and counts frames)."""
     # Pillow's own bomb check then fires at twice our limit, before any allocation.
     Image.MAX_IMAGE_PIXELS = max_pixels
-    structure.check(path, whole=max_frames is not None, max_frames=max_frames)
-    image = Image.open(path, formats=list(FORMATS))
+    structure.check(source, whole=max_frames is not None, max_frames=max_frames)
+    image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=list(FORMATS))
     try:
         check_pixels(image.width, image.height, max_pixels)
     except ImgpressError:

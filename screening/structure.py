@@ -77,8 +77,11 @@ _WEBP_PIXELS = (b"VP8 ", b"VP8L", b"ALPH", b"ANMF")
 class _Walk:
     """The file seen through a window, and what its segments have spent so far."""
 
-    def __init__(self, fd: int, size: int, whole: bool, max_frames: int | None) -> None:
-        self.fd = fd
+    def __init__(
+        self, read: Callable[[int, int], bytes], size: int, whole: bool, max_frames: int | None
+    ) -> None:
+        #: `read(count, position)`: up to `count` bytes of the file from `position`.
+        self.read = read
         self.size = size
         self.whole = whole
         self.max_frames = max_frames
@@ -93,7 +96,7 @@ class _Walk:
         """The window and where `position` is in it, with `need` bytes from there if the file has them."""
         offset = position - self.start
         if offset < 0 or (offset + need > len(self.data) and self.start + len(self.data) < self.size):
-            self.start, self.data, offset = position, os.pread(self.fd, max(need, _WINDOW), position), 0
+            self.start, self.data, offset = position, self.read(max(need, _WINDOW), position), 0
         return self.data, offset
 
     def spend(self, kind: str, amount: int = 1) -> None:
@@ -118,20 +121,28 @@ class _Walk:
             raise TooLarge(f"The image has more than {self.max_frames:,} frames; that is the limit.")
 
 
-def check(path: Path, *, whole: bool = False, max_frames: int | None = None) -> None:
-    """Raise CorruptImage if a JPEG, PNG, GIF or WebP asks more of its reader before its pixels
-    than LIMITS allow; other files pass untouched. `whole`: a PNG's or GIF's every chunk or block
-    to its end too (SMALL_PIECES), which Pillow reads as it decodes, and a GIF with more than
-    `max_frames` frames is TooLarge."""
-    with open(path, "rb", buffering=0) as file:
-        size = os.fstat(file.fileno()).st_size
-        if size < 16:
-            return
-        walk = _Walk(file.fileno(), size, whole, max_frames)
-        head, _ = walk.at(0, 16)
-        step = _step_for(head)
-        if step is not None:
-            step(walk)
+def check(source: Path | bytes, *, whole: bool = False, max_frames: int | None = None) -> None:
+    """Raise CorruptImage if a JPEG, PNG, GIF or WebP (a file, or its bytes) asks more of its
+    reader before its pixels than LIMITS allow; other files pass untouched. `whole`: a PNG's or
+    GIF's every chunk or block to its end too (SMALL_PIECES), which Pillow reads as it decodes,
+    and a GIF with more than `max_frames` frames is TooLarge."""
+    if isinstance(source, bytes):
+        _walk(lambda count, position: source[position : position + count], len(source), whole, max_frames)
+        return
+    with open(source, "rb", buffering=0) as file:
+        fd = file.fileno()
+        _walk(lambda count, position: os.pread(fd, count, position), os.fstat(fd).st_size, whole, max_frames)
+
+
+def _walk(read: Callable[[int, int], bytes], size: int, whole: bool, max_frames: int | None) -> None:
+    """check() on a file that `read` reads."""
+    if size < 16:
+        return
+    walk = _Walk(read, size, whole, max_frames)
+    head, _ = walk.at(0, 16)
+    step = _step_for(head)
+    if step is not None:
+        step(walk)
 
 
 def _step_for(head: bytes) -> Callable[[_Walk], None] | None:
@@ -213,7 +224,7 @@ def _png(walk: _Walk) -> None:
             present = min(length, walk.size - position - 8)  # what the file has of it
             walk.spend("metadata bytes", present)
             if kind in (b"iCCP", b"zTXt", b"iTXt"):
-                walk.spend("inflated bytes", _inflated(kind, os.pread(walk.fd, present, position + 8)))
+                walk.spend("inflated bytes", _inflated(kind, walk.read(present, position + 8)))
         position += 12 + length
 
 

@@ -4,14 +4,15 @@ differ only in where job files live, taking turns in one run.
 
     .venv/bin/python scripts/bench_storage.py \
         --service local http://127.0.0.1:8000 redis://127.0.0.1:6379/1 \
-        --service s3 http://127.0.0.1:8001 redis://127.0.0.1:6379/2 [--s3-server-port 9000] \
+        --service s3 http://127.0.0.1:8001 redis://127.0.0.1:6379/2 [--s3-server-port 9000 ...] \
         --count 240 --concurrency 8 --rounds 4
 
 Each service is found by its port (the API) and by the IMGPRESS_REDIS_URL in its processes'
 environment (`python -m worker` pools). Each round sends count/rounds images to every service
 in turn (scripts/bench_e2e.py's upload with `?wait=` and `Accept: image/*`, verified), and
 the CPU of the API, worker and Redis process trees is read from /proc around it; the S3
-server's CPU (given its port) is reported apart, since a real one runs elsewhere. Reports
+servers' CPU (given their ports; one per S3 service, idle in the others' turns) is reported
+apart, since a real one runs elsewhere. Reports
 images/s and CPU ms per image for each service and each one's ratio to the first. Ends with
 one JSON line.
 """
@@ -58,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         "--service", nargs=3, action="append", metavar=("NAME", "URL", "REDIS_URL"), required=True
     )
     parser.add_argument(
-        "--s3-server-port", type=int, help="the local S3 server's port, to report its CPU apart"
+        "--s3-server-port",
+        type=int,
+        action="append",
+        default=[],
+        help="a local S3 server's port, to report its CPU apart (repeat for several)",
     )
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--count", type=int, default=240, help="images per service")
@@ -78,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: could not find its processes (api={api}, workers={workers}, redis={redis})"
             )
         processes[name] = {"api": [api], "worker": workers, "redis": [redis]}
-    s3_server = listening_pid(args.s3_server_port) if args.s3_server_port else None
+    s3_servers = [listening_pid(port) for port in args.s3_server_port]
+    if None in s3_servers:
+        parser.error(f"no S3 server listens on one of the ports {args.s3_server_port}")
+    s3_pids = [pid for pid in s3_servers if pid is not None]
     images = load_images(args.images, None, 12)
     way = Way()
     options = {"quality": str(args.quality)}
@@ -94,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     for part in split(args.count, args.rounds):
         for name, _, _ in args.service:
             before = {role: usage(pids).cpu_seconds for role, pids in processes[name].items()}
-            server_before = usage([s3_server]).cpu_seconds if s3_server else 0.0
+            server_before = usage(s3_pids).cpu_seconds if s3_pids else 0.0
             started = time.perf_counter()
             run_service(clients[name], images, part, way, options)
             wall[name] += time.perf_counter() - started
             for role, pids in processes[name].items():
                 cpu[name][role] += (usage(pids).cpu_seconds - before[role]) / args.count * 1000
-            if s3_server:
-                cpu[name]["s3_server"] += (usage([s3_server]).cpu_seconds - server_before) / args.count * 1000
+            if s3_pids:
+                cpu[name]["s3_server"] += (usage(s3_pids).cpu_seconds - server_before) / args.count * 1000
     first = args.service[0][0]
     report: dict[str, object] = {"images": args.count, "concurrency": args.concurrency, "rounds": args.rounds}
     for name in processes:

@@ -52,8 +52,9 @@ def compress(source: Path, destination: Path, temp: Path, options: Options, limi
     return output
 
 
-def encode(source: Path, options: Options, limits: Limits) -> tuple[OutputInfo, bytes]:
-    """Re-encode `source` as `options` ask: what the output is, and its bytes (for a bucket)."""
+def encode(source: Path | bytes, options: Options, limits: Limits) -> tuple[OutputInfo, bytes]:
+    """Re-encode `source` (a file, or its bytes) as `options` ask: what the output is, and its
+    bytes (for a bucket)."""
     with decoding_errors(), _checked(source, limits, options) as (image, frames):
         fmt, choice, size = _compress_image(source, image, frames, options, limits)
     output = OutputInfo(
@@ -81,7 +82,7 @@ def warm_up() -> None:
                 compress(source, Path(folder) / "output", Path(folder) / "temp", options, Limits(10**6, 1))
 
 
-def decodes(source: Path, limits: Limits) -> bool:
+def decodes(source: Path | bytes, limits: Limits) -> bool:
     """Whether every frame of `source` decodes (to tell a corrupt file from one that ran out of
     memory somewhere in the pipeline)."""
     try:
@@ -104,7 +105,7 @@ def _publish(data: bytes, temp: Path, destination: Path) -> None:
 
 
 def _compress_image(
-    source: Path, image: ImageFile.ImageFile, frames: int, options: Options, limits: Limits
+    source: Path | bytes, image: ImageFile.ImageFile, frames: int, options: Options, limits: Limits
 ) -> tuple[str, quality.Choice, tuple[int, int]]:
     """The output format, the chosen encoding and its dimensions."""
     source_format = _SAME[format_of(image)]
@@ -129,7 +130,7 @@ def _compress_image(
                 picture = _flatten(picture)
             choice = _choose(picture, fmt, options, metadata)
     stored_upright = _orientation(image) not in range(2, 9)
-    if not options.changes_format_or_size and stored_upright and len(choice.data) >= source.stat().st_size:
+    if not options.changes_format_or_size and stored_upright and len(choice.data) >= _size(source):
         floor = _floor(source, image, source_format, options, choice)
         if floor is not choice:
             return source_format, floor, image.size
@@ -223,7 +224,7 @@ def _smallest(
 
 
 def _floor(
-    source: Path, image: ImageFile.ImageFile, fmt: str, options: Options, encoded: quality.Choice
+    source: Path | bytes, image: ImageFile.ImageFile, fmt: str, options: Options, encoded: quality.Choice
 ) -> quality.Choice:
     """The fallback when re-encoding did not beat the upload: its own pixels, losslessly repacked.
 
@@ -231,7 +232,7 @@ def _floor(
     dropped. The upload's raw bytes are served only with metadata=keep: when stripping, a
     payload in a comment or text chunk must never come back, so the re-encode wins there.
     """
-    original = source.read_bytes()
+    original = source if isinstance(source, bytes) else source.read_bytes()
     candidates = [encoded]
     try:
         if fmt == "jpeg":
@@ -246,9 +247,14 @@ def _floor(
     return min(candidates, key=lambda choice: len(choice.data))
 
 
+def _size(source: Path | bytes) -> int:
+    """The upload's size in bytes."""
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
 @contextmanager
 def _checked(
-    source: Path, limits: Limits, options: Options | None = None
+    source: Path | bytes, limits: Limits, options: Options | None = None
 ) -> Iterator[tuple[ImageFile.ImageFile, int]]:
     """The image at its first frame and its frame count, once every frame is decoded and checked.
 

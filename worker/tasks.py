@@ -156,8 +156,8 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
 
 def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
     """Run the pipeline on a job's input within its memory budget (IMGPRESS_WORKER_MEMORY_MB) and
-    store its output from memory, where the encoder left it (from a bucket, the input is first
-    copied to a local temp file, gone after).
+    store its output from memory, where the encoder left it (from a bucket, the input is read
+    into memory, or to a local temp file when over 1 MiB, gone after).
     """
     store = blobs.store_for(config)
     with store.local_copy(job_id, "input") as source:
@@ -169,7 +169,7 @@ def compress_capped(config: Settings, job_id: str, options: Options) -> OutputIn
     return output
 
 
-def _capped(config: Settings, source: Path, options: Options) -> tuple[OutputInfo, bytes]:
+def _capped(config: Settings, source: Path | bytes, options: Options) -> tuple[OutputInfo, bytes]:
     """`pipeline.encode` of `source` within the job's memory budget.
 
     Decoders and encoders report a failed allocation as broken data: a `corrupt_image` from an

@@ -20,6 +20,10 @@ from tests.ports import free_port
 from tests.s3_servers import object_keys, refusing_proxy, s3_client
 
 
+def _read(copy: Path | bytes) -> bytes:
+    return copy if isinstance(copy, bytes) else copy.read_bytes()
+
+
 def _temp(data_dir: Path, content: bytes) -> Path:
     storage.ensure_dirs(data_dir)
     path = storage.temp_path(data_dir)
@@ -50,7 +54,7 @@ def test_a_published_file_reads_back_and_is_deleted_twice_harmlessly(store: Blob
     finally:
         body.close()
     with store.local_copy(job_id, "input") as copy:
-        assert copy.read_bytes() == b"input bytes"
+        assert _read(copy) == b"input bytes"
     store.delete(job_id)
     store.delete(job_id)
     assert not store.exists(job_id, "input")
@@ -69,16 +73,20 @@ def test_bytes_saved_from_memory_read_back(store: Blobs, tmp_path: Path, size: i
     finally:
         body.close()
     with store.local_copy(job_id, "output") as copy:
-        assert copy.read_bytes() == content
+        assert _read(copy) == content
     assert [p for p in storage.tmp_dir(tmp_path / "data").iterdir()] == []
 
 
-def test_copies_made_for_the_worker_are_gone_after_use(store: Blobs, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [1000, blobs_s3.SMALL_BYTES + 1])
+def test_copies_made_for_the_worker_are_gone_after_use(store: Blobs, tmp_path: Path, size: int) -> None:
     job_id = storage.new_job_id()
-    store.publish(_temp(tmp_path / "data", b"x" * 1000), job_id, "input")
+    store.publish(_temp(tmp_path / "data", b"x" * size), job_id, "input")
     with store.local_copy(job_id, "input") as copy:
-        assert copy.stat().st_size == 1000
-    if store.local_path(job_id, "input") is None:
+        remote = store.local_path(job_id, "input") is None
+        # From a bucket, a small file comes in memory, a large one in a temp file.
+        assert isinstance(copy, bytes) == (remote and size <= blobs_s3.SMALL_BYTES)
+        assert len(_read(copy)) == size
+    if isinstance(copy, Path) and remote:
         assert not copy.exists()
     assert [p for p in storage.tmp_dir(tmp_path / "data").iterdir()] == []
 
@@ -126,7 +134,7 @@ def test_a_large_file_goes_up_streamed_and_comes_back_whole(
     [line] = [line for line in (s3_root / "s3.log").read_text().splitlines() if moved in line]
     assert (".rclone_temp_multipart_" in line) is parts
     with store.local_copy(job_id, "input") as copy:
-        assert copy.read_bytes() == content
+        assert isinstance(copy, Path) and copy.read_bytes() == content
     assert object_keys(s3_endpoint, s3_bucket) == [f"p/jobs/{job_id}/input"]
 
 

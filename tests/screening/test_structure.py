@@ -110,6 +110,9 @@ def test_real_images_with_metadata_pass(tmp_path: Path) -> None:
         structure.check(path)
         with imaging.decoding_errors(), imaging.open_image(path, 10**7) as image:
             image.load()  # what the walk let through, Pillow reads
+        structure.check(data)  # the same bytes in memory (a worker's input from a bucket)
+        with imaging.open_image(data, 10**7) as image, imaging.open_image(path, 10**7) as reference:
+            assert image.tobytes() == reference.tobytes()
 
 
 @pytest.mark.parametrize(
@@ -128,6 +131,8 @@ def test_segment_floods_are_refused_and_the_limit_is_not_lower(
 ) -> None:
     with pytest.raises(CorruptImage, match="more metadata or pieces"):
         structure.check(_write(tmp_path, make(structure.LIMITS["segments"] + 1)))
+    with pytest.raises(CorruptImage, match="more metadata or pieces"):
+        structure.check(make(structure.LIMITS["segments"] + 1))
     # Some way below the limit the same file is still an image Pillow reads.
     near = _write(tmp_path, make(structure.LIMITS["segments"] // 2 - 10))
     structure.check(near)
