@@ -156,7 +156,9 @@ def _pillow_params(
         params.update(lossless=True, quality=100) if quality >= 100 else params.update(quality=quality)
     elif fmt == "avif":
         params.update(quality=quality, exif=metadata.exif or b"", xmp=metadata.xmp or b"")
-        params.update(speed=AVIF_PROBE_SPEED, advanced=[("c:tune", AVIF_TUNE)])  # colour planes only
+        params.update(speed=AVIF_PROBE_SPEED)
+        if quality < 100:  # libaom refuses a tune in lossless mode (quality 100)
+            params.update(advanced=[("c:tune", AVIF_TUNE)])  # colour planes only
     elif fmt == "gif":
         params.update(optimize=True, comment=b"")
     elif fmt == "png":
@@ -239,14 +241,23 @@ def encode_png(image: Image.Image, metadata: Metadata, effort: str = DEFAULT_EFF
 
 
 def optimize_png(data: bytes, strip: bool = False, effort: str = DEFAULT_EFFORT) -> bytes:
-    """oxipng's lossless recompression; with `strip`, ancillary chunks other than colour ones go."""
+    """oxipng's lossless recompression (`repack_png`), or `data` as it is if oxipng refuses it."""
+    try:
+        return repack_png(data, strip, effort)
+    except ValueError:
+        return data
+
+
+def repack_png(data: bytes, strip: bool = False, effort: str = DEFAULT_EFFORT) -> bytes:
+    """oxipng's lossless recompression; with `strip`, ancillary chunks other than colour ones go.
+    ValueError if oxipng refuses the PNG."""
     options: dict[str, Any] = {"level": EFFORTS[effort].png_level, "optimize_alpha": True}
     if strip:
         options["strip"] = oxipng.StripChunks.safe()
     try:
         result: bytes = oxipng.optimize_from_memory(data, **options)
-    except oxipng.PngError:
-        return data
+    except oxipng.PngError as exc:
+        raise ValueError(str(exc)) from None
     return result
 
 

@@ -19,7 +19,7 @@ from shared import storage
 from shared.errors import CannotFit, ImgpressError, StorageFull, TooLarge
 from shared.options import DEFAULT_QUALITY, EFFORTS, Options
 from shared.schema import OutputInfo
-from worker import codecs, quality, resize
+from worker import codecs, quality, repack, resize
 from worker.metadata import collect
 from worker.metric import Reference
 
@@ -129,12 +129,9 @@ def _compress_image(
             if fmt == "jpeg" and codecs.has_alpha(picture):
                 picture = _flatten(picture)
             choice = _choose(picture, fmt, options, metadata)
-    stored_upright = _orientation(image) not in range(2, 9)
-    if not options.changes_format_or_size and stored_upright and len(choice.data) >= _size(source):
-        floor = _floor(source, image, source_format, options, choice)
-        if floor is not choice:
-            return source_format, floor, image.size
-    return fmt, choice, size
+    if options.changes_format_or_size or format_of(image) == "HEIF":  # HEIC to JPEG changes format
+        return fmt, choice, size
+    return _no_larger(source, image, picture, metadata, fmt, choice, size, options)
 
 
 def _choose(
@@ -223,33 +220,39 @@ def _smallest(
     return min(results, key=lambda item: len(item[1].data))
 
 
-def _floor(
-    source: Path | bytes, image: ImageFile.ImageFile, fmt: str, options: Options, encoded: quality.Choice
-) -> quality.Choice:
-    """The fallback when re-encoding did not beat the upload: its own pixels, losslessly repacked.
+def _no_larger(
+    source: Path | bytes,
+    image: ImageFile.ImageFile,
+    picture: Image.Image | codecs.Animation,
+    metadata: codecs.Metadata,
+    fmt: str,
+    choice: quality.Choice,
+    size: tuple[int, int],
+    options: Options,
+) -> tuple[str, quality.Choice, tuple[int, int]]:
+    """`choice` if it is smaller than the upload; else the upload's own pixels losslessly repacked
+    (`worker.repack`) if they fit, else the highest quality whose re-encode fits, else the smallest.
 
-    JPEG and PNG uploads go through mozjpeg's / oxipng's lossless pass with their metadata
-    dropped. The upload's raw bytes are served only with metadata=keep: when stripping, a
-    payload in a comment or text chunk must never come back, so the re-encode wins there.
+    An upload stored sideways keeps no pixels of its own: the orientation is applied to them.
     """
-    original = source if isinstance(source, bytes) else source.read_bytes()
-    candidates = [encoded]
-    try:
-        if fmt == "jpeg":
-            candidates.append(quality.Choice(codecs.optimize_jpeg(original, keep_icc=True), None))
-        elif fmt == "png" and int(getattr(image, "n_frames", 1)) == 1:
-            strip = options.metadata == "strip"
-            candidates.append(quality.Choice(codecs.optimize_png(original, strip, options.effort), None))
-    except ValueError:
-        log.info("lossless repacking failed; keeping the re-encode")
-    if options.metadata == "keep":
-        candidates.append(quality.Choice(original, None))
-    return min(candidates, key=lambda choice: len(choice.data))
-
-
-def _size(source: Path | bytes) -> int:
-    """The upload's size in bytes."""
-    return len(source) if isinstance(source, bytes) else source.stat().st_size
+    upload = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if len(choice.data) < upload:
+        return fmt, choice, size
+    kept = None
+    if _orientation(image) not in range(2, 9):
+        original = source if isinstance(source, bytes) else source.read_bytes()
+        kept = repack.floor(original, fmt, options.metadata, options.effort)
+    if kept is not None and len(kept) <= min(len(choice.data), upload):
+        return fmt, quality.Choice(kept, None), size
+    if len(choice.data) > upload and fmt in codecs.LOSSY and choice.quality not in (None, 1):
+        ceiling = (choice.quality or 100) - 1
+        try:
+            return fmt, quality.for_size(picture, fmt, upload, ceiling, metadata, options.effort), size
+        except CannotFit:
+            pass
+    if len(choice.data) > upload:
+        log.info("the output stays larger than the upload: %d > %d bytes", len(choice.data), upload)
+    return fmt, choice, size
 
 
 @contextmanager

@@ -128,9 +128,11 @@ def discard_files(config: Settings, job_id: str) -> None:
         log.warning("job %s: the bucket cannot be reached; its files go later", job_id)
 
 
-def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seconds: float) -> None:
-    """Count the job's outcome in the metrics and log one line about it."""
-    metrics.COMPRESS_SECONDS.observe(seconds)
+def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seconds: float | None) -> None:
+    """Count the job's outcome in the metrics and log one line about it (`seconds` is None for a
+    job whose worker died: how long it ran is not known)."""
+    if seconds is not None:
+        metrics.COMPRESS_SECONDS.observe(seconds)
     if output is not None:
         metrics.JOBS.labels("finished", "").inc()
         metrics.SAVED_BYTES.observe(max(job.input.bytes - output.bytes, 0))
@@ -149,7 +151,7 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
             "output_bytes": output.bytes if output else None,
             "output_format": output.format if output else None,
             "pixels": job.input.width * job.input.height,
-            "ms": round(seconds * 1000, 2),
+            "ms": round(seconds * 1000, 2) if seconds is not None else None,
         },
     )
 
@@ -280,7 +282,7 @@ def sweep() -> dict[str, int]:
     for job_id in lease.lost_jobs(connection):
         job = _load(connection, job_id)
         if job is not None and job.status in (JobStatus.QUEUED, JobStatus.STARTED):
-            fail(connection, config, job, WORKER_LOST)
+            lose(connection, config, job)
             lost += 1
         lease.forget(connection, job_id)
     now = time.time()
@@ -296,7 +298,7 @@ def sweep() -> dict[str, int]:
         if queued_again:
             requeued += 1
         else:
-            fail(connection, config, job, WORKER_LOST)
+            lose(connection, config, job)
             lost += 1
     expired = orphans = 0
     store = blobs.store_for(config)
@@ -314,6 +316,12 @@ def sweep() -> dict[str, int]:
     except StorageUnavailable:
         log.warning("the bucket cannot be reached: expiries and orphans wait for the next sweep")
     return {"lost": lost, "requeued": requeued, "expired": expired, "orphans": orphans}
+
+
+def lose(connection: Redis, config: Settings, job: Job) -> None:
+    """Fail a job whose worker died (`worker_lost`), with the log line and count of every job end."""
+    fail(connection, config, job, WORKER_LOST)
+    record_end(job, None, WORKER_LOST, None)
 
 
 def _load(connection: Redis, job_id: str) -> Job | None:

@@ -232,3 +232,22 @@ def test_a_palette_apng_comes_back_with_its_frames_and_colours(client: TestClien
     for index, frame in enumerate(images.palette_frames(200)):
         image.seek(index)
         assert image.convert("RGB").tobytes() == frame.convert("RGB").tobytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("tricky/pillow--hopper.avif", {}),
+        ("tricky/pillow--hopper.avif", {"quality": "70"}),
+        ("tricky/pillow--iss634.apng", {"quality": "auto"}),
+    ],
+)
+def test_format_same_never_serves_more_bytes_than_the_upload(
+    client: TestClient, run_jobs: RunJobs, path: str, fields: dict[str, str]
+) -> None:
+    source = corpus(path)
+    job, data = compress(client, run_jobs, source, Path(path).name, **fields)
+    assert job["status"] == "finished", job
+    assert len(data) == job["output"]["bytes"] <= len(source) == job["input"]["bytes"]
+    assert job["output"]["quality"] is None  # the upload's own pixels, kept
+    assert opened(data).format == opened(source).format

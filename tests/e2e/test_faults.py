@@ -3,6 +3,7 @@ write), a full disk, a scheduler that was down."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,20 @@ def upload(http: httpx.Client, data: bytes, content_type: str = "image/jpeg") ->
     return str(response.json()["id"])
 
 
+def job_ends(stack: Stack, job_id: str) -> list[tuple[object, object]]:
+    """The outcome and code of each imgpress.jobs line about the job in the stack's logs."""
+    ends = []
+    for log in stack.log_dir.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line a dying process left half written
+            if record.get("logger") == "imgpress.jobs" and record.get("job_id") == job_id:
+                ends.append((record.get("outcome"), record.get("code")))
+    return ends
+
+
 @pytest.mark.parametrize("victim", ["work-horse", "worker"])
 def test_killed_worker_fails_the_job_and_the_queue_goes_on(
     tmp_path: Path, private_redis: PrivateRedis, victim: str
@@ -113,6 +128,8 @@ def test_killed_worker_fails_the_job_and_the_queue_goes_on(
             assert eventually(lambda: status_of(http, doomed) == "failed", 60)
             job = http.get(f"/v1/jobs/{doomed}").json()
             assert job["error"]["code"] == "worker_lost"
+            # Its end is logged like every job's, by the sweep that found it.
+            assert eventually(lambda: ("failed", "worker_lost") in job_ends(stack, doomed), 10)
             assert http.get(f"/v1/jobs/{doomed}/result").status_code == 422
             assert eventually(lambda: status_of(http, behind) == "finished", 30)
             folder = storage.job_dir(stack.settings.data_dir, doomed)

@@ -335,3 +335,13 @@ def test_auto_quality_under_a_size_limit_keeps_its_target(tmp_path: Path) -> Non
     tight_bytes, tight_quality = compress(max_bytes=auto_bytes * 3 // 4)
     assert tight_bytes <= auto_bytes * 3 // 4
     assert tight_quality is not None and auto_quality is not None and tight_quality < auto_quality
+
+
+def test_avif_at_quality_100_is_encoded(tmp_path: Path) -> None:
+    """libaom refuses a tune in lossless mode: quality 100 must not pass it one."""
+    source = tmp_path / "input"
+    source.write_bytes(images.jpeg())
+    output, data = pipeline.encode(source, Options(format="avif", quality=100), LIMITS)
+    assert output.quality == 100
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "AVIF"

@@ -71,6 +71,27 @@ def test_max_bytes_at_max_counts_the_metadata_and_matches_no_trial(monkeypatch: 
         assert output.info.get("icc_profile") == profile and output.info.get("progressive")
 
 
+def test_max_bytes_avif_searches_at_the_probe_speed_and_checks_at_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = images.photo().resize((640, 480))
+    speed = codecs.avif_speed(source.size)
+    assert speed != codecs.AVIF_PROBE_SPEED  # the photo is small enough for a slower final speed
+    encode, speeds = codecs.encode, []
+
+    def counted(*args: object, **kwargs: object) -> bytes:
+        speeds.append(args[5] if len(args) > 5 else kwargs.get("speed"))
+        return encode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(codecs, "encode", counted)
+    best = quality.for_size(source, "avif", 12_000, 100, codecs.Metadata())
+    assert len(best.data) <= 12_000 and best.quality is not None
+    assert 1 <= speeds.count(speed) <= quality.MAX_FINAL_TRIALS
+    assert speeds.count(codecs.AVIF_PROBE_SPEED) == len(speeds) - speeds.count(speed)
+    with Image.open(io.BytesIO(best.data)) as output:
+        assert output.format == "AVIF" and output.size == (640, 480)
+
+
 def test_max_bytes_too_small_raises_cannot_fit() -> None:
     source = Image.effect_noise((200, 200), 80).convert("RGB")
     with pytest.raises(CannotFit, match="max_bytes"):

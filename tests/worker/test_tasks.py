@@ -128,7 +128,11 @@ def test_sweep_leaves_queued_jobs_in_their_queue_alone(client: TestClient, conne
 
 
 def test_sweep_fails_a_lost_job_whose_upload_is_gone(
-    client: TestClient, connection: redis.Redis, settings: Settings, run_jobs: RunJobs
+    client: TestClient,
+    connection: redis.Redis,
+    settings: Settings,
+    run_jobs: RunJobs,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     job_id = upload(client)
     lose_queue_entry(connection, job_id)
@@ -137,6 +141,31 @@ def test_sweep_fails_a_lost_job_whose_upload_is_gone(
     run_sweep(connection, run_jobs)
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert (job["status"], job["error"]["code"]) == ("failed", "worker_lost")
+    assert end_records(caplog, job_id) == [("failed", "worker_lost")]
+
+
+def test_sweep_fails_a_job_whose_worker_died_with_the_log_line_of_every_job_end(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a worker killed with kill -9 mid-job leaves: the record `started`, no lease renewed.
+    job_id = upload(client)
+    lose_queue_entry(connection, job_id)
+    with connection.pipeline() as pipe:
+        jobs.stage_update(pipe, jobs.load(connection, job_id).started())
+        pipe.sadd(names.STARTED_KEY, job_id)
+        pipe.execute()
+    run_sweep(connection, run_jobs)
+    assert client.get(f"/v1/jobs/{job_id}").json()["error"]["code"] == "worker_lost"
+    assert end_records(caplog, job_id) == [("failed", "worker_lost")]
+
+
+def end_records(caplog: pytest.LogCaptureFixture, job_id: str) -> list[tuple[str, str]]:
+    """The outcome and code of each imgpress.jobs line about the job."""
+    return [
+        (record.outcome, record.code)  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.name == "imgpress.jobs" and getattr(record, "job_id", None) == job_id
+    ]
 
 
 def test_a_lost_sweep_schedule_is_registered_again_by_the_scheduler(
