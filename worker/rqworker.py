@@ -4,6 +4,7 @@ bookkeeping in fewer round trips (docs/design.md, "The worker class")."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -168,10 +169,17 @@ class ImgpressWorker(SimpleWorker):
 
     def teardown(self) -> None:
         """RQ's end of the worker (deregistered, unsubscribed), which a further stop signal must
-        not cut short: the worker is stopping already."""
-        for stop in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(stop, signal.SIG_IGN)
-        super().teardown()  # type: ignore[no-untyped-call]
+        not cut short: the worker is stopping already. The handlers are put back after it (a
+        process that ran a worker in burst mode goes on, and its children inherit them)."""
+        if threading.current_thread() is not threading.main_thread():
+            super().teardown()  # type: ignore[no-untyped-call]
+            return
+        previous = {stop: signal.signal(stop, signal.SIG_IGN) for stop in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        finally:
+            for stop, handler in previous.items():
+                signal.signal(stop, handler)
 
     def register_death(self) -> None:
         """RQ's record of the worker's end, skipped with a warning when Redis cannot be reached:

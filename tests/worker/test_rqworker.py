@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,6 +92,20 @@ def test_jobs_that_wait_for_a_finished_job_still_run(connection: redis.Redis, ru
     ImgpressWorker(list(names.WORKER_QUEUES), connection=connection).work(burst=True, logging_level="WARNING")
     assert first.get_status() is RQStatus.FINISHED
     assert then.get_status() is RQStatus.FINISHED and then.return_value() == "done"
+
+
+def test_a_burst_worker_leaves_no_stop_signal_ignored(connection: redis.Redis) -> None:
+    """Ignored signals outlive exec: a process that ran a worker must not pass on SIG_IGN."""
+    ImgpressWorker(list(names.WORKER_QUEUES), connection=connection).work(burst=True, logging_level="WARNING")
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    child = subprocess.run(
+        [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "True"
 
 
 def suspend_workers() -> None:
