@@ -173,6 +173,23 @@ def test_every_line_of_a_run_is_json_with_ids(tmp_path: Path, redis_url: str) ->
     assert len(requests) >= 3
 
 
+def busy_with_one_waiting(service: Service, waiting: threading.Thread) -> str:
+    """Give the service's one worker a slow job, then start `waiting` (an upload with `?wait=`)
+    once the job runs, and return when the upload waits in the queue: the slow job's id."""
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
+        job_id: str = posted.json()["id"]
+        deadline = time.monotonic() + 60
+        while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        waiting.start()  # queued behind the job in hand: the API holds its request
+        while 'imgpress_queue_depth{queue="imgpress"} 1.0' not in http.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    return job_id
+
+
 def upload_and_wait(url: str, answers: list[tuple[float, httpx.Response]] | None = None) -> None:
     """Upload an image and wait for its job, as long as the service lets the request live; note
     when the answer came, and the answer, in `answers`."""
@@ -221,17 +238,8 @@ def test_ctrl_c_answers_waiting_uploads_at_once(tmp_path: Path, redis_url: str) 
     ended: list[tuple[float, list[str]]] = []
     try:
         service.start()
-        with httpx.Client(base_url=service.url, timeout=30) as http:
-            posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
-            job_id = posted.json()["id"]
-            deadline = time.monotonic() + 60
-            while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            waiting.start()  # queued behind the job in hand: the API holds its request
-            while 'imgpress_queue_depth{queue="imgpress"} 1.0' not in http.get("/metrics").text:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        job_id = busy_with_one_waiting(service, waiting)
+        deadline = time.monotonic() + 60
         following = threading.Thread(target=follow_events, args=(service.url, job_id, ended), daemon=True)
         following.start()
         while not ended:  # its first event came: the stream waits for the next
@@ -272,17 +280,7 @@ def test_a_second_ctrl_c_leaves_no_job_started_for_ever(tmp_path: Path, redis_ur
     waiting = threading.Thread(target=upload_and_wait, args=(service.url,), daemon=True)
     try:
         service.start()
-        with httpx.Client(base_url=service.url, timeout=30) as http:
-            posted = http.post("/v1/jobs", content=slow_png(), headers={"content-type": "image/png"})
-            job_id = posted.json()["id"]
-            deadline = time.monotonic() + 60
-            while http.get(f"/v1/jobs/{job_id}").json()["status"] != "started":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            waiting.start()  # queued behind the job in hand: the API holds its request
-            while http.get("/metrics").text.count('imgpress_queue_depth{queue="imgpress"} 1.0') == 0:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        job_id = busy_with_one_waiting(service, waiting)
         service.signal("group", signal.SIGINT)
         # RQ ignores a stop signal that comes within 1 s of the first (the pool's and the
         # terminal's): the second Ctrl-C comes 1.1 s after the worker took the first.
