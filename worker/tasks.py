@@ -71,7 +71,9 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     job = job.started()
 
     def overrun() -> None:
-        fail(connection, config, job, failure_for(JobTimeoutException(), config))
+        error = failure_for(JobTimeoutException(), config)
+        fail(connection, config, job, error)
+        record_end(job, None, error, float(config.job_timeout_seconds))
         os._exit(70)  # the decoder is stuck in C code; the worker pool starts a fresh worker
 
     shared = handoff.current()

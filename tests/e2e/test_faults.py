@@ -103,6 +103,23 @@ def job_ends(stack: Stack, job_id: str) -> list[tuple[object, object]]:
     return ends
 
 
+def test_a_job_past_its_timeout_fails_logged_and_the_queue_goes_on(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    stack = make_stack(tmp_path, private_redis.url, job_timeout_seconds=1).start()
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            slow = upload(http, slow_png(), "image/png")
+            behind = upload(http, images.jpeg())
+            assert eventually(lambda: status_of(http, slow) == "failed", 60)
+            error = http.get(f"/v1/jobs/{slow}").json()["error"]
+            assert error == {"code": "timeout", "message": "The image took longer than 1 seconds to process."}
+            assert eventually(lambda: ("failed", "timeout") in job_ends(stack, slow), 10)
+            assert eventually(lambda: status_of(http, behind) == "finished", 30)
+    finally:
+        stack.stop()
+
+
 @pytest.mark.parametrize("victim", ["work-horse", "worker"])
 def test_killed_worker_fails_the_job_and_the_queue_goes_on(
     tmp_path: Path, private_redis: PrivateRedis, victim: str
