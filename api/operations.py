@@ -38,6 +38,11 @@ _BATCH_LOOKUP_ERRORS = (
 )
 
 
+def queued(response: JSON, description: str) -> JSON:
+    """A 202 answer: `response`'s content, described, with the new resource's `Location`."""
+    return {**response, "description": description, "headers": {"Location": schemas.LOCATION}}
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the document says about one endpoint beyond its route and docstring."""
@@ -67,11 +72,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
                 "headers": {"Imgpress-Job": schemas.IMGPRESS_JOB, "Location": schemas.LOCATION},
                 "content": {**schemas.JOB_RESPONSE["content"], **schemas.IMAGE_RESPONSE["content"]},
             },
-            202: {
-                **schemas.JOB_RESPONSE,
-                "description": "Queued.",
-                "headers": {"Location": schemas.LOCATION},
-            },
+            202: queued(schemas.JOB_RESPONSE, "Queued."),
         },
         _UPLOAD_ERRORS,
         parameters=[schemas.CONTENT_DISPOSITION],
@@ -100,13 +101,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
         parameters=[path_parameter("job_id")],
     ),
     jobs.create_variant: Operation(
-        {
-            202: {
-                **schemas.JOB_RESPONSE,
-                "description": "The new job, queued from the same stored upload.",
-                "headers": {"Location": schemas.LOCATION},
-            }
-        },
+        {202: queued(schemas.JOB_RESPONSE, "The new job, queued from the same stored upload.")},
         (errors.BadOption, *_LOOKUP_ERRORS, errors.RateLimited, errors.QueueFull),
         parameters=[path_parameter("job_id")],
         accepted=params.VARIANT,
@@ -125,13 +120,7 @@ OPERATIONS: dict[Endpoint, Operation] = {
         parameters=[path_parameter("job_id")],
     ),
     batches.create_batch: Operation(
-        {
-            202: {
-                **schemas.BATCH_RESPONSE,
-                "description": "Queued.",
-                "headers": {"Location": schemas.LOCATION},
-            }
-        },
+        {202: queued(schemas.BATCH_RESPONSE, "Queued.")},
         _UPLOAD_ERRORS,
         accepted=params.BATCH_UPLOAD,
         request_body=batch_body(params.BATCH_UPLOAD),

@@ -89,6 +89,10 @@ def save(connection: Redis, batch: Batch, retention_seconds: int, job_timeout_se
         pipe.execute()
 
 
+#: Why a batch deleted with DELETE /v1/batches/{id} has no record.
+DELETED = "This batch was deleted."
+
+
 def load(connection: Redis, batch_id: str) -> Batch:
     """The batch with this id; BatchExpired if it was deleted, BatchNotFound if it never was."""
     raw = connection.get(names.batch_key(batch_id)) if storage.is_job_id(batch_id) else None
@@ -96,7 +100,7 @@ def load(connection: Redis, batch_id: str) -> Batch:
         gone = connection.get(names.batch_gone_key(batch_id)) if storage.is_job_id(batch_id) else None
         if gone is None:
             raise BatchNotFound()
-        raise BatchExpired("This batch was deleted.") if gone == b"deleted" else BatchExpired()
+        raise BatchExpired(DELETED) if gone == b"deleted" else BatchExpired()
     return Batch.from_dict(json.loads(raw))
 
 

@@ -85,13 +85,13 @@ async def load_async(connection: AsyncRedis, job_id: str) -> Job:
     return from_lookup(raw, gone)
 
 
-def from_lookup(raw: bytes | str | None, gone: bytes | str | None) -> Job:
+def from_lookup(raw: bytes | str | None, gone: bytes | None) -> Job:
     """The job from its stored record, or the error saying why there is none (`gone`: the
     marker `delete` left, if any)."""
     if raw is None:
         if gone is None:
             raise JobNotFound()
-        raise JobExpired(DELETED) if gone in (b"deleted", "deleted") else JobExpired()
+        raise JobExpired(DELETED) if gone == b"deleted" else JobExpired()
     return parse(raw)
 
 

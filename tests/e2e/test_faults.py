@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,6 +80,17 @@ def make_stack(tmp_path: Path, redis_url: str, **changes: object) -> Stack:
     return Stack(settings, tmp_path)
 
 
+@contextmanager
+def running(tmp_path: Path, redis_url: str, **changes: object) -> Iterator[tuple[Stack, httpx.Client]]:
+    """A started stack (`make_stack`) and a client of its API, both stopped when the block ends."""
+    stack = make_stack(tmp_path, redis_url, **changes).start()
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            yield stack, http
+    finally:
+        stack.stop()
+
+
 def status_of(http: httpx.Client, job_id: str) -> str:
     return str(http.get(f"/v1/jobs/{job_id}").json()["status"])
 
@@ -106,53 +118,45 @@ def job_ends(stack: Stack, job_id: str) -> list[tuple[object, object]]:
 def test_a_job_past_its_timeout_fails_logged_and_the_queue_goes_on(
     tmp_path: Path, private_redis: PrivateRedis
 ) -> None:
-    stack = make_stack(tmp_path, private_redis.url, job_timeout_seconds=1).start()
-    try:
-        with httpx.Client(base_url=stack.url, timeout=30) as http:
-            slow = upload(http, slow_png(), "image/png")
-            behind = upload(http, images.jpeg())
-            assert eventually(lambda: status_of(http, slow) == "failed", 60)
-            error = http.get(f"/v1/jobs/{slow}").json()["error"]
-            assert error == {"code": "timeout", "message": "The image took longer than 1 seconds to process."}
-            assert eventually(lambda: ("failed", "timeout") in job_ends(stack, slow), 10)
-            assert eventually(lambda: status_of(http, behind) == "finished", 30)
-    finally:
-        stack.stop()
+    with running(tmp_path, private_redis.url, job_timeout_seconds=1) as (stack, http):
+        slow = upload(http, slow_png(), "image/png")
+        behind = upload(http, images.jpeg())
+        assert eventually(lambda: status_of(http, slow) == "failed", 60)
+        error = http.get(f"/v1/jobs/{slow}").json()["error"]
+        assert error == {"code": "timeout", "message": "The image took longer than 1 seconds to process."}
+        assert eventually(lambda: ("failed", "timeout") in job_ends(stack, slow), 10)
+        assert eventually(lambda: status_of(http, behind) == "finished", 30)
 
 
 @pytest.mark.parametrize("victim", ["work-horse", "worker"])
 def test_killed_worker_fails_the_job_and_the_queue_goes_on(
     tmp_path: Path, private_redis: PrivateRedis, victim: str
 ) -> None:
-    stack = make_stack(tmp_path, private_redis.url, retention_seconds=120).start()
-    try:
-        with httpx.Client(base_url=stack.url, timeout=30) as http:
-            doomed = upload(http, slow_png(), "image/png")
-            assert eventually(lambda: status_of(http, doomed) == "started", 60)
-            behind = upload(http, images.jpeg())
-            worker = stack.processes["worker"]
-            horses = descendants(worker.pid)
-            assert horses, "the forking worker runs each job in a child"
-            for pid in horses:
-                os.kill(pid, signal.SIGKILL)
-            if victim == "worker":
-                # The whole worker goes (as when its container or machine dies); a new one starts.
-                os.kill(worker.pid, signal.SIGKILL)
-                worker.wait()
-                stack.start_worker("worker-2")
-            # The sweep notices the lease is no longer renewed and fails the job: no retry, as
-            # a file that killed one worker would likely kill the next.
-            assert eventually(lambda: status_of(http, doomed) == "failed", 60)
-            job = http.get(f"/v1/jobs/{doomed}").json()
-            assert job["error"]["code"] == "worker_lost"
-            # Its end is logged like every job's, by the sweep that found it.
-            assert eventually(lambda: ("failed", "worker_lost") in job_ends(stack, doomed), 10)
-            assert http.get(f"/v1/jobs/{doomed}/result").status_code == 422
-            assert eventually(lambda: status_of(http, behind) == "finished", 30)
-            folder = storage.job_dir(stack.settings.data_dir, doomed)
-            assert not folder.exists() or not any(folder.iterdir())
-    finally:
-        stack.stop()
+    with running(tmp_path, private_redis.url, retention_seconds=120) as (stack, http):
+        doomed = upload(http, slow_png(), "image/png")
+        assert eventually(lambda: status_of(http, doomed) == "started", 60)
+        behind = upload(http, images.jpeg())
+        worker = stack.processes["worker"]
+        horses = descendants(worker.pid)
+        assert horses, "the forking worker runs each job in a child"
+        for pid in horses:
+            os.kill(pid, signal.SIGKILL)
+        if victim == "worker":
+            # The whole worker goes (as when its container or machine dies); a new one starts.
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait()
+            stack.start_worker("worker-2")
+        # The sweep notices the lease is no longer renewed and fails the job: no retry, as
+        # a file that killed one worker would likely kill the next.
+        assert eventually(lambda: status_of(http, doomed) == "failed", 60)
+        job = http.get(f"/v1/jobs/{doomed}").json()
+        assert job["error"]["code"] == "worker_lost"
+        # Its end is logged like every job's, by the sweep that found it.
+        assert eventually(lambda: ("failed", "worker_lost") in job_ends(stack, doomed), 10)
+        assert http.get(f"/v1/jobs/{doomed}/result").status_code == 422
+        assert eventually(lambda: status_of(http, behind) == "finished", 30)
+        folder = storage.job_dir(stack.settings.data_dir, doomed)
+        assert not folder.exists() or not any(folder.iterdir())
 
 
 def test_redis_outage_is_503_then_heals_and_loses_no_accepted_job(
@@ -260,29 +264,23 @@ def test_memory_cap_turns_an_allocation_bomb_into_too_large(
 def test_everything_recovers_by_itself_after_a_redis_restart(
     tmp_path: Path, private_redis: PrivateRedis
 ) -> None:
-    stack = make_stack(tmp_path, private_redis.url, retention_seconds=120).start()
-    try:
-        with httpx.Client(base_url=stack.url, timeout=30) as http:
-            assert http.get(f"/v1/jobs/{upload(http, images.jpeg())}", params={"wait": 20}).json()[
-                "status"
-            ] == ("finished")
-            private_redis.kill()
-            time.sleep(2)
-            assert (
-                http.post(
-                    "/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"}
-                ).status_code
-                == 503
-            )
-            private_redis.start()
-            # No process was restarted by hand: API, worker pool and scheduler reconnect.
-            assert eventually(lambda: http.get("/readyz").status_code == 200, 30)
-            job_id = upload(http, images.jpeg())
-            final = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
-            assert final.get("status") == "finished", final
-            assert stack.processes["worker"].poll() is None and stack.processes["api"].poll() is None
-    finally:
-        stack.stop()
+    with running(tmp_path, private_redis.url, retention_seconds=120) as (stack, http):
+        assert http.get(f"/v1/jobs/{upload(http, images.jpeg())}", params={"wait": 20}).json()["status"] == (
+            "finished"
+        )
+        private_redis.kill()
+        time.sleep(2)
+        assert (
+            http.post("/v1/jobs", content=images.jpeg(), headers={"content-type": "image/jpeg"}).status_code
+            == 503
+        )
+        private_redis.start()
+        # No process was restarted by hand: API, worker pool and scheduler reconnect.
+        assert eventually(lambda: http.get("/readyz").status_code == 200, 30)
+        job_id = upload(http, images.jpeg())
+        final = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+        assert final.get("status") == "finished", final
+        assert stack.processes["worker"].poll() is None and stack.processes["api"].poll() is None
 
 
 def test_restarts_with_uploads_at_start_up_lose_no_job(tmp_path: Path, private_redis: PrivateRedis) -> None:
