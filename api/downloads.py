@@ -117,10 +117,11 @@ def _chunks(body: Readable) -> Iterator[bytes]:
         body.close()
 
 
-def result_response(request: Request, job: Job, store: Blobs) -> Response:
+def result_response(request: Request, job: Job, store: Blobs, carried: bytes | None = None) -> Response:
     """The output file as an attachment, or 304 if the client already has it; JobExpired if it is gone.
 
-    From a remote store it blocks (a request to the bucket): run it in a thread then.
+    From a remote store it blocks (a request to the bucket): run it in a thread then, unless
+    its bytes were `carried` through Redis.
     """
     assert job.output is not None
     tag = etag(job)
@@ -128,6 +129,8 @@ def result_response(request: Request, job: Job, store: Blobs) -> Response:
     if tag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     headers["Content-Disposition"] = content_disposition(job.input.filename, job.output.media_type)
+    if carried is not None:
+        return Response(carried, media_type=job.output.media_type, headers=headers)
     path = store.local_path(job.id, "output")
     if path is None:
         return stored_response(store, job.id, "output", job.output.media_type, headers)

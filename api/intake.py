@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -13,8 +14,9 @@ from redis.asyncio import Redis as AsyncRedis
 from api.ratelimit import check_rate
 from api.uploads import Upload
 from filestore import blobs
+from filestore.blobs import Blobs
 from screening import imaging
-from shared import batches, jobs, metrics, storage
+from shared import batches, jobs, metrics, names, storage
 from shared.batches import Batch, Rejected
 from shared.errors import BadOption, CorruptImage, JobExpired, QueueFull, TooLarge, UnsupportedMedia
 from shared.options import Options
@@ -58,6 +60,25 @@ async def admit(connection: AsyncRedis, settings: Settings, who: str, depth: Que
         raise QueueFull()
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A client waiting for its upload's job (`?wait=`): for how long, and whether for the
+    image itself (`Accept: image/*`) or its job resource."""
+
+    seconds: float
+    image: bool
+
+
+def carry(store: Blobs, upload: Upload, job_id: str, waiting: Waiting | None) -> jobs.Carry | None:
+    """What a job carries through Redis: with files in a bucket, a small upload whose client
+    waits (names.CARRY_MAX_BYTES), and its output back if the client waits for the image."""
+    if waiting is None or upload.size > names.CARRY_MAX_BYTES:
+        return None
+    if store.local_path(job_id, "input") is not None:  # a folder: its files are read as cheaply
+        return None
+    return jobs.Carry(upload.path.read_bytes(), waiting.seconds, waiting.image)
+
+
 def accept(
     connection: Redis,
     settings: Settings,
@@ -68,11 +89,13 @@ def accept(
     batch_id: str | None = None,
     callback_url: str | None = None,
     job_id: str | None = None,
+    waiting: Waiting | None = None,
 ) -> Job:
     """Check an upload and queue it as a new job; on any refusal no file is left behind.
 
     The type is sniffed with libmagic against the allowlist, then the header is read with
-    Pillow (no pixels decoded) for its size; both must agree on the format.
+    Pillow (no pixels decoded) for its size; both must agree on the format. For a client
+    `waiting` on a small upload, the bucket's files are carried through Redis too (`carry`).
     """
     try:
         sniffed = imaging.sniff(upload.head)
@@ -94,9 +117,13 @@ def accept(
             callback_url=callback_url,
         )
         store = blobs.store_for(settings)
-        store.publish(upload.path, job.id, "input")
+        carried = carry(store, upload, job.id, waiting)
+        if carried is None:
+            store.publish(upload.path, job.id, "input")
+        else:
+            store.save(carried.input, job.id, "input")
         try:
-            jobs.submit(connection, settings, job)
+            jobs.submit(connection, settings, job, carried)
             metrics.UPLOAD_BYTES.inc(upload.size)
         except BaseException:
             store.delete(job.id)

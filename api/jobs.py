@@ -69,6 +69,7 @@ async def submit_upload(
     min_quality: int = 1,
     job_id: str | None = None,
     adapt: Adapt | None = None,
+    waiting: intake.Waiting | None = None,
 ) -> Job:
     """Receive the request's upload and queue it as a job (shared with the tutorial routes)."""
     found = services(request)
@@ -82,7 +83,7 @@ async def submit_upload(
         upload.path.unlink(missing_ok=True)
         raise
     job = await run_in_threadpool(
-        functools.partial(intake.accept, callback_url=callback_url, job_id=job_id),
+        functools.partial(intake.accept, callback_url=callback_url, job_id=job_id, waiting=waiting),
         found.redis,
         found.settings,
         upload,
@@ -157,12 +158,16 @@ async def finished_output(request: Request, job_id: str) -> Response:
     return await output_response(request, job)
 
 
-async def output_response(request: Request, job: Job) -> Response:
-    """A finished job's output file as the response (downloads.result_response)."""
-    store = blobs.store_for(services(request).settings)
+async def output_response(request: Request, job: Job, carried: bool = False) -> Response:
+    """A finished job's output file as the response (downloads.result_response); if it was
+    `carried` through Redis for this request, from there."""
+    found = services(request)
+    store = blobs.store_for(found.settings)
     if store.local_path(job.id, "output") is not None:
         # A local file is read without a thread hop: typical outputs are one page-cache read.
         return result_response(request, job, store)
+    if carried and (data := await jobs.take_carried_async(found.async_redis, job.id, "output")) is not None:
+        return result_response(request, job, store, data)
     return await run_in_threadpool(result_response, request, job, store)
 
 
@@ -186,9 +191,9 @@ def prefers_image(accept: str) -> bool:
     return image > 0 and image > data
 
 
-async def output_answer(request: Request, job: Job) -> Response:
+async def output_answer(request: Request, job: Job, carried: bool = False) -> Response:
     """A finished job's output as the answer to its upload, the job resource in `Imgpress-Job`."""
-    response = await output_response(request, job)
+    response = await output_response(request, job, carried)
     response.headers["Location"] = job_url(job.id)
     response.headers["Imgpress-Job"] = json.dumps(resource(job), separators=(",", ":"))
     response.headers["Vary"] = "Accept"
@@ -203,14 +208,16 @@ async def create_job(request: Request) -> Response:
     compressed image itself, saving the download's.
     """
     seconds = parse_wait(params.query(request, params.JOB_UPLOAD))
+    image = prefers_image(request.headers.get("accept", ""))
     if seconds:
         job_id = storage.new_job_id()
-        upload = submit_upload(request, params.JOB_UPLOAD, job_id=job_id)
+        waiting = intake.Waiting(seconds, image)
+        upload = submit_upload(request, params.JOB_UPLOAD, job_id=job_id, waiting=waiting)
         job = await wait_for_job(request, job_id, seconds, upload)
     else:
         job = await submit_upload(request, params.JOB_UPLOAD)
-    if job.status is JobStatus.FINISHED and prefers_image(request.headers.get("accept", "")):
-        return await output_answer(request, job)
+    if job.status is JobStatus.FINISHED and image:
+        return await output_answer(request, job, carried=bool(seconds))
     status = 200 if job.status.is_terminal else 202
     headers = {"Location": job_url(job.id), "Vary": "Accept"}
     return JSONResponse(resource(job), status_code=status, headers=headers)

@@ -4,7 +4,9 @@ published on `names.EVENTS_CHANNEL` so waiting clients wake without polling."""
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import dataclass
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -22,8 +24,24 @@ from shared.settings import Settings
 DELETED = "This job was deleted."
 
 
-def submit(connection: Redis, settings: Settings, job: Job) -> None:
-    """Store a new job's record and enqueue it for compression.
+@dataclass(frozen=True)
+class Carry:
+    """What a job whose client waits carries through Redis (`names.CARRY_MAX_BYTES`): its
+    upload's bytes, kept there as long as the client waits, and whether its output comes back
+    the same way."""
+
+    input: bytes
+    seconds: float
+    output: bool
+
+    def kinds(self) -> str:
+        """The compression task's `carried` argument: which of the job's files are carried."""
+        return "input,output" if self.output else "input"
+
+
+def submit(connection: Redis, settings: Settings, job: Job, carry: Carry | None = None) -> None:
+    """Store a new job's record and enqueue it for compression (with its upload's bytes, if
+    carried).
 
     Until it finishes, the job is due to expire one retention period plus one job timeout
     after upload, so a job that never runs is still cleaned up by the sweep.
@@ -35,20 +53,29 @@ def submit(connection: Redis, settings: Settings, job: Job) -> None:
         pipe.multi()  # RQ adds its commands to a transaction it finds started
         pipe.set(names.job_key(job.id), record)
         pipe.zadd(names.EXPIRY_KEY, {job.id: provisional_expiry})
-        enqueue(connection, pipe, settings, job, record)
+        if carry is not None:
+            pipe.set(names.carried_key(job.id, "input"), carry.input, ex=max(1, math.ceil(carry.seconds)))
+        enqueue(connection, pipe, settings, job, record, carry.kinds() if carry else "")
         pipe.execute()
 
 
 def enqueue(
-    connection: Redis, pipe: Pipeline, settings: Settings, job: Job, record: str | None = None
+    connection: Redis,
+    pipe: Pipeline,
+    settings: Settings,
+    job: Job,
+    record: str | None = None,
+    carried: str = "",
 ) -> None:
-    """Add queueing the job's compression to a transaction (a new job, or one queued again)."""
+    """Add queueing the job's compression to a transaction (a new job, or one queued again);
+    `carried` names the files carried through Redis (`Carry.kinds`)."""
     # The record goes with the task too, sparing the worker a read before it starts: only
     # workers change a record once queued (the API deletes; `SET ... XX` then sees it gone).
     Queue(names.QUEUE, connection=connection).enqueue(
         names.COMPRESS_TASK,
         job.id,
         record or json.dumps(job.to_dict()),
+        *((carried,) if carried else ()),
         job_id=job.id,
         job_timeout=settings.job_timeout_seconds,
         result_ttl=settings.retention_seconds,
@@ -56,6 +83,18 @@ def enqueue(
         description=f"compress {job.input.media_type} ({job.input.bytes} bytes)",
         pipeline=pipe,
     )
+
+
+def take_carried(connection: Redis, job_id: str, kind: str) -> bytes | None:
+    """A job's file carried through Redis (`Carry`), deleted as it is read; None if not there."""
+    data = connection.getdel(names.carried_key(job_id, kind))
+    return data if isinstance(data, bytes) else None
+
+
+async def take_carried_async(connection: AsyncRedis, job_id: str, kind: str) -> bytes | None:
+    """take_carried() for the API's event loop."""
+    data = await connection.getdel(names.carried_key(job_id, kind))
+    return data if isinstance(data, bytes) else None
 
 
 async def queued_count(connection: AsyncRedis) -> int:
@@ -121,7 +160,7 @@ def delete(connection: Redis, store: storage.JobFiles, job_id: str, *, asked: bo
     """
     store.delete(job_id)
     with connection.pipeline() as pipe:
-        pipe.delete(names.job_key(job_id))
+        pipe.delete(names.job_key(job_id), *(names.carried_key(job_id, kind) for kind in ("input", "output")))
         pipe.zrem(names.EXPIRY_KEY, job_id)
         pipe.set(names.gone_key(job_id), "deleted" if asked else "expired", ex=names.GONE_SECONDS)
         pipe.publish(names.EVENTS_CHANNEL, json.dumps({"id": job_id, "status": "deleted"}))

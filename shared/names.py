@@ -46,6 +46,13 @@ LEASE_SECONDS = 10
 #: How long the API remembers a deleted job, to answer 410 instead of 404.
 GONE_SECONDS = 7 * 24 * 3600
 
+#: With job files in a bucket, a small upload whose client waits for it (`?wait=`) is also
+#: carried through Redis to the worker, and its output back, sparing a GET from the bucket each
+#: way; the bucket keeps both as for any job. Files up to this size are carried, ...
+CARRY_MAX_BYTES = 512 * 1024
+#: ... an output for this long after its job ends (the waiting request takes it at once).
+CARRY_OUTPUT_SECONDS = 10
+
 
 def job_key(job_id: str) -> str:
     """Key of a job's JSON record."""
@@ -60,6 +67,11 @@ def gone_key(job_id: str) -> str:
 def lease_key(job_id: str) -> str:
     """Key that exists while a live worker holds the job."""
     return f"imgpress:lease:{job_id}"
+
+
+def carried_key(job_id: str, kind: str) -> str:
+    """Key of the bytes of a job's input or output carried through Redis (`CARRY_MAX_BYTES`)."""
+    return f"imgpress:carried:{job_id}:{kind}"
 
 
 def rate_key(who: str, window: int) -> str:

@@ -18,7 +18,7 @@ from rq.timeouts import JobTimeoutException
 
 from filestore import blobs
 from screening.imaging import NO_ROOM
-from shared import jobs, logs, metrics, schedules
+from shared import jobs, logs, metrics, names, schedules
 from shared.errors import (
     CorruptImage,
     ImgpressError,
@@ -53,10 +53,11 @@ def _connection() -> Redis:
     return job.connection
 
 
-def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
+def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[str, Any]:
     """Compress one uploaded image and record the outcome on its job.
 
-    `record` is the job's record as queued (jobs queued without it are read first). Two
+    `record` is the job's record as queued (jobs queued without it are read first); `carried`
+    names the files that go through Redis besides the bucket (`shared.jobs.Carry`). Two
     transactions: mark it started and take the lease (under ImgpressWorker, together with RQ's
     own start, and staged and sent by another thread while the image is encoded:
     `worker.handoff`); record the end, and give the lease back. The expiry is scheduled with
@@ -89,7 +90,8 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
         start = handoff.send_in_background(pipe, stage_start)
         clock = time.perf_counter()
         try:
-            output = compress_capped(config, job_id, job.options)
+            given = jobs.take_carried(connection, job_id, "input") if "input" in carried else None
+            output, data = compress_capped(config, job_id, job.options, given)
         except Exception as exc:
             seconds = time.perf_counter() - clock
             if not start.result()[first]:
@@ -106,7 +108,8 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
             return deleted(config, job_id)
         expires = time.time() + config.retention_seconds
         # The waiting client hears of the end first; the metrics and log line follow.
-        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, shared)
+        back = data if "output" in carried and len(data) <= names.CARRY_MAX_BYTES else None
+        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, shared, back)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
 
@@ -158,19 +161,26 @@ def record_end(job: Job, output: OutputInfo | None, error: JobError | None, seco
     )
 
 
-def compress_capped(config: Settings, job_id: str, options: Options) -> OutputInfo:
+def compress_capped(
+    config: Settings, job_id: str, options: Options, given: bytes | None = None
+) -> tuple[OutputInfo, bytes]:
     """Run the pipeline on a job's input within its memory budget (IMGPRESS_WORKER_MEMORY_MB) and
-    store its output from memory, where the encoder left it (from a bucket, the input is read
-    into memory, or to a local temp file when over 1 MiB, gone after).
+    store its output from memory, where the encoder left it; the output and its bytes.
+
+    The input is `given` (carried through Redis), or read from the store: from a bucket, into
+    memory, or to a local temp file when over 1 MiB, gone after.
     """
     store = blobs.store_for(config)
-    with store.local_copy(job_id, "input") as source:
-        output, data = _capped(config, source, options)
+    if given is not None:
+        output, data = _capped(config, given, options)
+    else:
+        with store.local_copy(job_id, "input") as source:
+            output, data = _capped(config, source, options)
     try:
         store.save(data, job_id, "output")
     except StorageFull:
         raise StorageFull(NO_ROOM) from None
-    return output
+    return output, data
 
 
 def _capped(config: Settings, source: Path | bytes, options: Options) -> tuple[OutputInfo, bytes]:
@@ -223,8 +233,10 @@ def end(
     expires: float,
     claim: lease.Claim | None = None,
     shared: handoff.Handoff | None = None,
+    carried: bytes | None = None,
 ) -> None:
-    """Record a job's end and give back its lease in one transaction; then its expiry and webhooks.
+    """Record a job's end and give back its lease in one transaction, with the output's bytes
+    for the waiting request if `carried`; then its expiry and webhooks.
 
     The record's expiry (the sweep's safety net) goes with it. rq-scheduler's expiry job follows
     in a transaction of its own, or, given the job's handoff (only from the job's own thread),
@@ -236,9 +248,13 @@ def end(
         jobs.stage_update(pipe, ended, expires)
         if claim is not None:
             claim.give_back(pipe)
+        if carried is not None:
+            pipe.set(names.carried_key(ended.id, "output"), carried, ex=names.CARRY_OUTPUT_SECONDS)
         stored = pipe.execute()[0]
     if not stored:
         discard_files(config, ended.id)
+        if carried is not None:
+            connection.delete(names.carried_key(ended.id, "output"))
         return
 
     def schedule(pipe: Pipeline) -> None:

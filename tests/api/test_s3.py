@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from tests import images
 from tests.files import leftover_files
 from tests.ports import free_port
 from tests.s3_servers import object_keys, s3_client
+from tests.stack import eventually
 
 RunJobs = Callable[[], None]
 
@@ -62,6 +64,80 @@ def test_files_live_in_the_bucket_and_come_back_through_the_api(
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
     assert object_keys(s3_endpoint, s3_bucket) == []
     assert client.get(f"/v1/jobs/{job_id}/result").status_code == 410
+
+
+def upload_waiting(
+    client: TestClient, connection: redis.Redis, accept: str
+) -> tuple[threading.Thread, list[httpx.Response]]:
+    """A photo uploaded with ?wait=20 from another thread, once its job is queued; its answer
+    lands in the list when the thread ends."""
+    answers: list[httpx.Response] = []
+    headers = {"content-type": "image/jpeg", "accept": accept}
+
+    def send() -> None:
+        answers.append(client.post("/v1/jobs?wait=20", content=images.jpeg(), headers=headers))
+
+    waiting = threading.Thread(target=send, daemon=True)
+    waiting.start()
+    assert eventually(lambda: len(Queue(names.QUEUE, connection=connection)) == 1, 10)
+    return waiting, answers
+
+
+@pytest.mark.parametrize("accept", ["image/*", "application/json"])
+def test_a_waited_small_upload_goes_through_redis_besides_the_bucket(
+    accept: str,
+    client: TestClient,
+    connection: redis.Redis,
+    s3_endpoint: str,
+    s3_bucket: str,
+    run_jobs: RunJobs,
+) -> None:
+    waiting, answers = upload_waiting(client, connection, accept)
+    [carried] = connection.keys("imgpress:carried:*")
+    job_id = carried.decode().split(":")[2]
+    assert carried.decode() == names.carried_key(job_id, "input")
+    assert connection.get(carried) == images.jpeg() and 0 < connection.ttl(carried) <= 20
+    # The bucket keeps the upload too; the worker takes it from Redis: without the bucket's copy.
+    assert object_keys(s3_endpoint, s3_bucket) == [f"imgpress/jobs/{job_id}/input"]
+    s3_client(s3_endpoint).delete_object(Bucket=s3_bucket, Key=f"imgpress/jobs/{job_id}/input")
+    run_jobs()
+    waiting.join(30)
+    [answer] = answers
+    output = s3_client(s3_endpoint).get_object(Bucket=s3_bucket, Key=f"imgpress/jobs/{job_id}/output")
+    if accept == "image/*":
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+        assert answer.content == output["Body"].read()
+        assert answer.headers["etag"] and "attachment" in answer.headers["content-disposition"]
+    else:
+        assert answer.status_code == 200 and answer.json()["status"] == "finished"
+    # The waiting request took the output's bytes; a client waiting for JSON gets none sent.
+    assert connection.keys("imgpress:carried:*") == []
+
+
+def test_a_waited_job_deleted_before_it_runs_leaves_no_bytes_in_redis(
+    client: TestClient, connection: redis.Redis, s3_endpoint: str, s3_bucket: str, run_jobs: RunJobs
+) -> None:
+    waiting, answers = upload_waiting(client, connection, "image/*")
+    [carried] = connection.keys("imgpress:carried:*")
+    assert client.delete(f"/v1/jobs/{carried.decode().split(':')[2]}").status_code == 204
+    waiting.join(30)
+    assert answers[0].status_code == 410
+    run_jobs()
+    assert connection.keys("imgpress:carried:*") == [] and object_keys(s3_endpoint, s3_bucket) == []
+
+
+def test_uploads_nobody_waits_for_and_large_ones_go_through_the_bucket_only(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    job_id = upload(client)
+    noise = Image.merge("RGB", [Image.effect_noise((720, 480), 80) for _ in range(3)])
+    large = images.encode(noise, "PNG")
+    assert len(large) > names.CARRY_MAX_BYTES
+    waited = client.post("/v1/jobs?wait=0.1", content=large, headers={"content-type": "image/png"})
+    assert waited.status_code == 202 and connection.keys("imgpress:carried:*") == []
+    run_jobs()
+    for finished in (job_id, waited.json()["id"]):
+        assert client.get(f"/v1/jobs/{finished}").json()["status"] == "finished"
 
 
 def test_a_batch_archive_streams_from_the_bucket(
