@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,6 +52,8 @@ class Tally:
     other_4xx: int = 0
     downloaded: int = 0
     download_errors: int = 0
+    #: Why downloads failed: "HTTP 410", "ReadTimeout", ...
+    download_failures: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     accepted_ids: list[str] = field(default_factory=list)
     #: The last answer about each job that has not ended yet: its status, or the HTTP code.
@@ -128,13 +131,15 @@ async def fetch_result(client: httpx.AsyncClient, job_id: str, tally: Tally) -> 
     """Download a finished job's result (following a presigned redirect); count how it went."""
     try:
         result = await client.get(f"/v1/jobs/{job_id}/result", follow_redirects=True)
-    except httpx.TransportError:
+    except httpx.TransportError as exc:
         tally.download_errors += 1
+        tally.download_failures[type(exc).__name__] += 1
         return
     if result.status_code == 200 and result.content and result.headers["content-type"].startswith("image/"):
         tally.downloaded += 1
     else:
         tally.download_errors += 1
+        tally.download_failures[f"HTTP {result.status_code}"] += 1
 
 
 async def run(urls: list[str], count: int, concurrency: int, max_seconds: float, download: bool) -> Tally:
@@ -245,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     if args.settle:
         time.sleep(args.settle)
-    downloads = {"downloaded": tally.downloaded, "download_errors": tally.download_errors}
+    downloads = {
+        "downloaded": tally.downloaded,
+        "download_errors": tally.download_errors,
+        "download_failures": dict(tally.download_failures),
+    }
     report = {
         "sent": args.count,
         "concurrency": args.concurrency,

@@ -39,7 +39,8 @@ def hosts(redis_databases: DatabasePool, s3_bucket: str, tmp_path: Path) -> Iter
             Settings.from_env({}),
             redis_url=url,
             storage_url=f"s3://{s3_bucket}/imgpress",
-            retention_seconds=2,
+            # Long enough for each result to be downloaded on a loaded machine, then gone.
+            retention_seconds=8,
             sweep_interval_seconds=1,
             max_queued=40,
         )
@@ -71,13 +72,13 @@ def test_two_hosts_lose_nothing_and_leave_nothing(
         "--data-dir", str(second.settings.data_dir),
         "--redis-url", first.settings.redis_url,
         "--storage-url", first.settings.storage_url,
-        "--settle", "6",
+        "--settle", "12",
         timeout=240,
     )  # fmt: skip
     assert report["accepted"] > 0 and report["accepted"] + report["refused_503"] == 120
     assert report["lost"] == 0 and report["failed"] == 0
     # Each result was downloaded from the API that did not take its upload.
-    assert report["downloaded"] == report["finished"] == report["accepted"]
+    assert report["downloaded"] == report["finished"] == report["accepted"], report
     assert report["server_errors_5xx"] == 0 and report["transport_errors"] == 0
     assert report["files_left"] == 0 and report["redis_keys_left"] == 0 and report["objects_left"] == 0
     assert object_keys(s3_endpoint, s3_bucket) == []
