@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from api import batches, capabilities, health, jobs, observability, openapi, page, seed
 from api.auth import ApiKeyMiddleware
 from api.errors import EXCEPTION_HANDLERS
-from api.intake import QueueDepth
+from api.intake import Carrying, QueueDepth
 from api.limits import RequestBudget
 from api.observability import ObservabilityMiddleware
 from api.services import Services
@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> Starlette:
             # registers the sweep again.
             log.warning("could not register the periodic sweep: %s", exc)
         try:
-            yield {"services": Services(settings, redis, async_redis, events, QueueDepth())}
+            yield {"services": Services(settings, redis, async_redis, events, QueueDepth(), Carrying())}
         finally:
             listener.cancel()
             # Bounded: a shutdown must never hang on the subscription.

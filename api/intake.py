@@ -6,6 +6,8 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis import Redis
@@ -58,6 +60,25 @@ async def admit(connection: AsyncRedis, settings: Settings, who: str, depth: Que
     await check_rate(connection, settings, who)
     if await depth.full(connection, settings.max_queued):
         raise QueueFull()
+
+
+class Carrying:
+    """How many uploads of this API process wait with their bytes carried through Redis."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[bool]:
+        """Whether the upload waiting in the block may be carried (names.CARRY_MAX_WAITING)."""
+        if self.count >= names.CARRY_MAX_WAITING:
+            yield False
+            return
+        self.count += 1
+        try:
+            yield True
+        finally:
+            self.count -= 1
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from api.downloads import input_response, result_response
 from api.params import MAX_WAIT_SECONDS, Accepted, Fields
 from api.services import services
 from filestore import blobs
-from shared import callbacks, jobs, storage
+from shared import callbacks, jobs, names, storage
 from shared.errors import BadOption, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
 from shared.resources import job_resource as resource
@@ -209,15 +209,18 @@ async def create_job(request: Request) -> Response:
     """
     seconds = parse_wait(params.query(request, params.JOB_UPLOAD))
     image = prefers_image(request.headers.get("accept", ""))
+    carried = False
     if seconds:
         job_id = storage.new_job_id()
-        waiting = intake.Waiting(seconds, image)
-        upload = submit_upload(request, params.JOB_UPLOAD, job_id=job_id, waiting=waiting)
-        job = await wait_for_job(request, job_id, seconds, upload)
+        with services(request).carrying.slot() as carried:
+            waiting = intake.Waiting(seconds, image) if carried else None
+            upload = submit_upload(request, params.JOB_UPLOAD, job_id=job_id, waiting=waiting)
+            job = await wait_for_job(request, job_id, seconds, upload)
     else:
         job = await submit_upload(request, params.JOB_UPLOAD)
     if job.status is JobStatus.FINISHED and image:
-        return await output_answer(request, job, carried=bool(seconds))
+        carried = carried and job.input.bytes <= names.CARRY_MAX_BYTES
+        return await output_answer(request, job, carried)
     status = 200 if job.status.is_terminal else 202
     headers = {"Location": job_url(job.id), "Vary": "Accept"}
     return JSONResponse(resource(job), status_code=status, headers=headers)

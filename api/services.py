@@ -8,7 +8,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from starlette.requests import Request
 
-from api.intake import QueueDepth
+from api.intake import Carrying, QueueDepth
 from api.waiting import JobEvents
 from shared.settings import Settings
 
@@ -25,6 +25,8 @@ class Services:
     events: JobEvents
     #: The queue's length for admission checks, read from Redis when it matters.
     queue_depth: QueueDepth
+    #: The waiting uploads whose bytes go through Redis (`api.intake.carry`).
+    carrying: Carrying
 
 
 def services(request: Request) -> Services:

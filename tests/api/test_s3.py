@@ -67,20 +67,21 @@ def test_files_live_in_the_bucket_and_come_back_through_the_api(
 
 
 def upload_waiting(
-    client: TestClient, connection: redis.Redis, accept: str
-) -> tuple[threading.Thread, list[httpx.Response]]:
-    """A photo uploaded with ?wait=20 from another thread, once its job is queued; its answer
-    lands in the list when the thread ends."""
+    client: TestClient, connection: redis.Redis, accept: str, count: int = 1
+) -> tuple[list[threading.Thread], list[httpx.Response]]:
+    """Photos uploaded with ?wait=20, each from a thread of its own, once their jobs are queued;
+    the answers land in the list as the threads end."""
     answers: list[httpx.Response] = []
     headers = {"content-type": "image/jpeg", "accept": accept}
 
     def send() -> None:
         answers.append(client.post("/v1/jobs?wait=20", content=images.jpeg(), headers=headers))
 
-    waiting = threading.Thread(target=send, daemon=True)
-    waiting.start()
-    assert eventually(lambda: len(Queue(names.QUEUE, connection=connection)) == 1, 10)
-    return waiting, answers
+    threads = [threading.Thread(target=send, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    assert eventually(lambda: len(Queue(names.QUEUE, connection=connection)) == count, 10)
+    return threads, answers
 
 
 @pytest.mark.parametrize("accept", ["image/*", "application/json"])
@@ -92,7 +93,7 @@ def test_a_waited_small_upload_goes_through_redis_besides_the_bucket(
     s3_bucket: str,
     run_jobs: RunJobs,
 ) -> None:
-    waiting, answers = upload_waiting(client, connection, accept)
+    [waiting], answers = upload_waiting(client, connection, accept)
     [carried] = connection.keys("imgpress:carried:*")
     job_id = carried.decode().split(":")[2]
     assert carried.decode() == names.carried_key(job_id, "input")
@@ -117,13 +118,27 @@ def test_a_waited_small_upload_goes_through_redis_besides_the_bucket(
 def test_a_waited_job_deleted_before_it_runs_leaves_no_bytes_in_redis(
     client: TestClient, connection: redis.Redis, s3_endpoint: str, s3_bucket: str, run_jobs: RunJobs
 ) -> None:
-    waiting, answers = upload_waiting(client, connection, "image/*")
+    [waiting], answers = upload_waiting(client, connection, "image/*")
     [carried] = connection.keys("imgpress:carried:*")
     assert client.delete(f"/v1/jobs/{carried.decode().split(':')[2]}").status_code == 204
     waiting.join(30)
     assert answers[0].status_code == 410
     run_jobs()
     assert connection.keys("imgpress:carried:*") == [] and object_keys(s3_endpoint, s3_bucket) == []
+
+
+def test_an_api_process_carries_a_bounded_number_of_waiting_uploads(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(names, "CARRY_MAX_WAITING", 2)
+    threads, answers = upload_waiting(client, connection, "image/*", count=3)
+    assert len(connection.keys("imgpress:carried:*")) == 2
+    run_jobs()
+    for thread in threads:
+        thread.join(30)
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert all(answer.headers["content-type"] == "image/jpeg" for answer in answers)
+    assert connection.keys("imgpress:carried:*") == []
 
 
 def test_uploads_nobody_waits_for_and_large_ones_go_through_the_bucket_only(
