@@ -1,7 +1,7 @@
 // The rows: one per file, in drops, each paired with its job by id; repainted once per frame,
 // summarised in one polite live region, and remembered across reloads.
 
-import { download, objectUrl } from "./client.js";
+import { ApiError, download, objectUrl } from "./client.js";
 import { save } from "./store.js";
 import { bytes, sizes, warnings } from "./words.js";
 
@@ -126,7 +126,7 @@ function render(row) {
     const name = job.input.filename;
     actions.append(
       button("Compare", () => handlers.compare(row), `Compare ${name}`),
-      button("Download", () => download(job.links.result, name).catch(handlers.fail), `Download ${name}`),
+      button("Download", () => download(job.links.result, name).catch((error) => goneOr(row, error)), `Download ${name}`),
     );
   } else if (row.state === "lost" && (row.file || job)) {
     actions.append(button("Retry", () => handlers.retry(row), `Retry ${row.name}`));
@@ -134,6 +134,18 @@ function render(row) {
     // e.g. a size it cannot fit: change the options above, then send the file again.
     actions.append(button("Try again", () => handlers.again(row), `Try ${row.name} again with the options above`));
   }
+}
+
+// A download the server answers 404 or 410 (the job expired or was deleted meanwhile) makes its row gone.
+function goneOr(row, error) {
+  if (!(error instanceof ApiError) || ![404, 410].includes(error.status)) {
+    handlers.fail(error);
+    return;
+  }
+  byJob.delete(row.job.id);
+  row.job = null;
+  setState(row, "gone", GONE);
+  remember();
 }
 
 // A row without its file (after a reload) shows the server's copy, fetched (with the key) once it

@@ -8,7 +8,7 @@ import os
 import signal
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,21 @@ def zip_names(page: Any, drop: Any, tmp_path: Path) -> list[str]:
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None
         return sorted(archive.namelist())
+
+
+def passing_first(count: int) -> Callable[[Any], None]:
+    """A route handler that lets the first `count` requests through and makes the others fail."""
+    seen = 0
+
+    def handle(route: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen <= count:
+            route.continue_()
+        else:
+            route.abort()
+
+    return handle
 
 
 def test_a_reload_brings_back_every_drop_as_it_was(page: Any, stack: Stack, tmp_path: Path) -> None:
@@ -177,28 +192,64 @@ def test_a_reload_brings_back_every_drop_as_it_was(page: Any, stack: Stack, tmp_
     expect(page.locator(".row")).to_have_count(7)
 
 
-def test_expired_results_say_they_are_gone(
+def test_expired_results_and_files_not_yet_sent_after_a_reload(
     browser: Any, redis_databases: DatabasePool, tmp_path: Path
 ) -> None:
-    for short in running_stack(redis_databases, tmp_path, retention_seconds=3):
+    # One file per batch, kept 10 s: a drop of three images goes in three parts, soon expired.
+    for short in running_stack(redis_databases, tmp_path, retention_seconds=10, max_batch_files=1):
         page = open_page(browser, short)
         try:
             page.goto("/")
-            expect(page.locator("#limits")).to_contain_text("kept 3 seconds")
+            expect(page.locator("#limits")).to_contain_text("kept 10 seconds")
+            page.route("**/v1/batches", passing_first(2))
             drop_files(
                 page,
-                [("one.jpg", "image/jpeg", images.jpeg()), ("notes.txt", "text/plain", NOT_AN_IMAGE)],
+                [
+                    ("one.jpg", "image/jpeg", images.jpeg()),
+                    ("two.jpg", "image/jpeg", images.jpeg()),
+                    ("notes.txt", "text/plain", NOT_AN_IMAGE),
+                    ("three.jpg", "image/jpeg", images.jpeg()),
+                ],
             )
-            expect(rows(page).first).to_have_attribute("data-state", "finished")
-            job = f"{short.url}/v1/jobs/{rows(page).first.get_attribute('data-job')}"
-            assert eventually(lambda url=job: httpx.get(url).status_code == 410)
+            one, two, three = rows(page).nth(0), rows(page).nth(1), rows(page).nth(3)
+            expect(one).to_have_attribute("data-state", "finished")
+            expect(two).to_have_attribute("data-state", "finished")
+            expect(three.locator(".status")).to_contain_text("Waiting for the server")
+
+            # The third file was never sent: a reload cannot send it (the page no longer has it).
             page.reload()
-            expect(rows(page).first).to_have_attribute("data-state", "gone")
-            expect(rows(page).first.locator(".status")).to_have_text(GONE)
-            refused = rows(page).nth(1).locator(".status")
-            expect(refused).to_have_text("Not sent: this is not an image (text/plain).")
-            expect(page.get_by_role("button", name="Download all (ZIP)")).to_have_count(0)
-            expect(page.locator("#totals")).to_have_text("0 of 2 done · 1 failed · 1 gone")
+            expect(one).to_have_attribute("data-state", "finished")
+            expect(two).to_have_attribute("data-state", "finished")
+            not_sent = "Not sent: the page was reloaded before this file was uploaded."
+            expect(three.locator(".status")).to_have_text(not_sent)
+            expect(three.get_by_role("button")).to_have_count(0)
+            zips = page.locator(".zips button")
+            expect(zips).to_have_text(["Download part 1 of 3 (ZIP)", "Download part 2 of 3 (ZIP)"])
+            page.unroute("**/v1/batches")
+
+            # Expired while the page is open: a download says the file is gone.
+            for row in (one, two):
+                job = f"{short.url}/v1/jobs/{row.get_attribute('data-job')}"
+                assert eventually(lambda url=job: httpx.get(url).status_code == 410, seconds=30)
+            two.get_by_role("button", name="Download two.jpg").click()
+            expect(two).to_have_attribute("data-state", "gone")
+            expect(two.locator(".status")).to_have_text(GONE)
+            expect(page.locator("#alert")).to_be_hidden()
+
+            # After a reload, every expired job says so; the drop keeps what else it said.
+            page.reload()
+            for row in (one, two):
+                expect(row).to_have_attribute("data-state", "gone")
+                expect(row.locator(".status")).to_have_text(GONE)
+            expect(rows(page).nth(2).locator(".status")).to_have_text(
+                "Not sent: this is not an image (text/plain)."
+            )
+            expect(three.locator(".status")).to_have_text(not_sent)
+            expect(zips).to_have_count(0)
+            expect(page.locator("#totals")).to_have_text("0 of 4 done · 1 failed · 1 lost · 2 gone")
+            expect(page.get_by_role("button", name="Clear all (deletes them on the server)")).to_be_hidden()
+            shot(page, "09-expired")
+            # The server keeps nothing of the drop any more: it is not shown again.
             page.reload()
             expect(page.locator("#totals")).to_have_text("No files yet.")
         finally:
