@@ -2,13 +2,13 @@
 // size, one row per file paired with its job by position, live status over SSE that survives a
 // lost server, results kept across reloads, downloads and the compare view.
 
-import { ApiError, apiKey, download, follow, json, request, setApiKey, sleep, upload } from "./client.js";
+import { ApiError, apiKey, follow, json, request, setApiKey, sleep, upload } from "./client.js";
 import { openCompare } from "./compare.js";
 import {
-  adopt, applyJob, button, byJob, handlers, isPending, makeRow, paint, remember, resetTotals, rows, setState,
-  showTotals, unread,
+  addZip, adopt, applyJob, byJob, compactIf, forgetAll, handlers, isPending, makeDrop, makeRow, paint, remember,
+  restoreDrop, rows, setState, unread,
 } from "./rows.js";
-import { save, saved } from "./store.js";
+import { saved } from "./store.js";
 import { bytes, duration, formatName, megabytes } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,7 +16,6 @@ const alertBox = $("alert");
 const FIRST_RETRY_MS = 1000;
 const LAST_RETRY_MS = 8000;
 const UPLOAD_ATTEMPTS = 6;
-const COMPACT_FROM = 12; // rows in one drop from which the list turns compact
 let limits = null;
 
 function showAlert(message) {
@@ -131,13 +130,15 @@ $("api-key").addEventListener("input", () => setApiKey($("api-key").value.trim()
 
 // --- persistence -----------------------------------------------------------------------------
 
-// Read what the server still keeps of the saved results; while it cannot be reached, wait.
+// Read what the server still keeps of the saved drops; while it cannot be reached, wait.
 async function restore() {
-  const entries = saved();
-  if (!entries.length) return;
-  const found = new Map();
+  const drops = saved();
+  if (!drops.length) return;
+  const jobs = new Map();
+  const batches = new Map();
   const locked = new Set(); // read with another key (or none): kept for when the key is typed
-  const batchIds = [...new Set(entries.map((entry) => entry.batch).filter(Boolean))];
+  const entries = drops.flatMap((drop) => drop.rows).filter((entry) => entry.id);
+  const batchIds = [...new Set([...drops.flatMap((drop) => drop.batches), ...entries.map((entry) => entry.batch)])];
   const read = async (id, path, take) => {
     let delay = FIRST_RETRY_MS;
     for (;;) {
@@ -156,27 +157,23 @@ async function restore() {
       }
     }
   };
+  const keep = (batch) => {
+    batches.set(batch.id, batch);
+    for (const job of batch.jobs) jobs.set(job.id, job);
+  };
   await Promise.all([
-    ...batchIds.map((id) => read(id, `/v1/batches/${id}`, (batch) => batch.jobs.forEach((job) => found.set(job.id, job)))),
-    ...entries.filter((entry) => !entry.batch).map((entry) => read(entry.id, `/v1/jobs/${entry.id}`, (job) => found.set(job.id, job))),
+    ...batchIds.filter(Boolean).map((id) => read(id, `/v1/batches/${id}`, keep)),
+    ...entries.filter((entry) => !entry.batch).map((entry) => read(entry.id, `/v1/jobs/${entry.id}`, (job) => jobs.set(job.id, job))),
   ]);
   connection.back();
-  unread.push(...entries.filter((entry) => locked.has(entry.batch || entry.id)));
+  const isLocked = (drop) =>
+    drop.batches.some((id) => locked.has(id)) || drop.rows.some((entry) => locked.has(entry.batch || entry.id));
+  unread.push(...drops.filter(isLocked));
   if (locked.size) showAlert("Some earlier results need this server's API key: enter it and reload.");
-  const section = newSection("Earlier results (kept on the server for a while)");
-  const list = section.querySelector(".rows");
-  for (const entry of entries) {
-    const job = found.get(entry.id);
-    if (!job) continue;
-    const row = makeRow(entry.name);
-    list.append(row.element);
-    adopt(row, job, entry.batch);
-  }
+  for (const drop of [...drops].reverse()) if (!isLocked(drop)) restoreDrop(drop, jobs, batches);
   remember();
-  compactIf(section);
-  for (const id of batchIds) watchBatch(id);
+  for (const id of batches.keys()) watchBatch(id);
   for (const row of rows) if (!row.batch && isPending(row)) watchJob(row);
-  if (!section.querySelector(".row")) section.remove();
 }
 
 async function clearAll() {
@@ -190,18 +187,8 @@ async function clearAll() {
     }
   };
   await Promise.all([1, 2, 3, 4].map(deleteNext));
-  for (const row of rows) {
-    const thumb = row.element.querySelector(".thumb");
-    if (thumb.src.startsWith("blob:")) URL.revokeObjectURL(thumb.src);
-  }
-  rows.length = 0;
-  unread.length = 0;
-  byJob.clear();
-  $("batches").replaceChildren();
-  save([]);
+  forgetAll();
   $("clear").disabled = false;
-  resetTotals();
-  showTotals();
 }
 $("clear").addEventListener("click", () => clearAll().catch(fail));
 
@@ -309,19 +296,6 @@ async function watchJob(row) {
 
 let uploads = Promise.resolve();
 
-function newSection(title) {
-  const section = document.createElement("section");
-  section.className = "batch";
-  section.innerHTML = `<div class="batch-head"><h3></h3><span class="zips"></span></div><ul class="rows"></ul>`;
-  section.querySelector("h3").textContent = title;
-  $("batches").prepend(section);
-  return section;
-}
-
-function compactIf(section) {
-  section.querySelector(".rows").classList.toggle("compact", section.querySelectorAll(".row").length >= COMPACT_FROM);
-}
-
 // A file the server would refuse, refused here before any byte is sent; null if it may go.
 function refusedHere(file) {
   if (file.size === 0) return null; // the server says why, per file
@@ -338,12 +312,11 @@ function addFiles(files) {
   if (!files.length) return;
   showAlert("");
   const options = chosenOptions();
-  const section = newSection(`${files.length} file${files.length > 1 ? "s" : ""}`);
-  const list = section.querySelector(".rows");
+  const drop = makeDrop(`${files.length} file${files.length > 1 ? "s" : ""}`);
   const fragment = document.createDocumentFragment();
   const sendable = [];
   for (const file of files) {
-    const row = makeRow(file.name, file, limits ? limits.max_upload_bytes : Infinity);
+    const row = makeRow(drop, file.name, file, limits ? limits.max_upload_bytes : Infinity);
     fragment.append(row.element);
     const refusal = refusedHere(file);
     if (refusal) setState(row, "failed", refusal);
@@ -352,18 +325,18 @@ function addFiles(files) {
       sendable.push(row);
     }
   }
-  list.append(fragment);
-  compactIf(section);
+  drop.element.querySelector(".rows").append(fragment);
+  compactIf(drop);
   const size = limits ? limits.max_batch_files : 50;
-  section.dataset.groups = String(Math.ceil(sendable.length / size));
+  drop.groups = Math.ceil(sendable.length / size);
   for (let start = 0; start < sendable.length; start += size) {
     const group = sendable.slice(start, start + size);
-    uploads = uploads.then(() => sendBatch(group, options, section)).catch(fail);
+    uploads = uploads.then(() => sendBatch(group, options, drop)).then(remember).catch(fail);
   }
 }
 
-// zip: whether the drop's section offers the batch's archive (not for one file sent again).
-async function sendBatch(group, options, section, zip = true) {
+// zip: whether the drop offers the batch's archive (not for one file sent again).
+async function sendBatch(group, options, drop, zip = true) {
   let delay = FIRST_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     const form = new FormData();
@@ -397,12 +370,12 @@ async function sendBatch(group, options, section, zip = true) {
       return;
     }
     connection.back();
+    if (zip && batch.jobs.length) addZip(drop, batch);
     for (const job of batch.jobs) adopt(group[job.index], job, batch.id);
     for (const item of batch.rejected) {
       group[item.index].progress = null;
       setState(group[item.index], "failed", `Not accepted: ${item.error.message}`);
     }
-    if (zip && batch.jobs.length) addZip(section, batch);
     watchBatch(batch.id);
     return;
   }
@@ -416,13 +389,6 @@ function showProgress(group, sent) {
     row.words = row.progress >= 1 ? "Uploaded, checking…" : `Uploading ${Math.round(row.progress * 100)}%`;
     paint(row);
   }
-}
-
-function addZip(section, batch) {
-  const zips = section.querySelector(".zips");
-  const groups = Number(section.dataset.groups || 1);
-  const label = groups > 1 ? `Download part ${zips.childElementCount + 1} of ${groups} (ZIP)` : "Download all (ZIP)";
-  zips.append(button(label, () => download(batch.links.archive, "imgpress.zip").catch(fail)));
 }
 
 async function retry(row) {
@@ -450,8 +416,7 @@ function resend(row) {
   if (row.job) byJob.delete(row.job.id);
   row.job = null;
   setState(row, "waiting", "Waiting to upload");
-  const section = row.element.closest(".batch");
-  uploads = uploads.then(() => sendBatch([row], chosenOptions(), section, false)).catch(fail);
+  uploads = uploads.then(() => sendBatch([row], chosenOptions(), row.drop, false)).then(remember).catch(fail);
 }
 
 // --- compare ---------------------------------------------------------------------------------

@@ -128,9 +128,10 @@ export function attachmentName(disposition) {
   return plain ? plain[1] : "";
 }
 
-// Fetch a file with the key and hand it to the browser as a download.
+// Fetch a file with the key and hand it to the browser as a download. Always asked of the server
+// (a copy kept for a thumbnail costs a 304): a file it deleted is not handed out as if it were there.
 export async function download(path, fallbackName) {
-  const response = await request(path);
+  const response = await request(path, { cache: "no-cache" });
   const url = URL.createObjectURL(await response.blob());
   const link = document.createElement("a");
   link.href = url;

@@ -1,19 +1,26 @@
-// Results that survive a reload: the job ids (and their batch) of this browser's rows, kept in
-// localStorage for as long as the server keeps the jobs.
+// Results that survive a reload: each drop's title, batches and rows (a row's job id, or what it
+// said when it has none), kept in localStorage while the server keeps a job of the drop.
 
 const KEY = "imgpress.results";
 
+// [{title, groups, batches: [id], rows: [{name, id, batch} | {name, state, words}]}], oldest first.
 export function saved() {
   try {
-    const entries = JSON.parse(localStorage.getItem(KEY) || "[]");
-    return Array.isArray(entries) ? entries.filter((entry) => entry && typeof entry.id === "string") : [];
+    const found = JSON.parse(localStorage.getItem(KEY) || "[]");
+    if (!Array.isArray(found)) return [];
+    // Saved by an earlier page: job ids only, shown as one drop.
+    if (found.some((entry) => typeof entry?.id === "string")) {
+      const rows = found.filter((entry) => typeof entry?.id === "string");
+      const batches = [...new Set(rows.map((entry) => entry.batch).filter(Boolean))];
+      return [{ title: "Earlier results", groups: batches.length, batches, rows }];
+    }
+    return found.filter((drop) => Array.isArray(drop?.rows) && Array.isArray(drop.batches));
   } catch {
     return [];
   }
 }
 
-// entries: [{id, batch, name}] in the order the rows are shown.
-export function save(entries) {
-  if (entries.length) localStorage.setItem(KEY, JSON.stringify(entries));
+export function save(drops) {
+  if (drops.length) localStorage.setItem(KEY, JSON.stringify(drops));
   else localStorage.removeItem(KEY);
 }
