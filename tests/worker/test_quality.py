@@ -167,6 +167,28 @@ def test_blended_tables_lie_between_their_neighbours() -> None:
     assert (jpeg.blended_tables(100.0, "trellis") == jpeg.jpeg_tables(100, "trellis")).all()
 
 
+def test_blended_tables_scale_only_the_chroma_steps_by_chroma() -> None:
+    plain, scaled = jpeg.blended_tables(60.5, "trellis"), jpeg.blended_tables(60.5, "trellis", 1.18)
+    assert (scaled[0] == plain[0]).all()
+    assert (scaled[1] >= plain[1]).all() and scaled[1].sum() > 1.1 * plain[1].sum()
+
+
+@pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
+def test_max_keeps_the_fewest_bytes_over_its_chroma_scales(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = crop(PHOTOS[2])
+    pillow = io.BytesIO()
+    source.save(pillow, "JPEG", quality=75)
+    with Image.open(pillow) as decoded:
+        target = Reference(source).score(decoded) + jpeg.MATCH_MARGIN
+    found = jpeg._search(source, 75)
+    assert found.passed and found.score >= target
+    monkeypatch.setattr(jpeg, "MATCH_CHROMA", ())
+    alone = jpeg._search(source, 75)
+    # On this photo a chroma scale other than the tables' own passes in fewer bytes.
+    assert alone.chroma == 1.0 and found.chroma in (0.85, 1.18)
+    assert len(found.data) < len(alone.data)
+
+
 @pytest.mark.skipif(not PHOTOS, reason="the shared corpus (../shared/corpus/photos) is not present")
 @pytest.mark.parametrize("number", [50, 75, 90])
 def test_max_jpeg_scores_pillows_at_its_quality_number_in_fewer_bytes(tmp_path: Path, number: int) -> None:
