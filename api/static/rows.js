@@ -222,8 +222,9 @@ export function restoreDrop(saved, jobs) {
   for (const entry of saved.rows) {
     const row = makeRow(drop, entry.name);
     row.size = entry.size ?? null;
-    // Saved by an earlier page: a row's part is its batch's place in the drop.
-    row.part = entry.part ?? Math.max(0, saved.batches.indexOf(entry.batch));
+    // Saved by an earlier page: a row's part is its batch's place in the drop, else the first.
+    const place = saved.batches.indexOf(entry.batch);
+    row.part = entry.part ?? (place >= 0 && place < saved.groups ? place : 0);
     list.append(row.element);
     if (jobs.has(entry.id)) pair(row, jobs.get(entry.id), entry.batch);
     else if (entry.id) setState(row, "gone", GONE);
