@@ -59,6 +59,7 @@ routes = [
     Route("/v1/batches/{batch_id}", batches.delete_batch, methods=["DELETE"]),
     Route("/v1/batches/{batch_id}/events", batches.batch_events, methods=["GET"]),
     Route("/v1/batches/{batch_id}/archive", batches.get_archive, methods=["GET"]),
+    Route("/v1/archive", batches.get_jobs_archive, methods=["GET"]),
     Route("/upload", seed.upload, methods=["POST"]),
     Route("/task/{task_id}", seed.task, methods=["GET"]),
     Route("/download/{task_id}", seed.download, methods=["GET"]),

@@ -1,8 +1,9 @@
-"""The ZIP of a batch's finished outputs, streamed as it is written (zipstream-ng), never built in memory."""
+"""The ZIP of finished outputs (a batch's, or jobs named one by one), streamed as it is written
+(zipstream-ng), never built in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from starlette.responses import StreamingResponse
 from zipstream import ZIP_STORED, ZipStream
@@ -34,7 +35,7 @@ def entry_names(members: list[Job]) -> list[str]:
     return names
 
 
-def finished(members: list[Job | None], store: Blobs) -> list[Job]:
+def finished(members: Iterable[Job | None], store: Blobs) -> list[Job]:
     """The jobs whose output is there to be archived."""
     return [
         job

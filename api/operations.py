@@ -146,6 +146,19 @@ OPERATIONS: dict[Endpoint, Operation] = {
         (*_BATCH_LOOKUP_ERRORS, errors.JobNotFinished),
         parameters=[path_parameter("batch_id")],
     ),
+    batches.get_jobs_archive: Operation(
+        {
+            200: {
+                "description": (
+                    "A ZIP of the named jobs' finished outputs, streamed; a job that is not yours, unknown,"
+                    " not finished, expired or deleted is left out."
+                ),
+                "content": {"application/zip": {"schema": schemas.BINARY}},
+            }
+        },
+        (errors.BadOption, errors.JobNotFinished, errors.ServiceUnavailable, errors.Overloaded),
+        accepted=params.ARCHIVE,
+    ),
     observability.metrics: Operation(
         {
             200: {

@@ -52,6 +52,13 @@ CALLBACK_URL = Param(
     "batch) has ended.",
     {"type": "string", "format": "uri"},
 )
+ARCHIVE_JOB = Param(
+    "job",
+    "A job id whose finished output goes into the ZIP; repeat it for each job, in the order wanted.",
+    {"type": "array", "items": {"type": "string"}},
+    (QUERY,),
+    required=True,
+)
 #: The original app's quality field: required, a whole number from 20 to 100.
 TUTORIAL_QUALITY = Param(
     "quality",
@@ -90,6 +97,8 @@ TUTORIAL_UPLOAD = Accepted(
 )
 #: Reads ignore names they do not know: a cache-busting `?t=` must not break a GET.
 JOB_READ = Accepted((WAIT,), strict=False)
+#: An archive of named jobs: `job`, repeated.
+ARCHIVE = Accepted((ARCHIVE_JOB,), strict=False)
 
 
 class UndeclaredParameter(LookupError):
@@ -135,6 +144,13 @@ def read(accepted: Accepted, query: Mapping[str, str], form: Mapping[str, str] |
         if form is not None:
             refuse_unknown(accepted, FORM, form)
     return Fields({**query, **(form or {})}, accepted)
+
+
+def query_list(request: Request, accepted: Accepted, param: Param) -> list[str]:
+    """Every value of a repeated query parameter the route declares, in the order sent."""
+    if not accepted.takes(param):
+        raise UndeclaredParameter(f"{param.name!r} is read but not declared for this route in api.params")
+    return request.query_params.getlist(param.name)
 
 
 def query(request: Request, accepted: Accepted) -> Fields:

@@ -79,6 +79,7 @@ def query_parameters(accepted: Accepted) -> list[JSON]:
     """The route's query parameters (options, `wait`, `callback_url`, ...), as api.params declares them."""
     return [
         {"name": p.name, "in": "query", "description": p.description, "schema": p.schema}
+        | ({"required": True} if p.required else {})
         for p in accepted.params
         if QUERY in p.places
     ]

@@ -1,10 +1,11 @@
 """Driving the web page in Debian's Chromium with Playwright: launching it, opening the page,
-dropping files as a user does, reading rows and jobs, scanning with axe-core, screenshots."""
+dropping files as a user does, reading rows, jobs and archives, scanning with axe-core, screenshots."""
 
 from __future__ import annotations
 
 import base64
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,16 @@ def scan(page: Any) -> list[dict[str, Any]]:
         for v in found
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def zip_entries(page: Any, drop: Any, path: Path, button: str = "Download all (ZIP)") -> list[str]:
+    """Download a drop's archive with its button, as the user does; the entries' names, in order."""
+    with page.expect_download() as download:
+        drop.get_by_role("button", name=button).click()
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return archive.namelist()
 
 
 def api_job(stack: Stack, job_id: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 import { ApiError, apiKey, follow, json, request, setApiKey, sleep, upload } from "./client.js";
 import { openCompare } from "./compare.js";
 import {
-  addZip, adopt, applyJob, byJob, compactIf, forgetAll, handlers, isPending, makeDrop, makeRow, paint, remember,
+  adopt, applyJob, byJob, compactIf, forgetAll, handlers, isPending, makeDrop, makeRow, paint, remember,
   restoreDrop, rows, setState, unread,
 } from "./rows.js";
 import { saved } from "./store.js";
@@ -170,7 +170,7 @@ async function restore() {
     drop.batches.some((id) => locked.has(id)) || drop.rows.some((entry) => locked.has(entry.batch || entry.id));
   unread.push(...drops.filter(isLocked));
   if (locked.size) showAlert("Some earlier results need this server's API key: enter it and reload.");
-  for (const drop of [...drops].reverse()) if (!isLocked(drop)) restoreDrop(drop, jobs, batches);
+  for (const drop of [...drops].reverse()) if (!isLocked(drop)) restoreDrop(drop, jobs);
   remember();
   for (const id of batches.keys()) watchBatch(id);
   for (const row of rows) if (!row.batch && isPending(row)) watchJob(row);
@@ -331,12 +331,12 @@ function addFiles(files) {
   drop.groups = Math.ceil(sendable.length / size);
   for (let start = 0; start < sendable.length; start += size) {
     const group = sendable.slice(start, start + size);
+    for (const row of group) row.part = start / size;
     uploads = uploads.then(() => sendBatch(group, options, drop)).then(remember).catch(fail);
   }
 }
 
-// zip: whether the drop offers the batch's archive (not for one file sent again).
-async function sendBatch(group, options, drop, zip = true) {
+async function sendBatch(group, options, drop) {
   let delay = FIRST_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     const form = new FormData();
@@ -370,7 +370,7 @@ async function sendBatch(group, options, drop, zip = true) {
       return;
     }
     connection.back();
-    if (zip && batch.jobs.length) addZip(drop, batch);
+    drop.batches.push(batch.id);
     for (const job of batch.jobs) adopt(group[job.index], job, batch.id);
     for (const item of batch.rejected) {
       group[item.index].progress = null;
@@ -416,7 +416,7 @@ function resend(row) {
   if (row.job) byJob.delete(row.job.id);
   row.job = null;
   setState(row, "waiting", "Waiting to upload");
-  uploads = uploads.then(() => sendBatch([row], chosenOptions(), row.drop, false)).then(remember).catch(fail);
+  uploads = uploads.then(() => sendBatch([row], chosenOptions(), row.drop)).then(remember).catch(fail);
 }
 
 // --- compare ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ export function isPending(row) {
   return ["uploading", "waiting", "queued", "started"].includes(row.state);
 }
 
-// A drop's section: its title, its archives (one per batch of `groups`), its rows. An earlier
+// A drop's section: its title, its archives (one per part of `groups`), its rows. An earlier
 // drop (restored after a reload) goes below the others, however soon a new one was made.
 export function makeDrop(title, groups = 1, earlier = false) {
   const element = document.createElement("section");
@@ -45,12 +45,27 @@ export function compactIf(drop) {
   list.classList.toggle("compact", list.childElementCount >= COMPACT_FROM);
 }
 
-export function addZip(drop, batch) {
-  if (!drop.batches.includes(batch.id)) drop.batches.push(batch.id);
-  const part = drop.batches.indexOf(batch.id) + 1;
-  const label = drop.groups > 1 ? `Download part ${part} of ${drop.groups} (ZIP)` : "Download all (ZIP)";
+// A drop's archives, one per part (the files sent in one batch): each offered once a row of
+// that part has finished, and holding what its rows show, a row sent again included.
+function showZips(drop) {
   const zips = drop.element.querySelector(".zips");
-  zips.append(button(label, () => download(batch.links.archive, "imgpress.zip").catch(handlers.fail)));
+  const done = rows.filter((row) => row.drop === drop && row.state === "finished");
+  for (let part = 0; part < drop.groups; part++) {
+    const offered = done.some((row) => row.part === part);
+    const shown = zips.querySelector(`[data-part="${part}"]`);
+    if (offered && !shown) {
+      const label = drop.groups > 1 ? `Download part ${part + 1} of ${drop.groups} (ZIP)` : "Download all (ZIP)";
+      const zip = button(label, () => downloadPart(drop, part));
+      zip.dataset.part = part;
+      zips.insertBefore(zip, [...zips.children].find((other) => Number(other.dataset.part) > part) ?? null);
+    } else if (!offered && shown) shown.remove();
+  }
+}
+
+function downloadPart(drop, part) {
+  const done = rows.filter((row) => row.drop === drop && row.part === part && row.state === "finished");
+  const query = done.map((row) => `job=${row.job.id}`).join("&");
+  download(`/v1/archive?${query}`, "imgpress.zip").catch(handlers.fail);
 }
 
 // maxBytes: the server's upload limit; a file over it gets no thumbnail (it is never sent).
@@ -77,7 +92,7 @@ export function makeRow(drop, name, file = null, maxBytes = Infinity) {
     thumb.src = URL.createObjectURL(file);
   }
   const size = file ? file.size : null;
-  const row = { name, file, size, drop, element, job: null, batch: null, state: "", words: "", progress: null };
+  const row = { name, file, size, drop, part: 0, element, job: null, batch: null, state: "", words: "", progress: null };
   rows.push(row);
   return row;
 }
@@ -99,6 +114,7 @@ export function paint(row) {
 function flush() {
   frame = 0;
   for (const row of dirty) render(row);
+  for (const drop of new Set([...dirty].map((row) => row.drop))) showZips(drop);
   dirty.clear();
   showTotals();
 }
@@ -198,21 +214,22 @@ export function adopt(row, job, batchId) {
   remember();
 }
 
-// Show a drop saved before a reload, with the jobs and batches (by id) the server still has; the
-// newest first.
-export function restoreDrop(saved, jobs, batches) {
+// Show a drop saved before a reload, with the jobs (by id) the server still has; the newest first.
+export function restoreDrop(saved, jobs) {
   const drop = makeDrop(saved.title, saved.groups, true);
   drop.batches = [...saved.batches];
   const list = drop.element.querySelector(".rows");
   for (const entry of saved.rows) {
     const row = makeRow(drop, entry.name);
     row.size = entry.size ?? null;
+    // Saved by an earlier page: a row's part is its batch's place in the drop, else the first.
+    const place = saved.batches.indexOf(entry.batch);
+    row.part = entry.part ?? (place >= 0 && place < saved.groups ? place : 0);
     list.append(row.element);
     if (jobs.has(entry.id)) pair(row, jobs.get(entry.id), entry.batch);
     else if (entry.id) setState(row, "gone", GONE);
     else setState(row, entry.state, entry.words);
   }
-  for (const id of drop.batches) if (batches.get(id)?.jobs.length) addZip(drop, batches.get(id));
   compactIf(drop);
 }
 
@@ -282,7 +299,7 @@ export function remember() {
 
 // A file not sent by now never will be: the page loses it on a reload.
 function saving(row) {
-  if (row.job) return { name: row.name, id: row.job.id, batch: row.batch };
+  if (row.job) return { name: row.name, id: row.job.id, batch: row.batch, part: row.part };
   if (isPending(row)) return { name: row.name, state: "lost", words: NOT_SENT };
   return { name: row.name, size: row.size, state: row.state, words: row.words };
 }

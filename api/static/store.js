@@ -3,7 +3,7 @@
 
 const KEY = "imgpress.results";
 
-// [{title, groups, batches: [id], rows: [{name, id, batch} | {name, state, words}]}], oldest first.
+// [{title, groups, batches: [id], rows: [{name, id, batch, part} | {name, state, words}]}], oldest first.
 export function saved() {
   try {
     const found = JSON.parse(localStorage.getItem(KEY) || "[]");

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import redis
+from PIL import Image
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -175,3 +176,56 @@ def test_the_batch_record_expires_with_its_jobs(
     assert connection.ttl(key) > settings.retention_seconds
     run_jobs()
     assert 0 < connection.ttl(key) <= settings.retention_seconds + 1
+
+
+def test_an_archive_of_named_jobs_holds_their_finished_outputs_in_order(
+    client: TestClient, run_jobs: RunJobs
+) -> None:
+    noise = images.encode(Image.effect_noise((160, 120), 60).convert("RGB"), "PNG")
+    first = post_batch(client, [("cafe\u0301.jpg", images.jpeg()), ("noise.png", noise)], max_bytes="100")
+    logo = images.png_with_alpha()
+    second = post_batch(client, [('say "cheese".jpg', images.jpeg(80)), ("logo.png", logo)])
+    again = post_batch(client, [("noise.png", noise)])
+    jobs = [*first["jobs"], *second["jobs"], *again["jobs"]]
+    wanted = [jobs[3]["id"], jobs[1]["id"], jobs[4]["id"], jobs[2]["id"]]
+    query = "&".join(f"job={job_id}" for job_id in wanted)
+    assert client.get(f"/v1/archive?{query}").status_code == 409
+    run_jobs()
+    # The failed job is left out, and so are an unknown id, a malformed one and a repeat.
+    response = client.get(f"/v1/archive?{query}&job={'0' * 32}&job=../x&job={wanted[0]}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == f'attachment; filename="imgpress-{wanted[0][:8]}.zip"'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.namelist() == ["logo.png", "noise.png", 'say "cheese".jpg']
+        for job_id, name in zip([wanted[0], wanted[2], wanted[3]], archive.namelist(), strict=True):
+            assert archive.read(name) == client.get(f"/v1/jobs/{job_id}/result").content
+    failed = client.get(f"/v1/archive?job={first['jobs'][1]['id']}")
+    assert failed.status_code == 409
+    assert failed.json()["error"]["message"] == "None of these jobs has a finished image to download."
+
+
+def test_an_archive_names_between_one_job_and_a_batch_s_worth(settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, max_batch_files=2))) as client:
+        response = client.get("/v1/archive")
+        assert response.status_code == 400
+        assert response.json()["error"]["message"] == "Name the jobs to archive: ?job={id}&job={id}."
+        ids = "&".join(f"job={n:032x}" for n in range(3))
+        response = client.get(f"/v1/archive?{ids}")
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert message == "At most 2 jobs per archive; ask for the others in another."
+
+
+def test_an_archive_leaves_out_another_key_s_jobs(settings: Settings, run_jobs: RunJobs) -> None:
+    with TestClient(create_app(replace(settings, api_keys=("alice-key", "bob-key")))) as client:
+        alice = {"Authorization": "Bearer alice-key"}
+        bob = {"Authorization": "Bearer bob-key"}
+        mine = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())}, headers=alice).json()
+        theirs = client.post("/v1/jobs", files={"file": ("b.jpg", images.jpeg())}, headers=bob).json()
+        run_jobs()
+        both = f"/v1/archive?job={theirs['id']}&job={mine['id']}"
+        with zipfile.ZipFile(io.BytesIO(client.get(both, headers=alice).content)) as archive:
+            assert archive.namelist() == ["a.jpg"]
+        assert client.get(f"/v1/archive?job={theirs['id']}", headers=alice).status_code == 409
+        assert client.get(both).status_code == 401

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.browser import drop_files, open_page, rows, scan, shot
+from tests.browser import drop_files, open_page, rows, scan, shot, zip_entries
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, eventually, running_stack
 
@@ -69,13 +68,7 @@ THUMBNAILS = """[...document.querySelectorAll(".row .thumb")]
 
 
 def zip_names(page: Any, drop: Any, tmp_path: Path) -> list[str]:
-    with page.expect_download() as download:
-        drop.get_by_role("button", name="Download all (ZIP)").click()
-    path = tmp_path / "all.zip"
-    download.value.save_as(path)
-    with zipfile.ZipFile(path) as archive:
-        assert archive.testzip() is None
-        return sorted(archive.namelist())
+    return sorted(zip_entries(page, drop, tmp_path / "all.zip"))
 
 
 def passing_first(count: int) -> Callable[[Any], None]:

@@ -1,20 +1,22 @@
 """The page in a real browser when something goes wrong: a lost or unreachable server, an API key
-it needs, a file that failed on its options and is tried again."""
+it needs, files that failed (on their options, tried again) and what a drop's archive holds then."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
 from tests import images
-from tests.browser import api_job, drop_files, open_page, rows, shot
+from tests.browser import api_job, drop_files, open_page, rows, shot, zip_entries
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
@@ -24,6 +26,21 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
+#: A decomposed accent (as macOS stores names) and quotes: the server changes both.
+ACCENTED = "cafe\u0301.png"
+QUOTED = 'say "cheese".jpg'
+
+#: The saved drops as the page before parts saved them: each row's part left out.
+FORGET_PARTS = """() => {
+    const drops = JSON.parse(localStorage.getItem("imgpress.results"));
+    for (const drop of drops) for (const row of drop.rows) delete row.part;
+    localStorage.setItem("imgpress.results", JSON.stringify(drops));
+}"""
+
+
+def noisy_photo() -> bytes:
+    """A photo of noise: no JPEG of it fits in 5 kB, while every other test image does."""
+    return images.encode(Image.effect_noise((400, 300), 80).convert("RGB"), "JPEG", quality=95)
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +147,18 @@ def test_the_key_is_asked_for_and_used_as_typed(
             page.context.close()
 
 
-def test_a_file_that_failed_on_its_options_is_tried_again_with_new_ones(page: Any, stack: Stack) -> None:
+def test_a_file_that_failed_on_its_options_is_tried_again_with_new_ones(
+    page: Any, stack: Stack, tmp_path: Path
+) -> None:
     page.goto("/")
     page.locator("#quality-auto").uncheck()
     page.locator("#quality").fill("90")
     page.locator("#max-kb").fill("1")  # no JPEG of this photo fits in 1 kB
-    noise = images.encode(Image.effect_noise((400, 300), 80).convert("RGB"), "JPEG", quality=95)
-    drop_files(page, [("noisy photo.jpg", "image/jpeg", noise)])
+    drop_files(page, [("noisy photo.jpg", "image/jpeg", noisy_photo())])
     row = rows(page).first
     expect(row).to_have_attribute("data-state", "failed")
+    zips = page.locator(".batch").first.locator(".zips button")
+    expect(zips).to_have_count(0)  # nothing to download yet
     first = api_job(stack, row.get_attribute("data-job"))
     assert first["error"]["code"] == "cannot_fit"
     again = row.get_by_role("button", name="Try noisy photo.jpg again with the options above")
@@ -149,12 +169,95 @@ def test_a_file_that_failed_on_its_options_is_tried_again_with_new_ones(page: An
     expect(row).to_have_attribute("data-state", "finished")
     second = api_job(stack, row.get_attribute("data-job"))
     assert second["id"] != first["id"] and second["options"]["max_bytes"] is None
-    # The row stays where it was; the drop still offers one archive.
+    # The row stays where it was, and its drop now offers an archive holding the new result.
     assert rows(page).count() == 1
-    expect(page.locator(".batch").first.get_by_role("button", name="Download all (ZIP)")).to_have_count(1)
+    expect(zips).to_have_text(["Download all (ZIP)"])
+    assert zip_entries(page, page.locator(".batch").first, tmp_path / "all.zip") == ["noisy photo.jpg"]
 
     # A file that is itself at fault gets no such button: no option would change its answer.
     drop_files(page, [("notes.jpg", "image/jpeg", NOT_AN_IMAGE)])
     refused = rows(page).first
     expect(refused).to_have_attribute("data-state", "failed")
     expect(refused.get_by_role("button")).to_have_count(0)
+
+
+def test_a_drop_offers_its_archive_once_one_of_its_files_has_finished(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    expect(page.locator("#limits")).to_contain_text("Up to")
+    page.locator("#max-kb").fill("5")
+    # Refused here, refused by the server, failed by the worker: nothing to download.
+    drop_files(
+        page,
+        [
+            ("notes.txt", "text/plain", NOT_AN_IMAGE),
+            ("broken.jpg", "image/jpeg", NOT_AN_IMAGE),
+            ("noisy.jpg", "image/jpeg", noisy_photo()),
+        ],
+    )
+    for position in range(3):
+        expect(rows(page).nth(position)).to_have_attribute("data-state", "failed")
+    expect(page.locator(".zips button")).to_have_count(0)
+    shot(page, "07-all-failed")
+
+    # Nothing finished yet: no archive to offer either, until the worker gets to it.
+    worker = stack.processes["worker"]
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        drop_files(page, [(QUOTED, "image/jpeg", images.jpeg())])
+        expect(rows(page).first).to_have_attribute("data-state", "queued")
+        expect(page.locator(".zips button")).to_have_count(0)
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    expect(rows(page).first).to_have_attribute("data-state", "finished")
+    expect(page.locator(".zips button")).to_have_text(["Download all (ZIP)"])
+
+
+def test_a_drop_s_archive_holds_what_its_rows_show_files_tried_again_included(
+    page: Any, stack: Stack, tmp_path: Path
+) -> None:
+    page.goto("/")
+    expect(page.locator("#limits")).to_contain_text("Up to")
+    page.locator("#max-kb").fill("5")
+    drop_files(
+        page,
+        [
+            (ACCENTED, "image/png", images.png_with_alpha()),
+            ("noisy one.jpg", "image/jpeg", noisy_photo()),
+            ("notes.txt", "text/plain", NOT_AN_IMAGE),
+            ("noisy two.jpg", "image/jpeg", noisy_photo()),
+            (QUOTED, "image/jpeg", images.jpeg()),
+        ],
+    )
+    drop = page.locator(".batch").first
+    each = drop.locator(".row")
+    for position, state in enumerate(["finished", "failed", "failed", "failed", "finished"]):
+        expect(each.nth(position)).to_have_attribute("data-state", state)
+    batch = api_job(stack, each.nth(0).get_attribute("data-job"))["batch_id"]
+
+    # Sent again as it was, a file fails again: the archive leaves it out.
+    failed_once = each.nth(1).get_attribute("data-job")
+    each.nth(1).get_by_role("button", name="Try noisy one.jpg again with the options above").click()
+    expect(each.nth(1)).not_to_have_attribute("data-job", failed_once)
+    expect(each.nth(1)).to_have_attribute("data-state", "failed")
+    # Without the size limit the other one finishes, as a job of another batch.
+    page.locator("#max-kb").fill("")
+    each.nth(3).get_by_role("button", name="Try noisy two.jpg again with the options above").click()
+    expect(each.nth(3)).to_have_attribute("data-state", "finished")
+    retried = api_job(stack, each.nth(3).get_attribute("data-job"))
+    assert retried["batch_id"] != batch
+    shot(page, "07-tried-again")
+
+    expected = ["café.png", "noisy two.jpg", 'say "cheese".jpg']
+    # As shown, after a reload, and after a reload of what an earlier page saved (no parts).
+    for attempt in ("shown", "reloaded", "saved-before"):
+        if attempt == "saved-before":
+            page.evaluate(FORGET_PARTS)
+        if attempt != "shown":
+            page.reload()
+            expect(each.nth(3)).to_have_attribute("data-state", "finished")
+        expect(drop.locator(".zips button")).to_have_text(["Download all (ZIP)"])
+        path = tmp_path / f"{attempt}.zip"
+        assert zip_entries(page, drop, path) == expected  # in the rows' order, the accent composed
+        with zipfile.ZipFile(path) as archive:
+            result = httpx.get(f"{stack.url}/v1/jobs/{retried['id']}/result").content
+            assert archive.read("noisy two.jpg") == result
