@@ -107,9 +107,11 @@ def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[
         if not start.result()[first]:
             return deleted(config, job_id)
         expires = time.time() + config.retention_seconds
+        # The upload stays in Redis only while its client waits: found gone, no one takes the output.
+        back = given is not None and "output" in carried and len(data) <= names.CARRY_MAX_BYTES
         # The waiting client hears of the end first; the metrics and log line follow.
-        back = data if "output" in carried and len(data) <= names.CARRY_MAX_BYTES else None
-        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, shared, back)
+        ended = job.finished(output, _timestamp(expires))
+        end(connection, config, ended, expires, claim, shared, data if back else None)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
 

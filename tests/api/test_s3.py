@@ -141,6 +141,19 @@ def test_an_api_process_carries_a_bounded_number_of_waiting_uploads(
     assert connection.keys("imgpress:carried:*") == []
 
 
+def test_a_client_that_stopped_waiting_before_its_job_ran_is_sent_no_output(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs
+) -> None:
+    headers = {"content-type": "image/jpeg", "accept": "image/*"}
+    answer = client.post("/v1/jobs?wait=1", content=images.jpeg(), headers=headers)
+    assert answer.status_code == 202
+    # The upload stays in Redis as long as its client waits, then the job reads the bucket's copy.
+    assert eventually(lambda: connection.keys("imgpress:carried:*") == [], 5)
+    run_jobs()
+    assert client.get(f"/v1/jobs/{answer.json()['id']}").json()["status"] == "finished"
+    assert connection.keys("imgpress:carried:*") == []
+
+
 def test_uploads_nobody_waits_for_and_large_ones_go_through_the_bucket_only(
     client: TestClient, connection: redis.Redis, run_jobs: RunJobs
 ) -> None:
@@ -187,20 +200,22 @@ def test_presigned_downloads_redirect_to_the_bucket(
         assert fetched.content == images.jpeg()
 
 
+@pytest.mark.parametrize("query", ["", "?wait=5"], ids=["queued", "carried"])
 def test_an_unreachable_bucket_refuses_uploads_with_503_and_queues_nothing(
-    settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    query: str, settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from api.app import create_app
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     unreachable = replace(settings, storage_url="s3://unreachable-bucket/x")
     with TestClient(create_app(unreachable), raise_server_exceptions=False) as client:
-        response = client.post("/v1/jobs", files={"file": ("a.jpg", images.jpeg())})
+        files = {"file": ("a.jpg", images.jpeg())}
+        response = client.post(f"/v1/jobs{query}", files=files, headers={"accept": "image/*"})
     assert response.status_code == 503 and response.headers["retry-after"]
     assert response.json()["error"]["code"] == "service_unavailable"
     assert "storage" in response.json()["error"]["message"]
     assert Queue(names.QUEUE, connection=connection).count == 0
-    assert [key for key in connection.keys("imgpress:job:*")] == []
+    assert connection.keys("imgpress:job:*") + connection.keys("imgpress:carried:*") == []
     assert leftover_files(unreachable) == []
 
 
