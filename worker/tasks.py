@@ -53,11 +53,11 @@ def _connection() -> Redis:
     return job.connection
 
 
-def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[str, Any]:
+def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     """Compress one uploaded image and record the outcome on its job.
 
-    `record` is the job's record as queued (jobs queued without it are read first); `carried`
-    names the files that go through Redis besides the bucket (`shared.jobs.Carry`). Two
+    `record` is the job's record as queued (jobs queued without it are read first); the RQ
+    job's meta names the files that go through Redis besides the bucket (`shared.jobs.Carry`). Two
     transactions: mark it started and take the lease (under ImgpressWorker, together with RQ's
     own start, and staged and sent by another thread while the image is encoded:
     `worker.handoff`); record the end, and give the lease back. The expiry is scheduled with
@@ -65,6 +65,7 @@ def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[
     """
     config = settings()
     connection = _connection()
+    carried = _carried()
     try:
         job = jobs.parse(record) if record else jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
@@ -114,6 +115,12 @@ def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[
         end(connection, config, ended, expires, claim, shared, data if back else None)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
+
+
+def _carried() -> str:
+    """Which of the current job's files are carried through Redis (`shared.jobs.Carry.kinds`)."""
+    job = get_current_job()
+    return str(job.meta.get(names.CARRIED_META, "")) if job is not None else ""
 
 
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
