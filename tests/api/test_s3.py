@@ -213,6 +213,23 @@ def test_presigned_downloads_redirect_to_the_bucket(
         assert fetched.content == images.jpeg()
 
 
+def test_a_waited_upload_is_answered_with_its_image_when_downloads_are_presigned(
+    settings: Settings, connection: redis.Redis, run_jobs: RunJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.app import create_app
+
+    # One upload carried (the bound is 1), one through the bucket only: both answer the image.
+    monkeypatch.setattr(names, "CARRY_MAX_WAITING", 1)
+    with TestClient(create_app(replace(settings, s3_presign=True)), follow_redirects=False) as client:
+        threads, answers = upload_waiting(client, connection, "image/*", count=2)
+        run_jobs()
+        for thread in threads:
+            thread.join(30)
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert [answer.content for answer in answers] == [answers[0].content] * 2
+    assert all(answer.headers["content-type"] == "image/jpeg" for answer in answers)
+
+
 @pytest.mark.parametrize("query", ["", "?wait=5"], ids=["queued", "carried"])
 def test_an_unreachable_bucket_refuses_uploads_with_503_and_queues_nothing(
     query: str, settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
