@@ -80,15 +80,22 @@ def input_response(job: Job, store: Blobs) -> Response:
 
 
 def stored_response(
-    store: Blobs, job_id: str, kind: Kind, media_type: str, headers: dict[str, str], gone: str | None = None
+    store: Blobs,
+    job_id: str,
+    kind: Kind,
+    media_type: str,
+    headers: dict[str, str],
+    gone: str | None = None,
+    redirect: bool = True,
 ) -> Response:
-    """A job's file from a remote store: a redirect to a presigned URL, or its bytes streamed.
+    """A job's file from a remote store: a redirect to a presigned URL (if the store makes them
+    and `redirect`), or its bytes streamed.
 
     JobExpired if the file is not there; given `gone` (its message), the file is looked for
     before a link to it is made: a job's input goes when the job fails, its output only with
     its record.
     """
-    link = store.link(job_id, kind, media_type, headers["Content-Disposition"])
+    link = store.link(job_id, kind, media_type, headers["Content-Disposition"]) if redirect else None
     if link is not None:
         if gone is not None and not store.exists(job_id, kind):
             raise JobExpired(gone)
@@ -117,11 +124,13 @@ def _chunks(body: Readable) -> Iterator[bytes]:
         body.close()
 
 
-def result_response(request: Request, job: Job, store: Blobs, carried: bytes | None = None) -> Response:
+def result_response(
+    request: Request, job: Job, store: Blobs, carried: bytes | None = None, redirect: bool = True
+) -> Response:
     """The output file as an attachment, or 304 if the client already has it; JobExpired if it is gone.
 
     From a remote store it blocks (a request to the bucket): run it in a thread then, unless
-    its bytes were `carried` through Redis.
+    its bytes were `carried` through Redis. `redirect`: a presigned URL may answer instead.
     """
     assert job.output is not None
     tag = etag(job)
@@ -133,7 +142,7 @@ def result_response(request: Request, job: Job, store: Blobs, carried: bytes | N
         return Response(carried, media_type=job.output.media_type, headers=headers)
     path = store.local_path(job.id, "output")
     if path is None:
-        return stored_response(store, job.id, "output", job.output.media_type, headers)
+        return stored_response(store, job.id, "output", job.output.media_type, headers, redirect=redirect)
     if job.output.bytes <= SMALL_FILE_BYTES:
         # One read from the page cache beats FileResponse's thread hops for typical outputs.
         try:

@@ -158,9 +158,12 @@ async def finished_output(request: Request, job_id: str) -> Response:
     return await output_response(request, job)
 
 
-async def output_response(request: Request, job: Job, carried: bool = False) -> Response:
+async def output_response(
+    request: Request, job: Job, carried: bool = False, redirect: bool = True
+) -> Response:
     """A finished job's output file as the response (downloads.result_response); if it was
-    `carried` through Redis for this request, from there."""
+    `carried` through Redis for this request, from there; `redirect`: a presigned URL may
+    answer instead."""
     found = services(request)
     store = blobs.store_for(found.settings)
     if store.local_path(job.id, "output") is not None:
@@ -168,7 +171,7 @@ async def output_response(request: Request, job: Job, carried: bool = False) -> 
         return result_response(request, job, store)
     if carried and (data := await jobs.take_carried_async(found.async_redis, job.id, "output")) is not None:
         return result_response(request, job, store, data)
-    return await run_in_threadpool(result_response, request, job, store)
+    return await run_in_threadpool(result_response, request, job, store, None, redirect)
 
 
 def prefers_image(accept: str) -> bool:
@@ -193,7 +196,8 @@ def prefers_image(accept: str) -> bool:
 
 async def output_answer(request: Request, job: Job, carried: bool = False) -> Response:
     """A finished job's output as the answer to its upload, the job resource in `Imgpress-Job`."""
-    response = await output_response(request, job, carried)
+    # The image itself, never a redirect: a client follows a 307 with its POST.
+    response = await output_response(request, job, carried, redirect=False)
     response.headers["Location"] = job_url(job.id)
     response.headers["Imgpress-Job"] = json.dumps(resource(job), separators=(",", ":"))
     response.headers["Vary"] = "Accept"

@@ -190,7 +190,11 @@ def leftovers(
         per_job = 0
         for job_id in ids:
             per_job += connection.exists(
-                f"imgpress:job:{job_id}", f"imgpress:lease:{job_id}", f"rq:job:{job_id}"
+                f"imgpress:job:{job_id}",
+                f"imgpress:lease:{job_id}",
+                f"rq:job:{job_id}",
+                f"imgpress:carried:{job_id}:input",
+                f"imgpress:carried:{job_id}:output",
             )
             per_job += connection.zscore("imgpress:expiry", job_id) is not None
             per_job += bool(connection.sismember("imgpress:started", job_id))

@@ -35,7 +35,7 @@ class Carry:
     output: bool
 
     def kinds(self) -> str:
-        """The compression task's `carried` argument: which of the job's files are carried."""
+        """Which of the job's files are carried: the compression task's meta (`names.CARRIED_META`)."""
         return "input,output" if self.output else "input"
 
 
@@ -75,7 +75,8 @@ def enqueue(
         names.COMPRESS_TASK,
         job.id,
         record or json.dumps(job.to_dict()),
-        *((carried,) if carried else ()),
+        # In the meta, not the arguments: a worker of an earlier release ignores it.
+        meta={names.CARRIED_META: carried} if carried else None,
         job_id=job.id,
         job_timeout=settings.job_timeout_seconds,
         result_ttl=settings.retention_seconds,

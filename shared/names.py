@@ -55,6 +55,8 @@ CARRY_OUTPUT_SECONDS = 10
 #: ... and at most this many waiting uploads of one API process at a time (Redis then holds at
 #: most this many times CARRY_MAX_BYTES for each API process).
 CARRY_MAX_WAITING = 64
+#: The key of a compression task's RQ meta that names the files it carries (`jobs.Carry.kinds`).
+CARRIED_META = "carried"
 
 
 def job_key(job_id: str) -> str:

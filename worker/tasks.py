@@ -53,11 +53,11 @@ def _connection() -> Redis:
     return job.connection
 
 
-def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[str, Any]:
+def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     """Compress one uploaded image and record the outcome on its job.
 
-    `record` is the job's record as queued (jobs queued without it are read first); `carried`
-    names the files that go through Redis besides the bucket (`shared.jobs.Carry`). Two
+    `record` is the job's record as queued (jobs queued without it are read first); the RQ
+    job's meta names the files that go through Redis besides the bucket (`shared.jobs.Carry`). Two
     transactions: mark it started and take the lease (under ImgpressWorker, together with RQ's
     own start, and staged and sent by another thread while the image is encoded:
     `worker.handoff`); record the end, and give the lease back. The expiry is scheduled with
@@ -65,6 +65,7 @@ def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[
     """
     config = settings()
     connection = _connection()
+    carried = _carried()
     try:
         job = jobs.parse(record) if record else jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
@@ -107,11 +108,19 @@ def compress(job_id: str, record: str | None = None, carried: str = "") -> dict[
         if not start.result()[first]:
             return deleted(config, job_id)
         expires = time.time() + config.retention_seconds
+        # The upload stays in Redis only while its client waits: found gone, no one takes the output.
+        back = given is not None and "output" in carried and len(data) <= names.CARRY_MAX_BYTES
         # The waiting client hears of the end first; the metrics and log line follow.
-        back = data if "output" in carried and len(data) <= names.CARRY_MAX_BYTES else None
-        end(connection, config, job.finished(output, _timestamp(expires)), expires, claim, shared, back)
+        ended = job.finished(output, _timestamp(expires))
+        end(connection, config, ended, expires, claim, shared, data if back else None)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
+
+
+def _carried() -> str:
+    """Which of the current job's files are carried through Redis (`shared.jobs.Carry.kinds`)."""
+    job = get_current_job()
+    return str(job.meta.get(names.CARRIED_META, "")) if job is not None else ""
 
 
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:

@@ -3,15 +3,18 @@ pools with different data dirs; and a Redis that wants a password, plainly and o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from shared.settings import Settings
 from tests import images
@@ -19,7 +22,7 @@ from tests.files import leftover_files
 from tests.ports import free_port
 from tests.processes import bench_load, slow_png
 from tests.redis_servers import DatabasePool, secured_redis
-from tests.s3_servers import object_keys
+from tests.s3_servers import object_keys, s3_client
 from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -160,3 +163,48 @@ def test_a_worker_host_that_dies_mid_job_leaves_no_object_behind(
         finally:
             for stack in (front, doomed_host, spare):
                 stack.stop()
+
+
+def test_a_waited_upload_rides_through_redis_to_a_worker_host_and_back(
+    redis_databases: DatabasePool, s3_bucket: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    with redis_databases.database() as url:
+        shared = replace(
+            Settings.from_env({}), redis_url=url, storage_url=f"s3://{s3_bucket}", retention_seconds=3,
+            sweep_interval_seconds=1,
+        )  # fmt: skip
+        front, worker_host = host(shared, tmp_path, "front"), host(shared, tmp_path, "worker")
+        connection = redis.Redis.from_url(url)
+        answers: list[httpx.Response] = []
+
+        def upload() -> None:
+            with httpx.Client(base_url=front.url, timeout=60) as http:
+                answers.append(http.post("/v1/jobs", params={"wait": 30}, content=images.jpeg(), headers={
+                    "content-type": "image/jpeg", "accept": "image/*"
+                }))  # fmt: skip
+
+        try:
+            front.start_api()
+            front.start_scheduler()
+            front.wait_ready_api()
+            waiting = threading.Thread(target=upload, daemon=True)
+            waiting.start()
+            assert eventually(lambda: len(connection.keys("imgpress:carried:*")) == 1, 20)
+            [carried] = connection.keys("imgpress:carried:*")
+            job_id = carried.decode().split(":")[2]
+            # Without the bucket's copy of the upload, only what Redis carries can be compressed.
+            s3_client(s3_endpoint).delete_object(Bucket=s3_bucket, Key=f"jobs/{job_id}/input")
+            worker_host.start_worker()
+            waiting.join(60)
+            [answer] = answers
+            assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+            assert json.loads(answer.headers["imgpress-job"])["id"] == job_id
+            assert connection.keys("imgpress:carried:*") == []
+            # The scheduler's expiry takes the output and the record.
+            assert eventually(lambda: object_keys(s3_endpoint, s3_bucket) == [], 20)
+            with httpx.Client(base_url=front.url, timeout=30) as http:
+                assert http.get(f"/v1/jobs/{job_id}").status_code == 410
+            assert connection.keys("imgpress:carried:*") == []
+        finally:
+            front.stop()
+            worker_host.stop()
