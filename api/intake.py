@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,10 +155,9 @@ def accept(
 def accept_variant(connection: Redis, settings: Settings, source: Job, options: Options) -> Job:
     """Queue a new job that compresses `source`'s stored upload again with other options.
 
-    The new job gets its own link to the upload's bytes, so either job may be deleted first;
-    JobExpired if the source no longer keeps them.
+    The new job gets its own copy of the upload (a hard link on the local disk, a copy inside
+    the bucket), so either job may be deleted first; JobExpired if the source no longer keeps it.
     """
-    original = storage.input_path(settings.data_dir, source.id)
     job = Job(
         id=storage.new_job_id(),
         status=JobStatus.QUEUED,
@@ -169,19 +166,15 @@ def accept_variant(connection: Redis, settings: Settings, source: Job, options: 
         options=options,
         owner=source.owner,
     )
-    temp = storage.temp_path(settings.data_dir)
+    store = blobs.store_for(settings)
     try:
-        os.link(original, temp)
+        store.duplicate(source.id, job.id, "input")
     except FileNotFoundError:
         raise JobExpired("This job no longer keeps its original (it failed or expired).") from None
-    except OSError:
-        shutil.copyfile(original, temp)  # a data dir whose filesystem cannot hard-link
     try:
-        storage.move_into_place(temp, storage.input_path(settings.data_dir, job.id))
         jobs.submit(connection, settings, job)
     except BaseException:
-        temp.unlink(missing_ok=True)
-        storage.delete_job_files(settings.data_dir, job.id)
+        store.delete(job.id)
         raise
     return job
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from functools import cache
@@ -42,6 +43,10 @@ class Blobs(Protocol):
 
     def save(self, data: bytes, job_id: str, kind: Kind) -> None:
         """Store bytes held in memory (the worker's encoded output) as the job's input or output."""
+
+    def duplicate(self, source_id: str, job_id: str, kind: Kind) -> None:
+        """Store a job's file as another job's too (a variant's input), without the bytes passing
+        through this process where the store can help it; each job may then be deleted first."""
 
     def local_copy(self, job_id: str, kind: Kind) -> AbstractContextManager[Path | bytes]:
         """The job's file's bytes on this host, for as long as the block runs: a file, or the bytes
@@ -93,6 +98,19 @@ class LocalBlobs:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull() from None
             raise
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def duplicate(self, source_id: str, job_id: str, kind: Kind) -> None:
+        source, temp = self._path(source_id, kind), storage.temp_path(self.data_dir)
+        try:
+            try:
+                os.link(source, temp)
+            except FileNotFoundError:
+                raise  # the source's file is gone: nothing to copy either
+            except OSError:  # a filesystem that cannot hard-link
+                shutil.copyfile(source, temp)
+            storage.move_into_place(temp, self._path(job_id, kind))
         finally:
             temp.unlink(missing_ok=True)
 

@@ -201,6 +201,10 @@ class S3Blobs:
                 # The bytes are in memory already; boto3 sends them in parts and aborts on failure.
                 self.s3.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self.transfer)
 
+    def duplicate(self, source_id: str, job_id: str, kind: Kind) -> None:
+        with translated():  # a copy inside the bucket: the bytes stay there
+            obstore.copy(self.store, self.key(source_id, kind), self.key(job_id, kind))
+
     @contextlib.contextmanager
     def local_copy(self, job_id: str, kind: Kind) -> Iterator[Path | bytes]:
         with translated():

@@ -181,6 +181,26 @@ def test_uploads_nobody_waits_for_and_large_ones_go_through_the_bucket_only(
         assert client.get(f"/v1/jobs/{finished}").json()["status"] == "finished"
 
 
+def test_a_variant_copies_the_upload_inside_the_bucket(
+    client: TestClient, s3_endpoint: str, s3_bucket: str, run_jobs: RunJobs
+) -> None:
+    first = upload(client, "photo.jpg")
+    run_jobs()
+    response = client.post(f"/v1/jobs/{first}/variants", data={"quality": "20", "format": "webp"})
+    assert response.status_code == 202, response.text
+    variant = response.json()["id"]
+    assert f"imgpress/jobs/{variant}/input" in object_keys(s3_endpoint, s3_bucket)
+    # Either may go first: each job has its own copy of the upload.
+    assert client.delete(f"/v1/jobs/{first}").status_code == 204
+    run_jobs()
+    done = client.get(f"/v1/jobs/{variant}").json()
+    assert done["status"] == "finished" and done["output"]["format"] == "webp"
+    assert client.get(f"/v1/jobs/{variant}/input").content == images.jpeg()
+    assert client.post(f"/v1/jobs/{first}/variants").status_code == 410
+    assert client.delete(f"/v1/jobs/{variant}").status_code == 204
+    assert object_keys(s3_endpoint, s3_bucket) == []
+
+
 def test_a_batch_archive_streams_from_the_bucket(
     client: TestClient, s3_endpoint: str, s3_bucket: str, run_jobs: RunJobs
 ) -> None:
