@@ -30,6 +30,11 @@ SHOTS = ROOT / "test-output" / "page"
 #: axe-core from npm, installed by scripts/test (scripts/_setup.sh, setup_axe).
 AXE = ROOT / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 20_000
+#: Files a user drops on the page: one that is no image, and names the server changes (a
+#: decomposed accent, as macOS stores names, and quotes).
+NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
+ACCENTED = "cafe\u0301.png"
+QUOTED = 'say "cheese".jpg'
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 File = tuple[str, str, bytes]

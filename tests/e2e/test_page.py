@@ -19,6 +19,7 @@ from PIL import Image
 from tests import images
 from tests.browser import (
     DESKTOP,
+    NOT_AN_IMAGE,
     PHONE,
     api_job,
     drop_copies,
@@ -40,7 +41,6 @@ expect = sync_api.expect
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTO = ROOT.parent / "shared" / "corpus" / "photos" / "kodim03.png"
-NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
 #: Names the server changes: a decomposed accent (as macOS stores it), quotes, a backslash, 230 characters.
 CHANGED_NAMES = ["cafe\u0301.png", 'say "cheese".jpg', "back\\slash.jpg", "long-" + "x" * 225 + ".jpg"]
 

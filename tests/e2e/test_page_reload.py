@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.browser import drop_files, open_page, rows, scan, shot, zip_entries
+from tests.browser import ACCENTED, NOT_AN_IMAGE, QUOTED, drop_files, open_page, rows, scan, shot, zip_entries
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, eventually, running_stack
 
@@ -25,10 +25,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
-#: A decomposed accent (as macOS stores names) and quotes: the server changes both.
-ACCENTED = "cafe\u0301.png"
-QUOTED = 'say "cheese".jpg'
 GONE = "Gone: the server no longer keeps this file."
 
 

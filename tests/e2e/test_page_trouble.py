@@ -16,7 +16,17 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.browser import api_job, drop_files, open_page, rows, shot, zip_entries
+from tests.browser import (
+    ACCENTED,
+    NOT_AN_IMAGE,
+    QUOTED,
+    api_job,
+    drop_files,
+    open_page,
+    rows,
+    shot,
+    zip_entries,
+)
 from tests.redis_servers import DatabasePool
 from tests.stack import Stack, running_stack
 
@@ -25,10 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-NOT_AN_IMAGE = b"shopping list: eggs, milk\n"
-#: A decomposed accent (as macOS stores names) and quotes: the server changes both.
-ACCENTED = "cafe\u0301.png"
-QUOTED = 'say "cheese".jpg'
 
 #: The saved drops as the page before parts saved them: each row's part left out.
 FORGET_PARTS = """() => {
