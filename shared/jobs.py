@@ -1,5 +1,6 @@
 """The job records in Redis (create, read, update with `SET ... XX`, delete), each change
-published on `names.EVENTS_CHANNEL` so waiting clients wake without polling."""
+published on `names.EVENTS_CHANNEL` so waiting clients wake without polling; and the upload
+and output bytes a waited-for job carries through Redis."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ class Carry:
     seconds: float
     output: bool
 
-    def kinds(self) -> str:
-        """Which of the job's files are carried: the compression task's meta (`names.CARRIED_META`)."""
-        return "input,output" if self.output else "input"
+    def meta(self) -> dict[str, object]:
+        """The compression task's RQ meta: which of the job's files are carried, and until when
+        (`names.CARRIED_META`, `names.CARRIED_UNTIL_META`)."""
+        kinds = "input,output" if self.output else "input"
+        return {names.CARRIED_META: kinds, names.CARRIED_UNTIL_META: time.time() + self.seconds}
 
 
 def submit(connection: Redis, settings: Settings, job: Job, carry: Carry | None = None) -> None:
@@ -55,7 +58,7 @@ def submit(connection: Redis, settings: Settings, job: Job, carry: Carry | None 
         pipe.zadd(names.EXPIRY_KEY, {job.id: provisional_expiry})
         if carry is not None:
             pipe.set(names.carried_key(job.id, "input"), carry.input, ex=max(1, math.ceil(carry.seconds)))
-        enqueue(connection, pipe, settings, job, record, carry.kinds() if carry else "")
+        enqueue(connection, pipe, settings, job, record, carry.meta() if carry else None)
         pipe.execute()
 
 
@@ -65,10 +68,10 @@ def enqueue(
     settings: Settings,
     job: Job,
     record: str | None = None,
-    carried: str = "",
+    meta: dict[str, object] | None = None,
 ) -> None:
     """Add queueing the job's compression to a transaction (a new job, or one queued again);
-    `carried` names the files carried through Redis (`Carry.kinds`)."""
+    `meta` says what it carries through Redis (`Carry.meta`)."""
     # The record goes with the task too, sparing the worker a read before it starts: only
     # workers change a record once queued (the API deletes; `SET ... XX` then sees it gone).
     Queue(names.QUEUE, connection=connection).enqueue(
@@ -76,7 +79,7 @@ def enqueue(
         job.id,
         record or json.dumps(job.to_dict()),
         # In the meta, not the arguments: a worker of an earlier release ignores it.
-        meta={names.CARRIED_META: carried} if carried else None,
+        meta=meta,
         job_id=job.id,
         job_timeout=settings.job_timeout_seconds,
         result_ttl=settings.retention_seconds,

@@ -50,13 +50,16 @@ GONE_SECONDS = 7 * 24 * 3600
 #: carried through Redis to the worker, and its output back, sparing a GET from the bucket each
 #: way; the bucket keeps both as for any job. Files up to this size are carried, ...
 CARRY_MAX_BYTES = 512 * 1024
-#: ... an output for this long after its job ends (the waiting request takes it at once), ...
+#: ... an output for at most this long after its job ends, never past its client's wait (the
+#: waiting request takes it at once), ...
 CARRY_OUTPUT_SECONDS = 10
 #: ... and at most this many waiting uploads of one API process at a time (Redis then holds at
 #: most this many times CARRY_MAX_BYTES for each API process).
 CARRY_MAX_WAITING = 64
-#: The key of a compression task's RQ meta that names the files it carries (`jobs.Carry.kinds`).
+#: The keys of a compression task's RQ meta that name the files it carries (`jobs.Carry.kinds`)
+#: and when its client stops waiting (epoch seconds).
 CARRIED_META = "carried"
+CARRIED_UNTIL_META = "carried_until"
 
 
 def job_key(job_id: str) -> str:

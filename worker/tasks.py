@@ -4,6 +4,7 @@ their dotted names (`shared.names`) and never imports this module."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from datetime import UTC, datetime
@@ -65,7 +66,7 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
     """
     config = settings()
     connection = _connection()
-    carried = _carried()
+    carried, until = _carried()
     try:
         job = jobs.parse(record) if record else jobs.load(connection, job_id)
     except (JobNotFound, JobExpired):
@@ -108,19 +109,23 @@ def compress(job_id: str, record: str | None = None) -> dict[str, Any]:
         if not start.result()[first]:
             return deleted(config, job_id)
         expires = time.time() + config.retention_seconds
-        # The upload stays in Redis only while its client waits: found gone, no one takes the output.
-        back = given is not None and "output" in carried and len(data) <= names.CARRY_MAX_BYTES
+        # The output goes back only while its client still waits (found gone, the upload says
+        # it stopped waiting before the job started), and for no longer.
+        waits = math.ceil(until - time.time())
+        back = given is not None and "output" in carried and waits > 0 and len(data) <= names.CARRY_MAX_BYTES
         # The waiting client hears of the end first; the metrics and log line follow.
         ended = job.finished(output, _timestamp(expires))
-        end(connection, config, ended, expires, claim, shared, data if back else None)
+        end(connection, config, ended, expires, claim, shared, data if back else None, waits)
         record_end(job, output, None, seconds)
     return {"status": "finished", "bytes": output.bytes}
 
 
-def _carried() -> str:
-    """Which of the current job's files are carried through Redis (`shared.jobs.Carry.kinds`)."""
+def _carried() -> tuple[str, float]:
+    """Which of the current job's files are carried through Redis, and until when its client
+    waits (`shared.jobs.Carry.meta`)."""
     job = get_current_job()
-    return str(job.meta.get(names.CARRIED_META, "")) if job is not None else ""
+    meta = job.meta if job is not None else {}
+    return str(meta.get(names.CARRIED_META, "")), float(meta.get(names.CARRIED_UNTIL_META, 0.0))
 
 
 def deleted(config: Settings, job_id: str) -> dict[str, Any]:
@@ -243,9 +248,11 @@ def end(
     claim: lease.Claim | None = None,
     shared: handoff.Handoff | None = None,
     carried: bytes | None = None,
+    carried_seconds: int = names.CARRY_OUTPUT_SECONDS,
 ) -> None:
     """Record a job's end and give back its lease in one transaction, with the output's bytes
-    for the waiting request if `carried`; then its expiry and webhooks.
+    for the waiting request if `carried` (kept at most `carried_seconds`); then its expiry and
+    webhooks.
 
     The record's expiry (the sweep's safety net) goes with it. rq-scheduler's expiry job follows
     in a transaction of its own, or, given the job's handoff (only from the job's own thread),
@@ -258,7 +265,8 @@ def end(
         if claim is not None:
             claim.give_back(pipe)
         if carried is not None:
-            pipe.set(names.carried_key(ended.id, "output"), carried, ex=names.CARRY_OUTPUT_SECONDS)
+            seconds = min(carried_seconds, names.CARRY_OUTPUT_SECONDS)
+            pipe.set(names.carried_key(ended.id, "output"), carried, ex=seconds)
         stored = pipe.execute()[0]
     if not stored:
         discard_files(config, ended.id)

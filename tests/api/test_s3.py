@@ -8,6 +8,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from tests.files import leftover_files
 from tests.ports import free_port
 from tests.s3_servers import object_keys, s3_client
 from tests.stack import eventually
+from worker import pipeline
 
 RunJobs = Callable[[], None]
 
@@ -67,15 +69,15 @@ def test_files_live_in_the_bucket_and_come_back_through_the_api(
 
 
 def upload_waiting(
-    client: TestClient, connection: redis.Redis, accept: str, count: int = 1
+    client: TestClient, connection: redis.Redis, accept: str, count: int = 1, wait: float = 20
 ) -> tuple[list[threading.Thread], list[httpx.Response]]:
-    """Photos uploaded with ?wait=20, each from a thread of its own, once their jobs are queued;
+    """Photos uploaded with ?wait=, each from a thread of its own, once their jobs are queued;
     the answers land in the list as the threads end."""
     answers: list[httpx.Response] = []
     headers = {"content-type": "image/jpeg", "accept": accept}
 
     def send() -> None:
-        answers.append(client.post("/v1/jobs?wait=20", content=images.jpeg(), headers=headers))
+        answers.append(client.post(f"/v1/jobs?wait={wait}", content=images.jpeg(), headers=headers))
 
     threads = [threading.Thread(target=send, daemon=True) for _ in range(count)]
     for thread in threads:
@@ -164,7 +166,26 @@ def test_a_carried_job_is_queued_with_the_arguments_workers_of_the_last_release_
     assert answers[0].status_code == 200 and answers[0].headers["content-type"] == "image/jpeg"
     # compress(job_id, record) is all an older worker takes: a third argument would fail the job
     # there (TypeError) until the sweep queued it again; what is carried goes in the job's meta.
-    assert queued.args == (queued.id, queued.args[1]) and queued.meta == {"carried": "input,output"}
+    assert queued.args == (queued.id, queued.args[1])
+    assert queued.meta["carried"] == "input,output" and queued.meta["carried_until"] > time.time() - 30
+
+
+def test_a_job_that_ends_after_its_client_stopped_waiting_sends_no_output_back(
+    client: TestClient, connection: redis.Redis, run_jobs: RunJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encode = pipeline.encode
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(2)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "encode", slow)
+    [waiting], answers = upload_waiting(client, connection, "image/*", wait=1)
+    run_jobs()  # it takes the upload from Redis within the wait, and ends after it
+    waiting.join(30)
+    assert answers[0].status_code == 202
+    assert client.get(f"/v1/jobs/{answers[0].json()['id']}").json()["status"] == "finished"
+    assert connection.keys("imgpress:carried:*") == []
 
 
 def test_uploads_nobody_waits_for_and_large_ones_go_through_the_bucket_only(
