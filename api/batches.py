@@ -14,7 +14,7 @@ from api.services import services
 from filestore import blobs
 from shared import batches, callbacks, jobs
 from shared.batches import Batch
-from shared.errors import BadOption, BatchNotFound, JobNotFinished
+from shared.errors import BadOption, BatchNotFound, JobNotFinished, JobNotFound
 from shared.resources import batch_resource, batch_url
 
 
@@ -102,6 +102,8 @@ async def get_jobs_archive(request: Request) -> Response:
     members = [job for job in loaded if job is not None and job.owner == owner]
     store = blobs.store_for(found.settings)
     ready = await run_in_threadpool(archives.finished, members, store)
+    if not members:  # none is the caller's: nothing to wait for either
+        raise JobNotFound("None of these jobs exists (or it belongs to another API key).")
     if not ready:
         raise JobNotFinished("None of these jobs has a finished image to download.")
     return await run_in_threadpool(archives.archive_response, ready, store, f"imgpress-{ready[0].id[:8]}.zip")

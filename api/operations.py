@@ -156,7 +156,13 @@ OPERATIONS: dict[Endpoint, Operation] = {
                 "content": {"application/zip": {"schema": schemas.BINARY}},
             }
         },
-        (errors.BadOption, errors.JobNotFinished, errors.ServiceUnavailable, errors.Overloaded),
+        (
+            errors.BadOption,
+            errors.JobNotFound,
+            errors.JobNotFinished,
+            errors.ServiceUnavailable,
+            errors.Overloaded,
+        ),
         accepted=params.ARCHIVE,
     ),
     observability.metrics: Operation(
