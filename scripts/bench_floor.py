@@ -2,7 +2,7 @@
 """The floor of the design (not a test): what one image costs the fixed parts of any Starlette +
 RQ service, against Pillow's own decode and encode of it, taking turns in one run.
 
-    .venv/bin/python scripts/bench_floor.py --redis-url redis://127.0.0.1:6379/15 [--count 2000]
+    .venv/bin/python scripts/bench_floor.py --redis-url redis://127.0.0.1:6391/15 [--count 2000]
 
 Per image: an empty Starlette request under uvicorn (the upload's bytes in, 40 KB out, 8
 clients); an RQ job that does nothing (its enqueue, a SimpleWorker's handling of it, and the
