@@ -134,6 +134,8 @@ $("api-key").addEventListener("input", () => setApiKey($("api-key").value.trim()
 async function restore() {
   const drops = saved();
   if (!drops.length) return;
+  // Kept in what is saved while the server is read: a drop made meanwhile must not replace them.
+  unread.push(...drops);
   const jobs = new Map();
   const batches = new Map();
   const locked = new Set(); // read with another key (or none): kept for when the key is typed
@@ -146,7 +148,8 @@ async function restore() {
         take(await json(path));
         return;
       } catch (error) {
-        if (error instanceof ApiError && error.status === 401) {
+        // With a key, a 404 is another key's job as likely as a gone one (gone reads 410).
+        if (error instanceof ApiError && (error.status === 401 || (error.status === 404 && apiKey()))) {
           locked.add(id);
           return;
         }
@@ -168,8 +171,11 @@ async function restore() {
   connection.back();
   const isLocked = (drop) =>
     drop.batches.some((id) => locked.has(id)) || drop.rows.some((entry) => locked.has(entry.batch || entry.id));
-  unread.push(...drops.filter(isLocked));
-  if (locked.size) showAlert("Some earlier results need this server's API key: enter it and reload.");
+  for (const drop of drops.filter((drop) => !isLocked(drop))) {
+    const at = unread.indexOf(drop);
+    if (at >= 0) unread.splice(at, 1);
+  }
+  if (locked.size) showAlert("Some earlier results need the API key they were sent with: enter it and reload.");
   for (const drop of [...drops].reverse()) if (!isLocked(drop)) restoreDrop(drop, jobs);
   remember();
   for (const id of batches.keys()) watchBatch(id);

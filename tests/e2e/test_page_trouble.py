@@ -132,8 +132,8 @@ def test_an_unreachable_api_is_retried(page: Any) -> None:
 def test_the_key_is_asked_for_and_used_as_typed(
     browser: Any, redis_databases: DatabasePool, tmp_path: Path
 ) -> None:
-    key = "page-test-key-0123456789"
-    for keyed in running_stack(redis_databases, tmp_path, api_keys=(key,)):
+    key, other = "page-test-key-0123456789", "page-test-key-another-one"
+    for keyed in running_stack(redis_databases, tmp_path, api_keys=(key, other)):
         page = open_page(browser, keyed)
         try:
             page.goto("/")
@@ -149,6 +149,15 @@ def test_the_key_is_asked_for_and_used_as_typed(
             expect(page.locator("#api-key")).to_be_focused()
             drop_files(page, [("three.jpg", "image/jpeg", images.jpeg())])
             expect(rows(page).first).to_have_attribute("data-state", "finished")
+            # Reloaded with another key, the results it cannot read are kept, not shown as gone.
+            page.locator("#api-key").fill(other)
+            page.reload()
+            expect(page.locator("#alert")).to_contain_text("need the API key they were sent with")
+            expect(page.get_by_text("Gone:")).to_have_count(0)
+            page.locator("#key-box summary").click()
+            page.locator("#api-key").fill(key)
+            page.reload()
+            expect(rows(page).filter(has_text="three.jpg")).to_have_attribute("data-state", "finished")
         finally:
             page.context.close()
 
