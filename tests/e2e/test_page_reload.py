@@ -243,3 +243,33 @@ def test_expired_results_and_files_not_yet_sent_after_a_reload(
             expect(page.locator("#totals")).to_have_text("No files yet.")
         finally:
             page.context.close()
+
+
+def test_a_drop_made_while_saved_ones_are_read_keeps_them(page: Any, stack: Stack) -> None:
+    page.goto("/")
+    drop_files(page, [("first.jpg", "image/jpeg", images.jpeg())])
+    expect(rows(page).first).to_have_attribute("data-state", "finished")
+    saved = '() => JSON.parse(localStorage.getItem("imgpress.results"))'
+    batch = page.evaluate(saved)[0]["batches"][0]
+    # The server does not answer for the saved drop yet; a new drop is made and saved meanwhile.
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route(f"**/v1/batches/{batch}", hold)
+    page.reload()
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page did not read the saved drop"
+    drop_files(page, [("second.jpg", "image/jpeg", images.jpeg(80))])
+    expect(rows(page).filter(has_text="second.jpg")).to_have_attribute("data-state", "finished")
+    assert len(page.evaluate(saved)) == 2
+    page.unroute(f"**/v1/batches/{batch}", hold)
+    page.reload()
+    for name in ("second.jpg", "first.jpg"):  # newest drop first
+        row = page.locator(".row").filter(has_text=name)
+        expect(row).to_have_attribute("data-state", "finished")
+    assert [title.strip() for title in page.locator(".batch h3").all_text_contents()] == ["1 file", "1 file"]
