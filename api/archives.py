@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from redis import Redis
 from starlette.responses import StreamingResponse
 from zipstream import ZIP_STORED, ZipStream
 
 from api.downloads import download_name
 from filestore.blobs import Blobs, Readable
+from shared import jobs
+from shared.errors import BadOption, JobNotFinished, JobNotFound
 from shared.schema import Job, JobStatus
 
 #: Bytes read from an output at a time while the archive is sent.
@@ -42,6 +45,26 @@ def finished(members: Iterable[Job | None], store: Blobs) -> list[Job]:
         for job in members
         if job is not None and job.status is JobStatus.FINISHED and store.exists(job.id, "output")
     ]
+
+
+def named(connection: Redis, store: Blobs, job_ids: list[str], owner: str | None, most: int) -> list[Job]:
+    """The caller's jobs among `job_ids` (each once, in order) whose output is there to be archived.
+
+    BadOption for no ids or more than `most`; JobNotFound when none is the caller's (another
+    key's job reads as one that never was); JobNotFinished when none of them has finished.
+    """
+    wanted = list(dict.fromkeys(job_ids))
+    if not wanted:
+        raise BadOption("Name the jobs to archive: ?job={id}&job={id}.")
+    if len(wanted) > most:
+        raise BadOption(f"At most {most} jobs per archive; ask for the others in another.")
+    members = [job for job in jobs.load_many(connection, wanted) if job is not None and job.owner == owner]
+    if not members:
+        raise JobNotFound("None of these jobs exists (or it belongs to another API key).")
+    ready = finished(members, store)
+    if not ready:
+        raise JobNotFinished("None of these jobs has a finished image to download.")
+    return ready
 
 
 def archive_response(members: list[Job], store: Blobs, filename: str) -> StreamingResponse:

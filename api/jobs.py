@@ -159,18 +159,19 @@ async def finished_output(request: Request, job_id: str) -> Response:
 
 
 async def output_response(
-    request: Request, job: Job, carried: bool = False, redirect: bool = True
+    request: Request, job: Job, from_redis: bool = False, redirect: bool = True
 ) -> Response:
-    """A finished job's output file as the response (downloads.result_response); if it was
-    `carried` through Redis for this request, from there; `redirect`: a presigned URL may
+    """A finished job's output file as the response (downloads.result_response): from Redis
+    if it was carried there for this request (`from_redis`); `redirect`: a presigned URL may
     answer instead."""
     found = services(request)
     store = blobs.store_for(found.settings)
     if store.local_path(job.id, "output") is not None:
         # A local file is read without a thread hop: typical outputs are one page-cache read.
         return result_response(request, job, store)
-    if carried and (data := await jobs.take_carried_async(found.async_redis, job.id, "output")) is not None:
-        return result_response(request, job, store, data)
+    carried = await jobs.take_carried_async(found.async_redis, job.id, "output") if from_redis else None
+    if carried is not None:
+        return result_response(request, job, store, carried)
     return await run_in_threadpool(result_response, request, job, store, None, redirect)
 
 
@@ -194,10 +195,10 @@ def prefers_image(accept: str) -> bool:
     return image > 0 and image > data
 
 
-async def output_answer(request: Request, job: Job, carried: bool = False) -> Response:
+async def output_answer(request: Request, job: Job, from_redis: bool = False) -> Response:
     """A finished job's output as the answer to its upload, the job resource in `Imgpress-Job`."""
     # The image itself, never a redirect: a client follows a 307 with its POST.
-    response = await output_response(request, job, carried, redirect=False)
+    response = await output_response(request, job, from_redis, redirect=False)
     response.headers["Location"] = job_url(job.id)
     response.headers["Imgpress-Job"] = json.dumps(resource(job), separators=(",", ":"))
     response.headers["Vary"] = "Accept"
@@ -213,18 +214,17 @@ async def create_job(request: Request) -> Response:
     """
     seconds = parse_wait(params.query(request, params.JOB_UPLOAD))
     image = prefers_image(request.headers.get("accept", ""))
-    carried = False
+    may_carry = False
     if seconds:
         job_id = storage.new_job_id()
-        with services(request).carrying.slot() as carried:
-            waiting = intake.Waiting(seconds, image) if carried else None
+        with services(request).carrying.slot() as may_carry:
+            waiting = intake.Waiting(seconds, image) if may_carry else None
             upload = submit_upload(request, params.JOB_UPLOAD, job_id=job_id, waiting=waiting)
             job = await wait_for_job(request, job_id, seconds, upload)
     else:
         job = await submit_upload(request, params.JOB_UPLOAD)
     if job.status is JobStatus.FINISHED and image:
-        carried = carried and job.input.bytes <= names.CARRY_MAX_BYTES
-        return await output_answer(request, job, carried)
+        return await output_answer(request, job, may_carry and job.input.bytes <= names.CARRY_MAX_BYTES)
     status = 200 if job.status.is_terminal else 202
     headers = {"Location": job_url(job.id), "Vary": "Accept"}
     return JSONResponse(resource(job), status_code=status, headers=headers)
