@@ -8,11 +8,11 @@ export function saved() {
   try {
     const found = JSON.parse(localStorage.getItem(KEY) || "[]");
     if (!Array.isArray(found)) return [];
-    // Saved by an earlier page: job ids only, shown as one drop.
+    // Saved by an earlier page: job ids only, shown as one drop with one ZIP button.
     if (found.some((entry) => typeof entry?.id === "string")) {
       const rows = found.filter((entry) => typeof entry?.id === "string");
       const batches = [...new Set(rows.map((entry) => entry.batch).filter(Boolean))];
-      return [{ title: "Earlier results", groups: batches.length, batches, rows }];
+      return [{ title: "Earlier results", groups: 1, batches, rows }];
     }
     return found.filter((drop) => Array.isArray(drop?.rows) && Array.isArray(drop.batches));
   } catch {

@@ -273,3 +273,27 @@ def test_a_drop_made_while_saved_ones_are_read_keeps_them(page: Any, stack: Stac
         row = page.locator(".row").filter(has_text=name)
         expect(row).to_have_attribute("data-state", "finished")
     assert [title.strip() for title in page.locator(".batch h3").all_text_contents()] == ["1 file", "1 file"]
+
+
+def test_results_saved_by_the_previous_page_come_back_with_one_zip(
+    page: Any, stack: Stack, tmp_path: Path
+) -> None:
+    page.goto("/")
+    photo = images.encode(images.photo(), "PNG")
+    drop_files(page, [(ACCENTED, "image/png", photo), (QUOTED, "image/jpeg", images.jpeg())])
+    expect(page.locator('.row[data-state="finished"]')).to_have_count(2)
+    # The previous page saved [{id, batch, name}] per row; here as if each was uploaded alone.
+    page.evaluate(
+        """() => {
+            const rows = [...document.querySelectorAll(".row")].map((row) => row.dataset.job);
+            localStorage.setItem("imgpress.results", JSON.stringify(
+                rows.map((id, index) => ({ id, batch: null, name: `row ${index}` })),
+            ));
+        }"""
+    )
+    page.reload()
+    expect(page.locator(".batch h3")).to_have_text(["Earlier results"])
+    expect(page.locator('.row[data-state="finished"]')).to_have_count(2)
+    expect(page.locator(".batch .zips button")).to_have_count(1)
+    names = zip_entries(page, page.locator(".batch").first, tmp_path / "earlier.zip")
+    assert sorted(names) == sorted(["café.png", QUOTED])
