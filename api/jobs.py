@@ -18,7 +18,7 @@ from api.downloads import input_response, result_response
 from api.params import MAX_WAIT_SECONDS, Accepted, Fields
 from api.services import services
 from filestore import blobs
-from shared import callbacks, jobs, names, storage
+from shared import callbacks, jobs, storage
 from shared.errors import BadOption, JobFailed, JobNotFinished, JobNotFound
 from shared.options import Options
 from shared.resources import job_resource as resource
@@ -162,8 +162,8 @@ async def output_response(
     request: Request, job: Job, from_redis: bool = False, redirect: bool = True
 ) -> Response:
     """A finished job's output file as the response (downloads.result_response): from Redis
-    if it was carried there for this request (`from_redis`); `redirect`: a presigned URL may
-    answer instead."""
+    if it is there (`from_redis`: this request's upload may have been carried); `redirect`: a
+    presigned URL may answer instead."""
     found = services(request)
     store = blobs.store_for(found.settings)
     if store.local_path(job.id, "output") is not None:
@@ -224,7 +224,7 @@ async def create_job(request: Request) -> Response:
     else:
         job = await submit_upload(request, params.JOB_UPLOAD)
     if job.status is JobStatus.FINISHED and image:
-        return await output_answer(request, job, may_carry and job.input.bytes <= names.CARRY_MAX_BYTES)
+        return await output_answer(request, job, may_carry)
     status = 200 if job.status.is_terminal else 202
     headers = {"Location": job_url(job.id), "Vary": "Accept"}
     return JSONResponse(resource(job), status_code=status, headers=headers)

@@ -130,9 +130,10 @@ async def load_async(connection: AsyncRedis, job_id: str) -> Job:
 
 def load_many(connection: Redis, job_ids: list[str]) -> list[Job | None]:
     """The jobs with these ids, in order, in one round trip; None for an id no job has."""
-    keys = [names.job_key(job_id) for job_id in job_ids if storage.is_job_id(job_id)]
-    found = dict(zip(keys, connection.mget(keys), strict=True)) if keys else {}
-    return [None if (raw := found.get(names.job_key(job_id))) is None else parse(raw) for job_id in job_ids]
+    valid = [job_id for job_id in job_ids if storage.is_job_id(job_id)]
+    records = connection.mget([names.job_key(job_id) for job_id in valid]) if valid else []
+    found = dict(zip(valid, records, strict=True))
+    return [None if (raw := found.get(job_id)) is None else parse(raw) for job_id in job_ids]
 
 
 def from_lookup(raw: bytes | str | None, gone: bytes | None) -> Job:
