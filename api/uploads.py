@@ -9,6 +9,7 @@ import re
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import IO
 
@@ -154,7 +155,20 @@ async def receive(request: Request, settings: Settings, filename: str = "") -> U
 
 
 def _disposition_filename(request: Request) -> str:
-    _, params = parse_options_header(request.headers.get("content-disposition", ""))
+    """A raw upload's name from its Content-Disposition: `filename*` (RFC 6266, e.g.
+    `UTF-8''caf%C3%A9.jpg`) before `filename`."""
+    header = request.headers.get("content-disposition", "")
+    if "filename*" in header.lower():
+        message = Message()
+        message["content-disposition"] = header
+        for name, value in message.get_params([], header="content-disposition"):
+            if name == "filename" and isinstance(value, tuple):  # the RFC 2231 form
+                charset, _, encoded = value
+                try:
+                    return encoded.encode("latin-1").decode(charset or "utf-8")
+                except (LookupError, UnicodeError):
+                    break  # not what its charset says: the plain name, if any
+    _, params = parse_options_header(header)
     raw = params.get(b"filename")
     return raw.decode("utf-8", "replace") if raw else ""
 

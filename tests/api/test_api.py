@@ -77,6 +77,28 @@ def test_raw_upload_name_from_content_disposition(client: TestClient) -> None:
     assert response.json()["input"]["filename"] == "x.jpeg"
 
 
+@pytest.mark.parametrize(
+    ("disposition", "name"),
+    [
+        # RFC 6266's form for names beyond ASCII, as curl users and HTTP libraries write it; a
+        # decomposed accent is stored composed.
+        ("attachment; filename*=UTF-8''cafe%CC%81%20%22cr%C3%A8me%22.png", 'café "crème".png'),
+        # Both: the extended name wins, the plain one is the fallback for old servers.
+        ("attachment; filename=\"cafe.png\"; filename*=UTF-8''caf%C3%A9.png", "café.png"),
+        # Bytes that are not what their charset says: the plain name.
+        ("attachment; filename=\"plain.png\"; filename*=UTF-8''%FF%FE.png", "plain.png"),
+        ("attachment; filename*=UTF-8''..%2F..%2Fetc%2Fx.png", "x.png"),
+    ],
+)
+def test_raw_upload_name_from_an_extended_content_disposition(
+    client: TestClient, disposition: str, name: str
+) -> None:
+    headers = {"content-type": "image/png", "content-disposition": disposition}
+    response = client.post("/v1/jobs", content=images.encode(images.photo(), "PNG"), headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["input"]["filename"] == name
+
+
 def test_full_flow_finishes_and_downloads_smaller_image(client: TestClient, run_jobs: RunJobs) -> None:
     job = upload(client, images.jpeg(), quality="60")
     run_jobs()
